@@ -1,0 +1,681 @@
+"""CNNClassifier: a configurable Keras CNN with the scikit-learn classifier API.
+
+This is the only module of skimgclf that imports keras and scikeras. scikeras
+0.13 is no longer maintained and gets several scikit-learn contracts wrong;
+each one is fixed here (see ``CNNClassifier`` notes) so that the rest of the
+package never depends on scikeras' behaviour.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+import os
+import random
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from scikeras.wrappers import KerasClassifier  # noqa: E402
+from sklearn.base import BaseEstimator, ClassifierMixin  # noqa: E402
+from sklearn.exceptions import NotFittedError  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+from sklearn.utils._param_validation import Interval, StrOptions  # noqa: E402
+from sklearn.utils._tags import ClassifierTags  # noqa: E402
+from sklearn.utils.validation import check_consistent_length, column_or_1d  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+__all__ = ["CNNClassifier", "build_cnn"]
+
+_OPTIMIZERS = {"adam", "adamw", "nadam", "rmsprop", "sgd"}
+_ACTIVATIONS = {"relu", "elu", "selu", "gelu", "silu", "swish", "tanh", "sigmoid", "leaky_relu", "mish"}
+
+
+# --------------------------------------------------------------------- seeding
+@contextlib.contextmanager
+def _seeded(seed):
+    """Seed Python, NumPy, TensorFlow and Keras for the duration of a block.
+
+    Unlike scikeras' ``tensorflow_random_state`` this switches on no global
+    determinism flag and, on exit, gives the process back its unseeded random
+    state: a later fit with ``random_state=None`` is random again and may use
+    dropout or shuffling freely.
+    """
+    if seed is None:
+        yield
+        return
+    import tensorflow as tf
+    from keras.src.backend.common import global_state
+
+    py_state, np_state = random.getstate(), np.random.get_state()
+    keras.utils.set_random_seed(int(seed))
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        tf.random.set_seed(None)
+        global_state.set_global_attribute("global_random_seed", None)
+        global_state.set_global_attribute("global_seed_generator", None)
+
+
+# ----------------------------------------------------------------- the network
+def build_cnn(
+    input_shape,
+    n_classes,
+    *,
+    conv_blocks=2,
+    filters=32,
+    convs_per_block=1,
+    kernel_size=3,
+    pooling="max",
+    batch_norm=True,
+    conv_dropout=0.0,
+    global_pooling="auto",
+    hidden_layers=1,
+    units=128,
+    activation="relu",
+    dropout=0.3,
+    random_shift=0.0,
+    random_rotation=0.0,
+    random_zoom=0.0,
+    random_flip=None,
+    name="cnn",
+):
+    """Build (uncompiled) the Keras CNN that :class:`CNNClassifier` trains.
+
+    The network adapts to ``input_shape``: a block pools only while the
+    feature map is at least twice the pool size, so small images (8x8) are
+    never pooled into nothing, and large feature maps are averaged globally
+    instead of flattened so the dense head stays small.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        ``(height, width, channels)``.
+    n_classes : int
+        Number of softmax outputs.
+    conv_blocks, filters, convs_per_block, kernel_size, pooling, batch_norm, \
+conv_dropout, global_pooling, hidden_layers, units, activation, dropout, \
+random_shift, random_rotation, random_zoom, random_flip
+        See :class:`CNNClassifier`.
+    name : str, default="cnn"
+        Name of the Keras model.
+
+    Returns
+    -------
+    keras.Model
+        The functional model, mapping images to class probabilities.
+    """
+    h, w, c = (int(v) for v in input_shape)
+    inputs = keras.Input(shape=(h, w, c), name="images")
+    x = inputs
+    # Augmentation layers are active only in training (Keras skips them in
+    # inference), so predictions are never perturbed.
+    if random_shift:
+        x = keras.layers.RandomTranslation(random_shift, random_shift, fill_mode="constant")(x)
+    if random_rotation:
+        x = keras.layers.RandomRotation(random_rotation, fill_mode="constant")(x)
+    if random_zoom:
+        x = keras.layers.RandomZoom(random_zoom, fill_mode="constant")(x)
+    if random_flip:
+        x = keras.layers.RandomFlip(random_flip)(x)
+
+    block_filters = list(filters) if isinstance(filters, (list, tuple)) else [
+        int(filters) * 2**b for b in range(conv_blocks)
+    ]
+    size_h, size_w = h, w
+    for b in range(conv_blocks):
+        k = min(int(kernel_size), size_h, size_w) if size_h > 1 and size_w > 1 else 1
+        for _ in range(convs_per_block):
+            x = keras.layers.Conv2D(block_filters[b], k, padding="same", use_bias=not batch_norm)(x)
+            if batch_norm:
+                x = keras.layers.BatchNormalization(momentum=0.9)(x)
+            x = keras.layers.Activation(activation)(x)
+        if pooling is not None and size_h >= 4 and size_w >= 4:
+            layer = keras.layers.MaxPooling2D if pooling == "max" else keras.layers.AveragePooling2D
+            x = layer(2)(x)
+            size_h, size_w = size_h // 2, size_w // 2
+        if conv_dropout:
+            x = keras.layers.Dropout(conv_dropout)(x)
+
+    head = global_pooling
+    if head == "auto":
+        head = "flatten" if size_h * size_w <= 64 else "avg"
+    if head == "flatten":
+        x = keras.layers.Flatten()(x)
+    elif head == "avg":
+        x = keras.layers.GlobalAveragePooling2D()(x)
+    else:
+        x = keras.layers.GlobalMaxPooling2D()(x)
+
+    layer_units = list(units) if isinstance(units, (list, tuple)) else [int(units)] * hidden_layers
+    for u in layer_units:
+        x = keras.layers.Dense(u, use_bias=not batch_norm)(x)
+        if batch_norm:
+            x = keras.layers.BatchNormalization(momentum=0.9)(x)
+        x = keras.layers.Activation(activation)(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout)(x)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+class _EpochBar(keras.callbacks.Callback):
+    """One tqdm bar over epochs, with the latest metrics as its postfix."""
+
+    def __init__(self, epochs, initial_epoch=0):
+        super().__init__()
+        self.bar = tqdm(total=epochs, initial=initial_epoch, desc="training", unit="epoch",
+                        disable=not sys.stderr.isatty(), leave=False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.bar.set_postfix({k: f"{v:.4f}" for k, v in (logs or {}).items() if k != "learning_rate"})
+        self.bar.update(1)
+
+    def on_train_end(self, logs=None):
+        self.bar.close()
+
+
+def _positive_ints(value):
+    return isinstance(value, (list, tuple)) and len(value) > 0 and all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in value
+    )
+
+
+# ------------------------------------------------------------------ the wrapper
+class CNNClassifier(KerasClassifier):
+    """A convolutional network image classifier with the scikit-learn API.
+
+    A :class:`scikeras.wrappers.KerasClassifier` whose architecture is plain
+    constructor parameters, so :class:`~sklearn.model_selection.GridSearchCV`
+    can vary layers, units and activations. It takes 4-D image arrays
+    ``(n_samples, height, width, channels)`` such as those of
+    :class:`~skimgclf.ImageFolderLoader`, and labels of any type.
+
+    The network: optional augmentation layers (active only while training),
+    ``conv_blocks`` blocks of ``convs_per_block`` convolutions (with batch
+    normalisation and ``activation``) each followed by pooling while the map
+    is large enough, then ``hidden_layers`` dense layers of ``units`` with
+    dropout, and a softmax over the classes.
+
+    Parameters
+    ----------
+    conv_blocks : int, default=2
+        Number of convolution blocks.
+    filters : int or list of int, default=32
+        Filters of the first block, doubled in each later block; or one
+        value per block.
+    convs_per_block : int, default=1
+        Convolution layers in each block.
+    kernel_size : int, default=3
+        Side of the square convolution kernels (reduced for tiny maps).
+    pooling : {"max", "avg"} or None, default="max"
+        2x2 pooling after each block, skipped where the map is smaller than 4.
+    batch_norm : bool, default=True
+        Batch normalisation after each convolution and hidden dense layer.
+    conv_dropout : float, default=0.0
+        Dropout rate after each convolution block.
+    global_pooling : {"auto", "flatten", "avg", "max"}, default="auto"
+        How the last feature map becomes a vector. ``"auto"`` flattens maps of
+        at most 64 positions and averages larger ones.
+    hidden_layers : int, default=1
+        Number of dense hidden layers.
+    units : int or list of int, default=128
+        Units of each hidden layer (or one value per layer).
+    activation : str, default="relu"
+        Activation of the convolution and hidden layers, e.g. ``"relu"``,
+        ``"elu"``, ``"gelu"``, ``"tanh"``.
+    dropout : float, default=0.3
+        Dropout rate after each hidden dense layer.
+    random_shift : float, default=0.1
+        Training-time random translation, as a fraction of height and width.
+    random_rotation : float, default=0.03
+        Training-time random rotation, as a fraction of a full turn.
+    random_zoom : float, default=0.1
+        Training-time random zoom, as a fraction.
+    random_flip : {"horizontal", "vertical", "horizontal_and_vertical"} or None, default=None
+        Training-time random flips (off by default: digits and text must not be flipped).
+    optimizer : {"adam", "adamw", "nadam", "rmsprop", "sgd"}, default="adam"
+        Keras optimizer.
+    learning_rate : float, default=0.002
+        Initial learning rate.
+    lr_schedule : {"cosine", "constant"}, default="cosine"
+        ``"cosine"`` decays the learning rate to zero over ``epochs``.
+    epochs : int, default=15
+        Maximum number of passes over the training data.
+    batch_size : int, default=64
+        Samples per gradient step.
+    validation_split : float, default=0.1
+        Fraction of the training data held out, stratified and drawn with
+        ``random_state``, to monitor validation loss and accuracy. ``0``
+        trains on everything.
+    early_stopping : bool, default=True
+        Stop when the validation loss has not improved for ``patience``
+        epochs and restore the best weights (needs ``validation_split > 0``).
+    patience : int, default=4
+        Epochs without improvement before early stopping.
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in the loss, as in scikit-learn.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling, dropout, augmentation and the
+        validation split. The same value and data give identical predictions;
+        the seed does not leak into later fits.
+    verbose : int, default=0
+        ``0`` silent, ``1`` a progress bar over epochs (on a terminal),
+        ``2`` one line per epoch from Keras.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels, sorted.
+    n_classes_ : int
+        Number of classes.
+    model_ : keras.Model
+        The trained network.
+    history_ : dict of list of float
+        Per-epoch ``loss``, ``accuracy``, and ``val_loss``, ``val_accuracy``
+        when a validation split is used.
+    image_shape_ : tuple of int
+        ``(height, width, channels)`` of the training images.
+
+    See Also
+    --------
+    skimgclf.ImageFolderLoader : Turns a table of image ids into the input array.
+
+    Notes
+    -----
+    Fixes over scikeras 0.13: the estimator is a classifier to scikit-learn
+    (``is_classifier``, stratified CV, calibration, voting, stacking);
+    ``predict_proba`` is always 2-D; seeding does not leak into later fits;
+    any numeric dtype is accepted at predict time; the validation split is
+    stratified and random; every parameter is an explicit, cloneable
+    constructor argument.
+
+    Input scaling: unsigned 8- and 16-bit integer arrays are scaled to [0, 1]
+    (as the loader does); other dtypes are used as they are.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skimgclf import CNNClassifier
+    >>> digits = load_digits()
+    >>> X = (digits.images / 16.0)[..., None]
+    >>> clf = CNNClassifier(epochs=2, random_state=0).fit(X[:500], digits.target[:500])
+    >>> clf.predict_proba(X[:1]).shape
+    (1, 10)
+    """
+
+    # scikeras reads these; they are fixed by this subclass, not parameters.
+    model = None
+    build_fn = None
+    warm_start = False
+    loss = "sparse_categorical_crossentropy"
+    metrics = None
+    callbacks = None
+    shuffle = True
+    run_eagerly = False
+    validation_batch_size = None
+
+    _parameter_constraints = {
+        "conv_blocks": [Interval(numbers.Integral, 0, None, closed="left")],
+        "filters": [Interval(numbers.Integral, 1, None, closed="left"), list, tuple],
+        "convs_per_block": [Interval(numbers.Integral, 1, None, closed="left")],
+        "kernel_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "pooling": [StrOptions({"max", "avg"}), None],
+        "batch_norm": ["boolean"],
+        "conv_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+        "global_pooling": [StrOptions({"auto", "flatten", "avg", "max"})],
+        "hidden_layers": [Interval(numbers.Integral, 0, None, closed="left")],
+        "units": [Interval(numbers.Integral, 1, None, closed="left"), list, tuple],
+        "activation": [StrOptions(_ACTIVATIONS)],
+        "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+        "random_shift": [Interval(numbers.Real, 0, 1, closed="both")],
+        "random_rotation": [Interval(numbers.Real, 0, 1, closed="both")],
+        "random_zoom": [Interval(numbers.Real, 0, 1, closed="left")],
+        "random_flip": [StrOptions({"horizontal", "vertical", "horizontal_and_vertical"}), None],
+        "optimizer": [StrOptions(_OPTIMIZERS)],
+        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "lr_schedule": [StrOptions({"cosine", "constant"})],
+        "epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "validation_split": [Interval(numbers.Real, 0, 1, closed="left")],
+        "early_stopping": ["boolean"],
+        "patience": [Interval(numbers.Integral, 0, None, closed="left")],
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        *,
+        conv_blocks=2,
+        filters=32,
+        convs_per_block=1,
+        kernel_size=3,
+        pooling="max",
+        batch_norm=True,
+        conv_dropout=0.0,
+        global_pooling="auto",
+        hidden_layers=1,
+        units=128,
+        activation="relu",
+        dropout=0.3,
+        random_shift=0.1,
+        random_rotation=0.03,
+        random_zoom=0.1,
+        random_flip=None,
+        optimizer="adam",
+        learning_rate=0.002,
+        lr_schedule="cosine",
+        epochs=15,
+        batch_size=64,
+        validation_split=0.1,
+        early_stopping=True,
+        patience=4,
+        class_weight=None,
+        random_state=None,
+        verbose=0,
+    ):
+        # Deliberately not calling KerasClassifier.__init__: it would store
+        # parameters of its own (model, loss, ...) and swallow **kwargs.
+        self.conv_blocks = conv_blocks
+        self.filters = filters
+        self.convs_per_block = convs_per_block
+        self.kernel_size = kernel_size
+        self.pooling = pooling
+        self.batch_norm = batch_norm
+        self.conv_dropout = conv_dropout
+        self.global_pooling = global_pooling
+        self.hidden_layers = hidden_layers
+        self.units = units
+        self.activation = activation
+        self.dropout = dropout
+        self.random_shift = random_shift
+        self.random_rotation = random_rotation
+        self.random_zoom = random_zoom
+        self.random_flip = random_flip
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.lr_schedule = lr_schedule
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.validation_split = validation_split
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.class_weight = class_weight
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- scikit-learn plumbing that scikeras gets wrong ----------------------------
+    # Parameters are the named constructor arguments (scikeras lists whatever
+    # sits in __dict__), set_params rejects unknown names, repr is sklearn's.
+    _get_param_names = classmethod(BaseEstimator._get_param_names.__func__)
+    set_params = BaseEstimator.set_params
+    __repr__ = BaseEstimator.__repr__
+    score = ClassifierMixin.score
+
+    def __sklearn_tags__(self):
+        # KerasClassifier lists ClassifierMixin after BaseEstimator, so
+        # scikit-learn never sees it as a classifier; declare it here.
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "classifier"
+        tags.classifier_tags = ClassifierTags()
+        tags.target_tags.required = True
+        tags.input_tags.two_d_array = False
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+    def _check_params(self):
+        self._validate_params()
+        for name, count in (("filters", self.conv_blocks), ("units", self.hidden_layers)):
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)) and not (_positive_ints(value) and len(value) == count):
+                other = "conv_blocks" if name == "filters" else "hidden_layers"
+                raise ValueError(
+                    f"The '{name}' parameter of CNNClassifier must be a positive int or a list of "
+                    f"{count} positive ints (one per {other[:-1].replace('_', ' ')}, {other}={count}). "
+                    f"Got {value!r} instead."
+                )
+
+    def _seed(self):
+        rs = self.random_state
+        if isinstance(rs, np.random.RandomState):
+            return int(rs.randint(np.iinfo(np.int32).max))
+        return None if rs is None else int(rs)
+
+    # -- data checks ---------------------------------------------------------------
+    def _check_images(self, X, reset):
+        if hasattr(X, "columns") or (hasattr(X, "dtype") and getattr(X, "ndim", 0) == 1
+                                     and not np.issubdtype(X.dtype, np.number)):
+            raise ValueError(
+                "CNNClassifier takes an array of images (n_samples, height, width, channels); "
+                "to pass a table of image ids, put an ImageFolderLoader before it in a pipeline"
+            )
+        X = np.asarray(X)
+        if X.dtype.kind not in "biuf":
+            raise ValueError(f"X must hold numbers; got an array of dtype {X.dtype}")
+        expected = getattr(self, "image_shape_", None)
+        if X.ndim != 4:
+            hint = ""
+            if X.ndim == 3:
+                hint = (" For a single image use X[np.newaxis]; for a stack of grayscale images "
+                        "without a channel axis use X[..., np.newaxis].")
+            raise ValueError(
+                f"X must be a 4-D array (n_samples, height, width, channels); got {X.ndim}-D "
+                f"shape {X.shape}." + hint
+            )
+        if X.shape[0] == 0:
+            raise ValueError("X holds no images (0 samples)")
+        if not reset and expected is not None and tuple(X.shape[1:]) != tuple(expected):
+            raise ValueError(
+                f"X has images of shape {tuple(X.shape[1:])} (height, width, channels), but this "
+                f"CNNClassifier was trained on {tuple(expected)}; load them with the same "
+                "target_size and color_mode"
+            )
+        if X.dtype == np.uint8:
+            X = X.astype(np.float32) / np.float32(255)
+        elif X.dtype == np.uint16:
+            X = X.astype(np.float32) / np.float32(65535)
+        else:
+            X = X.astype(np.float32, copy=False)
+        if not np.isfinite(X).all():
+            raise ValueError("X contains NaN or infinity")
+        if reset:
+            self.image_shape_ = tuple(int(v) for v in X.shape[1:])
+            self.X_shape_ = X.shape
+            self.X_dtype_ = X.dtype
+        return X
+
+    def _validate_data(self, X=None, y=None, reset=False, y_numeric=False):
+        # Replaces scikeras' check, which refuses float64 after float32 and
+        # knows nothing about image shapes.
+        if X is not None:
+            X = self._check_images(X, reset)
+        if y is not None:
+            y = column_or_1d(np.asarray(y), warn=True)
+            if y.dtype.kind == "f" and np.isnan(y).any():
+                raise ValueError(f"y has a missing label (NaN) at row {int(np.flatnonzero(np.isnan(y))[0])}")
+            if y.dtype == object:
+                bad = [i for i, v in enumerate(y) if v is None or (isinstance(v, float) and v != v) or v == ""]
+                if bad:
+                    raise ValueError(f"y has a missing or empty label at row {bad[0]}")
+            if reset:
+                classes = np.unique(y)
+                if classes.size < 2:
+                    raise ValueError(
+                        f"y has a single class ({classes[0]!r}); a classifier needs at least 2"
+                    )
+                self.target_type_ = self._type_of_target(y)
+                self.y_dtype_ = y.dtype
+                self.y_ndim_ = y.ndim
+            if X is not None:
+                check_consistent_length(X, y)
+        return X, y
+
+    # -- building and training -----------------------------------------------------
+    def _build_keras_model(self):
+        # scikeras would wrap this in its leaking tensorflow_random_state.
+        keras.backend.clear_session(free_memory=False)
+        return self._keras_build_fn(meta=self._get_metadata())
+
+    def _keras_build_fn(self, meta):
+        model = build_cnn(
+            meta["image_shape_"],
+            int(meta["n_classes_"]),
+            conv_blocks=self.conv_blocks,
+            filters=self.filters,
+            convs_per_block=self.convs_per_block,
+            kernel_size=self.kernel_size,
+            pooling=self.pooling,
+            batch_norm=self.batch_norm,
+            conv_dropout=self.conv_dropout,
+            global_pooling=self.global_pooling,
+            hidden_layers=self.hidden_layers,
+            units=self.units,
+            activation=self.activation,
+            dropout=self.dropout,
+            random_shift=self.random_shift,
+            random_rotation=self.random_rotation,
+            random_zoom=self.random_zoom,
+            random_flip=self.random_flip,
+        )
+        model.compile(
+            optimizer=self._make_optimizer(meta["n_train_steps_"]),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        return model
+
+    def _make_optimizer(self, total_steps):
+        lr = float(self.learning_rate)
+        if self.lr_schedule == "cosine":
+            lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, int(total_steps)))
+        classes = {
+            "adam": keras.optimizers.Adam,
+            "adamw": keras.optimizers.AdamW,
+            "nadam": keras.optimizers.Nadam,
+            "rmsprop": keras.optimizers.RMSprop,
+            "sgd": lambda learning_rate: keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True),
+        }
+        return classes[self.optimizer](learning_rate=lr)
+
+    def fit(self, X, y, sample_weight=None, **kwargs):
+        """Build a new network and train it on images ``X`` and labels ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width, channels)
+            Training images, any numeric dtype (see Notes on scaling).
+        y : array-like of shape (n_samples,)
+            Class labels: strings, integers, at least two classes.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples in the loss.
+        **kwargs : dict
+            Extra arguments for :meth:`keras.Model.fit` (advanced use).
+
+        Returns
+        -------
+        self : CNNClassifier
+            The fitted classifier.
+        """
+        self._check_params()
+        X = self._check_images(X, reset=True)
+        seed = self._fit_seed_ = self._seed()
+        self._split_ = self._validation_indices(X, y, seed)
+        n_train = X.shape[0] - (0 if self._split_ is None else len(self._split_[1]))
+        self.n_train_steps_ = math.ceil(n_train / self.batch_size) * self.epochs
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight, dtype=np.float32).copy()
+        with _seeded(seed):
+            super().fit(X, y, sample_weight=sample_weight, **kwargs)
+        del self._split_
+        return self
+
+    def _validation_indices(self, X, y, seed):
+        """Stratified (train, validation) row indices, or None without a split."""
+        if not self.validation_split:
+            return None
+        y = column_or_1d(np.asarray(y), warn=False)
+        n = len(y)
+        n_val = int(math.ceil(self.validation_split * n))
+        if n_val < 1 or n - n_val < 1:
+            return None
+        _, counts = np.unique(y, return_counts=True)
+        stratify = y if counts.min() >= 2 and n_val >= counts.size and n - n_val >= counts.size else None
+        return train_test_split(np.arange(n), test_size=n_val, stratify=stratify,
+                                random_state=seed if seed is not None else np.random.randint(2**31 - 1))
+
+    def _fit_keras_model(self, X, y, sample_weight, warm_start, epochs, initial_epoch, **kwargs):
+        callbacks = []
+        fit_args = dict(batch_size=self.batch_size, epochs=initial_epoch + epochs,
+                        initial_epoch=initial_epoch, shuffle=True,
+                        verbose=2 if self.verbose >= 2 else 0)
+        split = getattr(self, "_split_", None)
+        if split is not None:
+            train, val = split
+            val_data = (X[val], y[val]) if sample_weight is None else (X[val], y[val], sample_weight[val])
+            X, y = X[train], y[train]
+            if sample_weight is not None:
+                sample_weight = sample_weight[train]
+            fit_args["validation_data"] = val_data
+            if self.early_stopping:
+                callbacks.append(keras.callbacks.EarlyStopping(
+                    monitor="val_loss", patience=self.patience, restore_best_weights=True))
+        if self.verbose == 1:
+            callbacks.append(_EpochBar(initial_epoch + epochs, initial_epoch))
+        fit_args.update(kwargs)
+        fit_args["callbacks"] = callbacks + list(fit_args.get("callbacks") or [])
+        hist = self.model_.fit(X, y, sample_weight=sample_weight, **fit_args)
+        self.history_ = {k: [float(v) for v in vals] for k, vals in hist.history.items()
+                         if k != "learning_rate"}
+
+    # -- prediction ------------------------------------------------------------------
+    def _predict_raw(self, X, **kwargs):
+        if not hasattr(self, "model_"):
+            raise NotFittedError(
+                "This CNNClassifier instance is not fitted yet. Call 'fit' with appropriate "
+                "arguments before using this estimator."
+            )
+        X = self._check_images(X, reset=False)
+        proba = self.model_.predict(X, batch_size=max(256, self.batch_size), verbose=0, **kwargs)
+        return np.asarray(proba, dtype=np.float32).reshape(X.shape[0], -1)
+
+    def predict_proba(self, X, **kwargs):
+        """Class probabilities of images ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width, channels)
+            Images of the training shape, any numeric dtype.
+        **kwargs : dict
+            Extra arguments for :meth:`keras.Model.predict` (advanced use).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Probabilities in the order of ``classes_``; always 2-D, also for
+            one sample.
+        """
+        return self._predict_raw(X, **kwargs)
+
+    def predict(self, X, **kwargs):
+        """Predicted class labels of images ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width, channels)
+            Images of the training shape, any numeric dtype.
+        **kwargs : dict
+            Extra arguments for :meth:`keras.Model.predict` (advanced use).
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
+        return self.classes_[np.argmax(self._predict_raw(X, **kwargs), axis=1)]
