@@ -7,11 +7,21 @@ the classifier and the model files are loaded on first use.
 """
 
 from ._loader import ImageFolderLoader, clear_cache
+from ._persistence import ModelFileError, load, save
 
 __version__ = "0.1.0"
 
-__all__ = ["CNNClassifier", "ImageFolderLoader", "clear_cache", "__version__"]
+__all__ = [
+    "CNNClassifier",
+    "ImageFolderLoader",
+    "ModelFileError",
+    "clear_cache",
+    "load",
+    "save",
+    "__version__",
+]
 
+# The classifier imports TensorFlow (seconds): load it on first use.
 _LAZY = {"CNNClassifier": "._classifier"}
 
 

@@ -1,0 +1,304 @@
+"""A model file format that runs no code when loaded.
+
+``joblib.load`` / ``pickle.load`` execute whatever the file says; a model file
+from someone else is a program. ``save`` / ``load`` store instead:
+
+- ``skimgclf.json``: the format version, the estimator structure (a
+  ``Pipeline`` of known steps, or a single step), every constructor parameter
+  as JSON, and the fitted state of each classifier (classes, image shape,
+  training history);
+- ``model_<i>.keras``: each network in Keras' own format, read back with
+  ``keras.saving.load_model(..., safe_mode=True)``, which refuses Python
+  lambdas and unknown classes;
+- ``SHA256SUMS``: a digest of each member, checked before anything is used,
+  so a truncated or altered file is refused with a clear error.
+
+Only the classes in ``_CLASSES`` can be named by a file: nothing is imported
+by a dotted name read from it. TensorFlow is imported only when the file holds
+a network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from ._loader import ImageFolderLoader
+
+__all__ = ["save", "load", "ModelFileError"]
+
+FORMAT = "skimgclf-model"
+FORMAT_VERSION = 1
+_MANIFEST = "skimgclf.json"
+_SUMS = "SHA256SUMS"
+
+
+class ModelFileError(ValueError):
+    """A model file is not a valid skimgclf model (corrupt, truncated, tampered or foreign)."""
+
+
+def _classes():
+    from sklearn.pipeline import Pipeline
+
+    from ._classifier import CNNClassifier
+
+    return {"ImageFolderLoader": ImageFolderLoader, "CNNClassifier": CNNClassifier, "Pipeline": Pipeline}
+
+
+# ------------------------------------------------------------ JSON of parameters
+def _encode(value, where):
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v, where) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v, where) for v in value]
+    if isinstance(value, dict):
+        return {"__dict__": [[_encode(k, where), _encode(v, where)] for k, v in value.items()]}
+    raise ModelFileError(
+        f"cannot save {where}={value!r}: only None, bool, int, float, str, lists, tuples "
+        "and dicts of those can be stored safely (use an int random_state, not a RandomState)"
+    )
+
+
+def _decode(value):
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if isinstance(value, dict):
+        if set(value) == {"__tuple__"}:
+            return tuple(_decode(v) for v in value["__tuple__"])
+        if set(value) == {"__dict__"}:
+            return {_decode(k): _decode(v) for k, v in value["__dict__"]}
+        raise ModelFileError(f"unexpected object in parameters: {value!r}")
+    return value
+
+
+def _encode_array(arr):
+    arr = np.asarray(arr)
+    if arr.dtype.kind in "OUS":
+        if not all(isinstance(v, str) for v in arr.tolist()):
+            raise ModelFileError("cannot save class labels that mix strings and other types")
+        return {"dtype": "str", "values": [str(v) for v in arr.tolist()]}
+    return {"dtype": arr.dtype.str, "values": arr.tolist()}
+
+
+def _decode_array(obj):
+    if obj["dtype"] == "str":
+        return np.asarray(obj["values"], dtype=object)
+    return np.asarray(obj["values"], dtype=np.dtype(obj["dtype"]))
+
+
+# --------------------------------------------------------------------------- save
+def _describe(est, where, models):
+    classes = _classes()
+    name = type(est).__name__
+    if classes.get(name) is not type(est):
+        raise ModelFileError(
+            f"cannot save {where} of type {name}: skimgclf.save stores ImageFolderLoader, "
+            "CNNClassifier and Pipelines of them (use joblib for anything else)"
+        )
+    if name == "Pipeline":
+        # Pipeline(memory=...) is a cache location of this machine: not stored.
+        params = {"verbose": bool(est.verbose)}
+        steps = [[step_name, _describe(step, f"{where}[{step_name!r}]", models)]
+                 for step_name, step in est.steps]
+        return {"class": name, "params": params, "steps": steps}
+    params = {k: _encode(v, f"{name}.{k}") for k, v in est.get_params(deep=False).items()}
+    node = {"class": name, "params": params}
+    if name == "CNNClassifier" and hasattr(est, "model_"):
+        node["fitted"] = {
+            "model": f"model_{len(models)}.keras",
+            "classes": _encode_array(est.classes_),
+            "image_shape": list(est.image_shape_),
+            "history": {k: [float(v) for v in vals] for k, vals in est.history_.items()},
+        }
+        models.append(est.model_)
+    return node
+
+
+def save(estimator, path):
+    """Save a fitted pipeline or estimator to a file that is safe to load.
+
+    The file holds JSON parameters and Keras' own model format; loading it
+    with :func:`load` runs no code from the file (unlike ``joblib.load``). It
+    is written to a temporary file beside ``path`` and renamed into place
+    only when complete, so an interrupted save never leaves a partial file.
+
+    Parameters
+    ----------
+    estimator : Pipeline, CNNClassifier or ImageFolderLoader
+        What to save: a :class:`~sklearn.pipeline.Pipeline` whose steps are
+        skimgclf estimators, or one of them.
+    path : str or path-like
+        The file to write (conventionally ``*.skimgclf``).
+
+    Returns
+    -------
+    str
+        The path written.
+
+    Raises
+    ------
+    ModelFileError
+        If the estimator holds something that cannot be stored safely.
+
+    Examples
+    --------
+    >>> import skimgclf  # doctest: +SKIP
+    >>> skimgclf.save(pipe, "model.skimgclf")  # doctest: +SKIP
+    >>> pipe = skimgclf.load("model.skimgclf")  # doctest: +SKIP
+    """
+    path = os.fspath(path)
+    models = []
+    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION,
+                "estimator": _describe(estimator, "estimator", models)}
+    from . import __version__
+
+    manifest["skimgclf_version"] = __version__
+    members = {_MANIFEST: json.dumps(manifest, indent=1, sort_keys=True).encode()}
+    with tempfile.TemporaryDirectory(prefix="skimgclf-save-") as tmp:
+        for i, model in enumerate(models):
+            file = os.path.join(tmp, f"model_{i}.keras")
+            model.save(file)
+            with open(file, "rb") as fh:
+                members[f"model_{i}.keras"] = fh.read()
+    sums = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in members.items())
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp_path = tempfile.mkstemp(prefix=".tmp-", suffix=".skimgclf", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                zf.writestr(_SUMS, sums)
+                for name, data in members.items():
+                    zf.writestr(name, data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.unlink(tmp_path)
+        raise
+    return path
+
+
+# --------------------------------------------------------------------------- load
+def _read_members(path):
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+            if _SUMS not in names or _MANIFEST not in names:
+                raise ModelFileError(f"{path}: not a skimgclf model file (no {_MANIFEST})")
+            members = {name: zf.read(name) for name in names}
+    except (zipfile.BadZipFile, EOFError) as exc:
+        raise ModelFileError(f"{path}: not a skimgclf model file, or truncated ({exc})") from exc
+    except zipfile.LargeZipFile as exc:  # pragma: no cover
+        raise ModelFileError(f"{path}: {exc}") from exc
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ModelFileError(f"{path}: cannot read model file ({exc})") from exc
+    expected = {}
+    for line in members.pop(_SUMS).decode("ascii", "replace").splitlines():
+        digest, _, name = line.partition("  ")
+        expected[name] = digest
+    if set(expected) != set(members):
+        raise ModelFileError(f"{path}: the file's members do not match its checksum list; refused")
+    for name, data in members.items():
+        if hashlib.sha256(data).hexdigest() != expected[name]:
+            raise ModelFileError(f"{path}: checksum mismatch in {name} (file altered or corrupt); refused")
+    return members
+
+
+def _build(node, members, path):
+    classes = _classes()
+    cls = classes.get(node.get("class")) if isinstance(node, dict) else None
+    if cls is None:
+        raise ModelFileError(f"{path}: unknown estimator {node.get('class') if isinstance(node, dict) else node!r}")
+    params = {k: _decode(v) for k, v in node.get("params", {}).items()}
+    if node["class"] == "Pipeline":
+        steps = [(str(name), _build(child, members, path)) for name, child in node["steps"]]
+        return cls(steps, **params)
+    try:
+        est = cls(**params)
+    except TypeError as exc:
+        raise ModelFileError(f"{path}: parameters do not fit {node['class']} ({exc})") from exc
+    fitted = node.get("fitted")
+    if fitted:
+        import keras
+
+        data = members.get(fitted["model"])
+        if data is None:
+            raise ModelFileError(f"{path}: missing member {fitted['model']}")
+        with tempfile.TemporaryDirectory(prefix="skimgclf-load-") as tmp:
+            file = os.path.join(tmp, "model.keras")
+            with open(file, "wb") as fh:
+                fh.write(data)
+            try:
+                est.model_ = keras.saving.load_model(file, safe_mode=True)
+            except Exception as exc:
+                raise ModelFileError(f"{path}: the network cannot be loaded safely ({exc})") from exc
+        est.classes_ = _decode_array(fitted["classes"])
+        est.n_classes_ = int(est.classes_.size)
+        est.image_shape_ = tuple(int(v) for v in fitted["image_shape"])
+        est.X_shape_ = (None,) + est.image_shape_
+        est.X_dtype_ = np.dtype(np.float32)
+        est.history_ = {k: list(v) for k, v in fitted["history"].items()}
+        est.target_encoder_ = est.target_encoder.fit(est.classes_)
+    return est
+
+
+def load(path):
+    """Load a model saved by :func:`save`, running no code from the file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by :func:`save`.
+
+    Returns
+    -------
+    estimator : Pipeline, CNNClassifier or ImageFolderLoader
+        The estimator, fitted as it was saved.
+
+    Raises
+    ------
+    ModelFileError
+        If the file is not a skimgclf model, is truncated or altered (checksum
+        mismatch), or names anything other than skimgclf estimators.
+    FileNotFoundError
+        If there is no such file.
+    """
+    path = os.fspath(path)
+    members = _read_members(path)
+    try:
+        manifest = json.loads(members[_MANIFEST].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{path}: unreadable manifest ({exc})") from exc
+    if manifest.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a skimgclf model file")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: model format version {manifest.get('format_version')} is not supported "
+            f"by this skimgclf (reads version {FORMAT_VERSION})"
+        )
+    return _build(manifest["estimator"], members, path)
+
+
+def _is_model_file(path):
+    """Whether ``path`` starts like a zip file (used to tell our format from joblib)."""
+    with open(path, "rb") as fh:
+        return fh.read(4) == b"PK\x03\x04"
+
