@@ -70,7 +70,10 @@ def decode_image(path, color_mode="grayscale", target_size=None, max_pixels=DEFA
     mode, channels = COLOR_MODES[color_mode]
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # max_pixels (checked below, before decoding) governs, not
+            # Pillow's warning; Pillow's hard limit (2 * Image.MAX_IMAGE_PIXELS)
+            # still refuses larger images in Image.open.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 w, h = img.size
                 if max_pixels is not None and w * h > max_pixels:
@@ -94,7 +97,10 @@ def decode_image(path, color_mode="grayscale", target_size=None, max_pixels=DEFA
     except FileNotFoundError as exc:
         raise ImageDecodeError(f"{path}: image file not found") from exc
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-        raise ImageDecodeError(f"{path}: refused as a possible decompression bomb ({exc})") from exc
+        raise ImageDecodeError(
+            f"{path}: {exc} (possible decompression bomb; Pillow's limit, "
+            "PIL.Image.MAX_IMAGE_PIXELS, applies whatever max_pixels is); refused before decoding"
+        ) from exc
     except UnidentifiedImageError as exc:
         raise ImageDecodeError(f"{path}: not a readable image file") from exc
     except (OSError, SyntaxError, ValueError) as exc:

@@ -13,9 +13,19 @@ from someone else is a program. ``save`` / ``load`` store instead:
 - ``SHA256SUMS``: a digest of each member, checked before anything is used,
   so a truncated or altered file is refused with a clear error.
 
-Only the classes in ``_CLASSES`` can be named by a file: nothing is imported
+Only the classes in ``_classes()`` can be named by a file: nothing is imported
 by a dotted name read from it. TensorFlow is imported only when the file holds
 a network.
+
+The checksums detect accidents (truncation, corruption, a damaged copy); they
+are not a signature: someone who edits a file can recompute them. Safety
+against a hostile file comes from what loading does, not from the checksums:
+JSON only, a fixed list of estimator classes, no pickle, Keras' safe mode.
+
+``save`` writes ``.<name>.<pid>-<random>.partial`` beside the target and
+renames it into place when complete; a save that is killed leaves at most that
+hidden file, which the next save to the same path removes once its process is
+gone.
 """
 
 from __future__ import annotations
@@ -23,8 +33,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -36,6 +48,9 @@ FORMAT = "skimgclf-model"
 FORMAT_VERSION = 1
 _MANIFEST = "skimgclf.json"
 _SUMS = "SHA256SUMS"
+#: Members larger than this (uncompressed, as declared) are refused: zip bombs.
+_MAX_MEMBER_BYTES = int(os.environ.get("SKIMGCLF_MAX_MODEL_BYTES", 4 * 1024**3))
+_MEMBER_NAME = re.compile(r"(skimgclf\.json|model_[0-9]+\.keras)")
 
 
 class ModelFileError(ValueError):
@@ -97,8 +112,11 @@ def _encode_array(arr):
 
 def _decode_array(obj):
     if obj["dtype"] == "str":
-        return np.asarray(obj["values"], dtype=object)
-    return np.asarray(obj["values"], dtype=np.dtype(obj["dtype"]))
+        return np.asarray([str(v) for v in obj["values"]], dtype=object)
+    dtype = np.dtype(obj["dtype"])
+    if dtype.kind not in "biuf":
+        raise ModelFileError(f"unexpected dtype {obj['dtype']!r} for class labels")
+    return np.asarray(obj["values"], dtype=dtype)
 
 
 # --------------------------------------------------------------------------- save
@@ -133,9 +151,16 @@ def save(estimator, path):
     """Save a fitted pipeline or estimator to a file that is safe to load.
 
     The file holds JSON parameters and Keras' own model format; loading it
-    with :func:`load` runs no code from the file (unlike ``joblib.load``). It
-    is written to a temporary file beside ``path`` and renamed into place
-    only when complete, so an interrupted save never leaves a partial file.
+    with :func:`load` runs no code from the file. It is written to a hidden
+    temporary file beside ``path`` (``.<name>.<pid>-<random>.partial``) and
+    renamed into place only when complete, so an interrupted or killed save
+    never leaves a partial file at ``path``; the next save to the same path
+    removes temporary files left by processes that no longer run.
+
+    .. warning::
+       ``joblib.load`` and ``pickle.load`` execute code stored in the file:
+       a pickled model from someone else is a program. Share models as files
+       written by this function and read them with :func:`load`.
 
     Parameters
     ----------
@@ -176,8 +201,9 @@ def save(estimator, path):
             with open(file, "rb") as fh:
                 members[f"model_{i}.keras"] = fh.read()
     sums = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in members.items())
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(prefix=".tmp-", suffix=".skimgclf", dir=folder)
+    folder, base = os.path.split(os.path.abspath(path))
+    _remove_stale_partials(folder, base)
+    fd, tmp_path = tempfile.mkstemp(prefix=f".{base}.{os.getpid()}-", suffix=_PARTIAL, dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
             with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -191,21 +217,106 @@ def save(estimator, path):
         if os.path.exists(tmp_path):
             os.unlink(tmp_path)
         raise
+    _fsync_dir(folder)
     return path
 
 
+_PARTIAL = ".partial"
+
+
+def _remove_stale_partials(folder, base):
+    """Remove ``.<base>.<pid>-*.partial`` files whose writing process is gone."""
+    pattern = re.compile(re.escape(f".{base}.") + r"([0-9]+)-[A-Za-z0-9_]+" + re.escape(_PARTIAL))
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match and not _pid_alive(int(match.group(1))):
+            try:
+                os.unlink(os.path.join(folder, name))
+            except OSError:
+                pass
+
+
+def _pid_alive(pid):
+    if pid == os.getpid():
+        return True
+    if os.name != "posix":  # pragma: no cover - cannot tell cheaply; keep the file
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _fsync_dir(folder):
+    """Make the rename durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
 # --------------------------------------------------------------------------- load
+def _sniff(path):
+    """A hint about what a file that is not a zip archive probably is."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return ""
+    zlib_header = len(head) >= 2 and head[0] == 0x78 and (head[0] * 256 + head[1]) % 31 == 0
+    # pickle, or joblib's compressors: zlib, gzip, bz2, lzma, xz, lz4.
+    if head[:1] == b"\x80" or zlib_header or head[:2] == b"\x1f\x8b" or head[:3] in (b"BZh", b"]\x00\x00") \
+            or head[:6] == b"\xfd7zXZ\x00" or head[:4] == b"\x04\x22\x4d\x18":
+        return ("; it looks like a pickle or joblib file, which skimgclf.load never opens because "
+                "loading a pickle (joblib.load) runs code from the file: use joblib.load only on "
+                "files you trust, or re-save the model with skimgclf.save")
+    if head[:4] == b"\x89HDF":
+        return "; it looks like an HDF5 (.h5) file, not a skimgclf model"
+    return ""
+
+
 def _read_members(path):
     try:
         with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
+            infos = zf.infolist()
+            names = [info.filename for info in infos]
             if _SUMS not in names or _MANIFEST not in names:
-                raise ModelFileError(f"{path}: not a skimgclf model file (no {_MANIFEST})")
+                raise ModelFileError(
+                    f"{path}: not a skimgclf model file (a zip archive without {_MANIFEST} "
+                    f"and {_SUMS}; a bare Keras .keras file is not a skimgclf model)"
+                )
+            if len(set(names)) != len(names):
+                raise ModelFileError(f"{path}: the archive names a member twice; refused")
+            for info in infos:
+                if info.filename != _SUMS and not _MEMBER_NAME.fullmatch(info.filename):
+                    raise ModelFileError(f"{path}: unexpected member {info.filename!r}; refused")
+                if info.file_size > _MAX_MEMBER_BYTES:
+                    raise ModelFileError(
+                        f"{path}: member {info.filename} declares {info.file_size} bytes, more than "
+                        f"{_MAX_MEMBER_BYTES} (SKIMGCLF_MAX_MODEL_BYTES); refused"
+                    )
             members = {name: zf.read(name) for name in names}
+    except ModelFileError:
+        raise
     except (zipfile.BadZipFile, EOFError) as exc:
-        raise ModelFileError(f"{path}: not a skimgclf model file, or truncated ({exc})") from exc
-    except zipfile.LargeZipFile as exc:  # pragma: no cover
-        raise ModelFileError(f"{path}: {exc}") from exc
+        raise ModelFileError(
+            f"{path}: not a skimgclf model file, or truncated or corrupt ({exc}){_sniff(path)}"
+        ) from exc
+    except (zlib.error, RuntimeError, NotImplementedError, ValueError, zipfile.LargeZipFile) as exc:
+        raise ModelFileError(f"{path}: corrupt model file ({type(exc).__name__}: {exc}); refused") from exc
     except OSError as exc:
         if isinstance(exc, FileNotFoundError):
             raise
@@ -213,6 +324,8 @@ def _read_members(path):
     expected = {}
     for line in members.pop(_SUMS).decode("ascii", "replace").splitlines():
         digest, _, name = line.partition("  ")
+        if name in expected:
+            raise ModelFileError(f"{path}: the checksum list names {name!r} twice; refused")
         expected[name] = digest
     if set(expected) != set(members):
         raise ModelFileError(f"{path}: the file's members do not match its checksum list; refused")
@@ -226,8 +339,19 @@ def _build(node, members, path):
     classes = _classes()
     cls = classes.get(node.get("class")) if isinstance(node, dict) else None
     if cls is None:
-        raise ModelFileError(f"{path}: unknown estimator {node.get('class') if isinstance(node, dict) else node!r}")
+        name = node.get("class") if isinstance(node, dict) else node
+        raise ModelFileError(
+            f"{path}: unknown estimator {name!r}; a skimgclf model file may only name "
+            f"{sorted(classes)}; refused"
+        )
     params = {k: _decode(v) for k, v in node.get("params", {}).items()}
+    unknown = set(params) - set(cls._get_param_names())
+    if node["class"] == "Pipeline":
+        # Only 'verbose' is stored: 'memory' would make the pipeline unpickle
+        # cached results from a folder named by the file.
+        unknown = set(params) - {"verbose"}
+    if unknown:
+        raise ModelFileError(f"{path}: unknown parameters {sorted(unknown)} for {node['class']}; refused")
     if node["class"] == "Pipeline":
         steps = [(str(name), _build(child, members, path)) for name, child in node["steps"]]
         return cls(steps, **params)
@@ -263,6 +387,17 @@ def _build(node, members, path):
 def load(path):
     """Load a model saved by :func:`save`, running no code from the file.
 
+    The file is read as JSON parameters (only skimgclf estimators and
+    scikit-learn's ``Pipeline`` can be named) and Keras networks loaded with
+    ``safe_mode=True``, which refuses Python lambdas and unknown classes.
+    Nothing is unpickled. Every member is checked against the file's SHA-256
+    list first, so a truncated or damaged file is refused.
+
+    .. warning::
+       ``joblib.load`` and ``pickle.load`` execute code stored in the file;
+       never use them on a model file you do not trust. This function refuses
+       pickle and joblib files instead of opening them.
+
     Parameters
     ----------
     path : str or path-like
@@ -276,8 +411,9 @@ def load(path):
     Raises
     ------
     ModelFileError
-        If the file is not a skimgclf model, is truncated or altered (checksum
-        mismatch), or names anything other than skimgclf estimators.
+        If the file is not a skimgclf model (a pickle or joblib file, say), is
+        truncated or altered (checksum mismatch), names anything other than
+        skimgclf estimators, or holds a network Keras' safe mode refuses.
     FileNotFoundError
         If there is no such file.
     """
@@ -285,16 +421,23 @@ def load(path):
     members = _read_members(path)
     try:
         manifest = json.loads(members[_MANIFEST].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ModelFileError(f"{path}: unreadable manifest ({exc})") from exc
-    if manifest.get("format") != FORMAT:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a skimgclf model file")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise ModelFileError(
             f"{path}: model format version {manifest.get('format_version')} is not supported "
             f"by this skimgclf (reads version {FORMAT_VERSION})"
         )
-    return _build(manifest["estimator"], members, path)
+    try:
+        return _build(manifest["estimator"], members, path)
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+        raise ModelFileError(
+            f"{path}: malformed model description ({type(exc).__name__}: {exc}); refused"
+        ) from exc
 
 
 def _is_model_file(path):
