@@ -186,6 +186,15 @@ def _positive_ints(value):
     )
 
 
+def _missing_label(v):
+    """Whether a label is missing: None, NaN, pandas' NA/NaT, or empty text."""
+    if v is None or (isinstance(v, float) and v != v):
+        return True
+    if isinstance(v, (str, bytes)):
+        return not v.strip()
+    return type(v).__name__ in ("NAType", "NaTType")
+
+
 # ------------------------------------------------------------------ the wrapper
 class CNNClassifier(KerasClassifier):
     """A convolutional network image classifier with the scikit-learn API.
@@ -500,15 +509,25 @@ class CNNClassifier(KerasClassifier):
             y = column_or_1d(np.asarray(y), warn=True)
             if y.dtype.kind == "f" and np.isnan(y).any():
                 raise ValueError(f"y has a missing label (NaN) at row {int(np.flatnonzero(np.isnan(y))[0])}")
-            if y.dtype == object:
-                bad = [i for i, v in enumerate(y) if v is None or (isinstance(v, float) and v != v) or v == ""]
+            if y.dtype.kind in "OUS":
+                bad = [i for i, v in enumerate(y) if _missing_label(v)]
                 if bad:
-                    raise ValueError(f"y has a missing or empty label at row {bad[0]}")
+                    raise ValueError(
+                        f"y has a missing or empty label at row {bad[0]} ({y[bad[0]]!r}); "
+                        "every training image needs a label"
+                    )
+                if y.dtype == object and len({isinstance(v, str) for v in y.tolist()}) > 1:
+                    first = next(i for i, v in enumerate(y) if not isinstance(v, str))
+                    raise ValueError(
+                        f"y mixes text labels and labels of type {type(y[first]).__name__} "
+                        f"(row {first}: {y[first]!r}); use one type for all labels"
+                    )
             if reset:
                 classes = np.unique(y)
                 if classes.size < 2:
                     raise ValueError(
-                        f"y has a single class ({classes[0]!r}); a classifier needs at least 2"
+                        f"y has a single class ({classes.tolist()[0]!r}); a classifier needs "
+                        "at least 2"
                     )
                 self.target_type_ = self._type_of_target(y)
                 self.y_dtype_ = y.dtype
@@ -585,6 +604,7 @@ class CNNClassifier(KerasClassifier):
         """
         self._check_params()
         X = self._check_images(X, reset=True)
+        self._validate_data(y=y)  # clear label errors before the split
         seed = self._fit_seed_ = self._seed()
         self._split_ = self._validation_indices(X, y, seed)
         n_train = X.shape[0] - (0 if self._split_ is None else len(self._split_[1]))

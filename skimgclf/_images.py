@@ -6,6 +6,7 @@ orientation, resizing and decompression bombs. It never imports TensorFlow.
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -102,6 +103,12 @@ def decode_image(path, color_mode="grayscale", target_size=None, max_pixels=DEFA
             "PIL.Image.MAX_IMAGE_PIXELS, applies whatever max_pixels is); refused before decoding"
         ) from exc
     except UnidentifiedImageError as exc:
+        try:
+            empty = os.path.getsize(path) == 0
+        except OSError:
+            empty = False
+        if empty:
+            raise ImageDecodeError(f"{path}: empty file (0 bytes), not an image") from exc
         raise ImageDecodeError(f"{path}: not a readable image file") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageDecodeError(f"{path}: cannot decode image ({exc})") from exc

@@ -416,6 +416,10 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
                     f"row {row}: no image for id {ids[row]!r}: {path} does not exist"
                 ) from None
             except ImageDecodeError as exc:
+                if isinstance(exc.__cause__, FileNotFoundError):  # one message with or without cache
+                    raise ImageDecodeError(
+                        f"row {row}: no image for id {ids[row]!r}: {path} does not exist"
+                    ) from None
                 raise ImageDecodeError(f"row {row}: id {ids[row]!r}: {exc}") from exc
 
         return read
