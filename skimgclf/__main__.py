@@ -1,0 +1,8 @@
+"""``python -m skimgclf``: the same as the ``skimgclf`` command."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
