@@ -71,6 +71,7 @@ def build_cnn(
     filters=32,
     convs_per_block=1,
     kernel_size=3,
+    padding="same",
     pooling="max",
     batch_norm=True,
     conv_dropout=0.0,
@@ -98,7 +99,7 @@ def build_cnn(
         ``(height, width, channels)``.
     n_classes : int
         Number of softmax outputs.
-    conv_blocks, filters, convs_per_block, kernel_size, pooling, batch_norm, \
+    conv_blocks, filters, convs_per_block, kernel_size, padding, pooling, batch_norm, \
 conv_dropout, global_pooling, hidden_layers, units, activation, dropout, \
 random_shift, random_rotation, random_zoom, random_flip
         See :class:`CNNClassifier`.
@@ -129,9 +130,14 @@ random_shift, random_rotation, random_zoom, random_flip
     ]
     size_h, size_w = h, w
     for b in range(conv_blocks):
-        k = min(int(kernel_size), size_h, size_w) if size_h > 1 and size_w > 1 else 1
-        for _ in range(convs_per_block):
-            x = keras.layers.Conv2D(block_filters[b], k, padding="same", use_bias=not batch_norm)(x)
+        conv_filters = block_filters[b]
+        if not isinstance(conv_filters, (list, tuple)):
+            conv_filters = [conv_filters] * convs_per_block
+        for n_filters in conv_filters:
+            k = min(int(kernel_size), size_h, size_w) if size_h > 1 and size_w > 1 else 1
+            x = keras.layers.Conv2D(int(n_filters), k, padding=padding, use_bias=not batch_norm)(x)
+            if padding == "valid":
+                size_h, size_w = size_h - k + 1, size_w - k + 1
             if batch_norm:
                 x = keras.layers.BatchNormalization(momentum=0.9)(x)
             x = keras.layers.Activation(activation)(x)
@@ -215,13 +221,17 @@ class CNNClassifier(KerasClassifier):
     ----------
     conv_blocks : int, default=2
         Number of convolution blocks.
-    filters : int or list of int, default=32
+    filters : int or list of (int or list of int), default=32
         Filters of the first block, doubled in each later block; or one
-        value per block.
+        value per block; or, per block, a list of ``convs_per_block`` values,
+        one per convolution (``[[32, 64]]`` is the seed tutorial's block).
     convs_per_block : int, default=1
         Convolution layers in each block.
     kernel_size : int, default=3
         Side of the square convolution kernels (reduced for tiny maps).
+    padding : {"same", "valid"}, default="same"
+        ``"same"`` keeps the size of the feature maps through a convolution;
+        ``"valid"`` trims ``kernel_size - 1`` pixels (Keras' own default).
     pooling : {"max", "avg"} or None, default="max"
         2x2 pooling after each block, skipped where the map is smaller than 4.
     batch_norm : bool, default=True
@@ -334,6 +344,7 @@ class CNNClassifier(KerasClassifier):
         "filters": [Interval(numbers.Integral, 1, None, closed="left"), list, tuple],
         "convs_per_block": [Interval(numbers.Integral, 1, None, closed="left")],
         "kernel_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "padding": [StrOptions({"same", "valid"})],
         "pooling": [StrOptions({"max", "avg"}), None],
         "batch_norm": ["boolean"],
         "conv_dropout": [Interval(numbers.Real, 0, 1, closed="left")],
@@ -366,6 +377,7 @@ class CNNClassifier(KerasClassifier):
         filters=32,
         convs_per_block=1,
         kernel_size=3,
+        padding="same",
         pooling="max",
         batch_norm=True,
         conv_dropout=0.0,
@@ -396,6 +408,7 @@ class CNNClassifier(KerasClassifier):
         self.filters = filters
         self.convs_per_block = convs_per_block
         self.kernel_size = kernel_size
+        self.padding = padding
         self.pooling = pooling
         self.batch_norm = batch_norm
         self.conv_dropout = conv_dropout
@@ -443,6 +456,11 @@ class CNNClassifier(KerasClassifier):
         self._validate_params()
         for name, count in (("filters", self.conv_blocks), ("units", self.hidden_layers)):
             value = getattr(self, name)
+            if name == "filters" and isinstance(value, (list, tuple)) and len(value) == count and all(
+                _positive_ints(v) and len(v) == self.convs_per_block for v in value
+                if isinstance(v, (list, tuple))
+            ) and _positive_ints([1 if isinstance(v, (list, tuple)) else v for v in value]):
+                continue  # per-convolution filters: one list of convs_per_block ints per block
             if isinstance(value, (list, tuple)) and not (_positive_ints(value) and len(value) == count):
                 other = "conv_blocks" if name == "filters" else "hidden_layers"
                 raise ValueError(
@@ -550,6 +568,7 @@ class CNNClassifier(KerasClassifier):
             filters=self.filters,
             convs_per_block=self.convs_per_block,
             kernel_size=self.kernel_size,
+            padding=self.padding,
             pooling=self.pooling,
             batch_norm=self.batch_norm,
             conv_dropout=self.conv_dropout,

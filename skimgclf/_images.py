@@ -7,6 +7,7 @@ orientation, resizing and decompression bombs. It never imports TensorFlow.
 from __future__ import annotations
 
 import os
+import struct
 import warnings
 
 import numpy as np
@@ -43,6 +44,105 @@ def _to_8bit(img):
     return img
 
 
+# ----------------------------------------------------------------- fast path
+# For the common case of a plain 8-bit PNG that is already in the requested
+# mode and size, OpenCV's decoder (libpng in C, releasing the GIL) gives the
+# very same pixels as Pillow at a fraction of the per-file overhead. It is
+# used only where that equivalence is certain; everything else -- other bit
+# depths, palettes, transparency chunks, colour conversions, resizing, EXIF,
+# broken files -- goes through Pillow, which also raises the errors.
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+#: PNG colour type that needs no conversion for each colour mode.
+_PNG_COLOR_TYPE = {"grayscale": 0, "rgb": 2, "rgba": 6}
+#: Ancillary chunks before the pixel data that change no pixel value.
+_PNG_HARMLESS = frozenset({b"tEXt", b"zTXt", b"iTXt", b"pHYs", b"tIME"})
+#: Files larger than this are left to Pillow (it reads them lazily).
+_FAST_MAX_BYTES = 16 * 1024 * 1024
+_cv2 = None
+
+
+def _opencv():
+    """Import OpenCV on first use (``import skimgclf`` stays light); False if absent."""
+    global _cv2
+    if _cv2 is None:
+        try:
+            import cv2
+        except ImportError:  # pragma: no cover - opencv is a dependency
+            cv2 = False
+        _cv2 = cv2
+    return _cv2
+
+
+def _png_fast_flag(data, color_mode, target_size, max_pixels):
+    """OpenCV imread flag if ``data`` is a PNG that OpenCV decodes exactly as Pillow, else None."""
+    if len(data) < 57 or not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return None
+    w, h, depth, ctype, _, _, interlace = struct.unpack_from(">IIBBBBB", data, 16)
+    if depth != 8 or ctype != _PNG_COLOR_TYPE[color_mode] or interlace != 0 or w == 0 or h == 0:
+        return None
+    if max_pixels is not None and w * h > max_pixels:
+        return None  # Pillow refuses it with the usual message
+    if target_size is not None and (h, w) != tuple(target_size):
+        return None
+    if not data.endswith(_PNG_IEND) or b"eXIf" in data or b"Raw profile type" in data:
+        return None  # truncated, or carries EXIF (orientation): Pillow's job
+    pos = 33  # first chunk after IHDR
+    while True:
+        if pos + 8 > len(data):
+            return None
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        if kind == b"IDAT":
+            break
+        if kind not in _PNG_HARMLESS:
+            return None  # tRNS, PLTE, gAMA, iCCP, acTL, ...: not provably equal
+        pos += 12 + length
+    cv2 = _opencv()
+    if not cv2:
+        return None
+    return {"grayscale": cv2.IMREAD_GRAYSCALE, "rgb": cv2.IMREAD_COLOR_RGB,
+            "rgba": cv2.IMREAD_UNCHANGED}[color_mode]
+
+
+def _decode_fast(path, color_mode, target_size, max_pixels):
+    """Decode ``path`` with OpenCV where provably equal to Pillow; None otherwise."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(_FAST_MAX_BYTES + 1)
+    except OSError:
+        return None  # Pillow reports it
+    if len(data) > _FAST_MAX_BYTES:
+        return None
+    flag = _png_fast_flag(data, color_mode, target_size, max_pixels)
+    if flag is None:
+        return None
+    cv2 = _cv2
+    try:
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+    except cv2.error:
+        return None
+    channels = COLOR_MODES[color_mode][1]
+    if arr is None or arr.dtype != np.uint8:
+        return None
+    if arr.ndim == 2:
+        arr = arr[:, :, np.newaxis]
+    if arr.shape[2] != channels:
+        return None
+    if channels == 4:
+        arr = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA)
+    return arr
+
+
+def _decode(path, color_mode, target_size, max_pixels):
+    """``(array, costly)``: the decoded image, and whether it needed Pillow's slow path."""
+    arr = _decode_fast(path, color_mode, target_size, max_pixels)
+    if arr is not None:
+        return arr, False
+    # (decode_image tries the fast path once more: one extra read of a
+    # file that is about to be decoded by Pillow, a small cost.)
+    return decode_image(path, color_mode, target_size, max_pixels), True
+
+
 def decode_image(path, color_mode="grayscale", target_size=None, max_pixels=DEFAULT_MAX_PIXELS):
     """Decode one image file into a ``uint8`` array ``(height, width, channels)``.
 
@@ -67,7 +167,16 @@ def decode_image(path, color_mode="grayscale", target_size=None, max_pixels=DEFA
     ------
     ImageDecodeError
         If the file is missing, empty, not an image, truncated, or too large.
+
+    Notes
+    -----
+    Plain 8-bit PNGs already in the requested mode and size are decoded with
+    OpenCV (same pixels, much less per-file overhead); everything else with
+    Pillow.
     """
+    arr = _decode_fast(path, color_mode, target_size, max_pixels)
+    if arr is not None:
+        return arr
     mode, channels = COLOR_MODES[color_mode]
     try:
         with warnings.catch_warnings():

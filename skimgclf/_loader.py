@@ -8,6 +8,7 @@ from __future__ import annotations
 import numbers
 import os
 import re
+import struct
 import sys
 import threading
 from collections import OrderedDict
@@ -19,7 +20,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from tqdm.auto import tqdm
 
-from ._images import COLOR_MODES, DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
+from ._images import COLOR_MODES, DEFAULT_MAX_PIXELS, ImageDecodeError, _decode, decode_image
 
 __all__ = ["ImageFolderLoader", "clear_cache", "ids_from_table"]
 
@@ -127,6 +128,41 @@ def _resolve_path(root, image_id, suffix, row):
     return real
 
 
+_NOT_PLAIN = re.compile(r"[\\/:\x00]")
+
+
+def _resolve_paths(root, ids, suffix):
+    """``[_resolve_path(root, id, suffix, row) ...]``, listing ``root`` once.
+
+    For a large table, one directory listing answers most ids without a
+    system call: a plain file name (no separator, no ``:``, not ``.``/``..``)
+    that the listing shows as a regular file, not a symbolic link, is
+    ``root/name`` itself. Every other id (sub-folders, links, missing files,
+    anything suspicious) goes through :func:`_resolve_path` and its checks.
+    """
+    entries = None
+    if len(ids) >= 64:
+        try:
+            with os.scandir(root) as it:
+                entries = {e.name: e for e in it}
+        except OSError:
+            entries = None
+    if not entries:
+        return [_resolve_path(root, image_id, suffix, row) for row, image_id in enumerate(ids)]
+    prefix = os.path.join(root, "")
+    out = []
+    for row, image_id in enumerate(ids):
+        real = None
+        if image_id not in (".", "..") and not _NOT_PLAIN.search(image_id):
+            entry = entries.get(image_id)
+            if entry is None and suffix and not image_id.endswith(suffix):
+                entry = entries.get(image_id + suffix)
+            if entry is not None and not entry.is_symlink() and entry.is_file(follow_symlinks=False):
+                real = prefix + entry.name
+        out.append(real if real is not None else _resolve_path(root, image_id, suffix, row))
+    return out
+
+
 # ------------------------------------------------------------------------- cache
 class _ImageCache:
     """A thread-safe LRU of decoded ``uint8`` images bounded in bytes.
@@ -160,6 +196,12 @@ class _ImageCache:
                 _, old = self._items.popitem(last=False)
                 self._bytes -= old.nbytes
 
+    def discard(self, key):
+        with self._lock:
+            arr = self._items.pop(key, None)
+            if arr is not None:
+                self._bytes -= arr.nbytes
+
     def clear(self):
         with self._lock:
             self._items.clear()
@@ -172,14 +214,181 @@ class _ImageCache:
 _CACHE = _ImageCache(max_bytes=int(os.environ.get("SKIMGCLF_CACHE_BYTES", 2 * 1024**3)))
 
 
+# ------------------------------------------------------------------ batch cache
+class _FolderChanges:
+    """Cheap "has anything changed in these folders?" tokens from Linux inotify.
+
+    ``token(dirs)`` returns a value that differs from every earlier one for
+    the same folders once the kernel reported a write, attribute change
+    (``touch``), creation, deletion or rename inside one of them, so a batch
+    loaded under one token is still valid while the token is unchanged: a
+    check costs one non-blocking ``read`` and no ``stat`` per file. Returns
+    ``None`` where changes cannot be watched (not Linux, inotify limits
+    reached), and the caller then checks every file's size and time instead.
+    """
+
+    _MASK = 0x2 | 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800  # see inotify(7)
+    _GONE = 0x400 | 0x800 | 0x8000  # DELETE_SELF, MOVE_SELF, IGNORED: the watch ends
+    _OVERFLOW = 0x4000
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._pid = None
+        self._fd = None
+        self._wd = {}  # folder -> watch descriptor
+        self._dirs = {}  # watch descriptor -> set of folders
+        self._gen = {}  # folder -> change counter
+        self._epoch = 0  # bumped when events were lost
+
+    def _ready(self):
+        if self._pid == os.getpid():
+            return self._fd is not None
+        # New process (first use, or a fork that inherited the parent's
+        # descriptor, whose events are the parent's): start afresh.
+        self._pid, self._fd, self._epoch = os.getpid(), None, self._epoch + 1
+        self._wd, self._dirs = {}, {}
+        if not sys.platform.startswith("linux"):
+            return False
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        except (OSError, AttributeError):
+            return False
+        if fd < 0:
+            return False
+        self._libc, self._fd = libc, fd
+        return True
+
+    def _drain(self):
+        while True:
+            try:
+                data = os.read(self._fd, 1 << 16)
+            except BlockingIOError:
+                return
+            except OSError:
+                self._fd = None  # give up watching; callers check files instead
+                return
+            pos = 0
+            while pos + 16 <= len(data):
+                wd, mask, _, length = struct.unpack_from("iIII", data, pos)
+                pos += 16 + length
+                if mask & self._OVERFLOW:
+                    self._epoch += 1
+                for folder in self._dirs.get(wd, ()):
+                    self._gen[folder] = self._gen.get(folder, 0) + 1
+                if mask & self._GONE:
+                    for folder in self._dirs.pop(wd, ()):
+                        self._wd.pop(folder, None)
+
+    def token(self, dirs):
+        """A token of the state of ``dirs`` (real paths of folders), or None."""
+        with self._lock:
+            if not self._ready():
+                return None
+            self._drain()
+            if self._fd is None:
+                return None
+            parts = [self._epoch]
+            for folder in dirs:
+                if folder not in self._wd:
+                    wd = self._libc.inotify_add_watch(self._fd, os.fsencode(folder), self._MASK)
+                    if wd < 0:
+                        return None
+                    self._wd[folder] = wd
+                    self._dirs.setdefault(wd, set()).add(folder)
+                    self._gen[folder] = self._gen.get(folder, 0) + 1
+                parts.append(self._gen[folder])
+            return tuple(parts)
+
+
+_CHANGES = _FolderChanges()
+
+
+class _Batch:
+    """A loaded batch: the (read-only) array and what it was loaded under."""
+
+    __slots__ = ("out", "shape", "dirs", "token", "files")
+
+    def __init__(self, out, shape, dirs, token, files):
+        self.out, self.shape, self.dirs, self.token, self.files = out, shape, dirs, token, files
+
+    @property
+    def nbytes(self):
+        return self.out.nbytes
+
+
+def _folder_ids(dirs):
+    """``((folder, st_dev, st_ino), ...)``: notices a folder swapped for another."""
+    out = []
+    for folder in dirs:
+        st = os.stat(folder)
+        out.append((folder, st.st_dev, st.st_ino))
+    return tuple(out)
+
+
+def _file_signature(paths):
+    sig = []
+    for path in paths:
+        st = os.stat(path)
+        sig.append((st.st_size, st.st_mtime_ns, st.st_ino))
+    return sig
+
+
+def _batch_valid(batch):
+    """Whether the files of ``batch`` are unchanged since it was loaded."""
+    try:
+        if _folder_ids([d for d, _, _ in batch.dirs]) != batch.dirs:
+            return False
+        if batch.token is not None:
+            return _CHANGES.token([d for d, _, _ in batch.dirs]) == batch.token
+        paths, sig = batch.files
+        return _file_signature(paths) == sig
+    except OSError:
+        return False
+
+
+def _raw_ids_key(X, id_column):
+    """A cheap hashable key of the raw ids in ``X``, or None to use the parsed ids."""
+    if isinstance(X, pd.DataFrame):
+        if id_column not in X.columns:
+            return None
+        X = X[id_column]
+    if isinstance(X, pd.Series):
+        values = X.to_numpy()
+    elif isinstance(X, (np.ndarray, list, tuple)):
+        try:
+            values = np.asarray(X)
+        except (ValueError, TypeError):
+            return None
+        if values.ndim == 2 and values.shape[1:] == (1,):
+            values = values[:, 0]
+    else:
+        return None
+    if values.ndim != 1:
+        return None
+    if values.dtype.kind in "iuU":
+        return (values.dtype.str, values.tobytes())
+    if values.dtype == object:
+        items = tuple(values.tolist())
+        # 1 == 1.0 == True: keep the types, so a bad id is never served from cache.
+        return ("object", frozenset(map(type, items)), items)
+    return None
+
+
+_BATCHES = _ImageCache(max_bytes=int(os.environ.get("SKIMGCLF_CACHE_BYTES", 2 * 1024**3)))
+
+
 def clear_cache():
-    """Empty the process-wide cache of decoded images used by :class:`ImageFolderLoader`.
+    """Empty the process-wide caches of images used by :class:`ImageFolderLoader`.
 
     Returns
     -------
     None
     """
     _CACHE.clear()
+    _BATCHES.clear()
 
 
 # ------------------------------------------------------------------------ loader
@@ -192,10 +401,18 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
     ``target_size`` and scales the pixels. It learns nothing from the data, so
     ``set_params(image_dir=...)`` points a fitted pipeline at another folder.
 
-    Decoded images are kept in a process-wide cache keyed by the file's path,
-    size and modification time and by the decoding parameters, so loading the
-    same ids again (cross-validation folds, grid-search candidates) does not
-    decode them again.
+    Loading the same ids again with the same parameters (cross-validation
+    folds, grid-search candidates) returns the array of the first load, as
+    long as no file in the image folder changed since: on Linux the kernel
+    reports every write, rename, creation or deletion in the folder
+    (inotify), so the check costs no work per file; elsewhere every file's
+    size and modification time are compared. Images that are slow to decode
+    (resized, converted, JPEG) are also cached one by one, keyed by path, size,
+    modification time and decoding parameters. Files changed by another
+    machine on a network file system, or through a hard link in another
+    folder, may go unnoticed: call :func:`skimgclf.clear_cache` then. Plain
+    8-bit PNGs in the requested mode and size are decoded by OpenCV (the same
+    pixels as Pillow, much faster); everything else by Pillow.
 
     Parameters
     ----------
@@ -217,7 +434,9 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         Pixel scaling: ``"unit"`` maps to [0, 1], ``"symmetric"`` to [-1, 1],
         ``None`` keeps the raw 0-255 values (as float32).
     cache : bool, default=True
-        Whether to keep decoded images in the process-wide cache.
+        Whether to keep loaded arrays and decoded images in the process-wide
+        cache. The arrays returned are then shared with the cache and
+        read-only (``X.copy()`` gives a writable one).
     max_pixels : int or None, default=64_000_000
         Images with more pixels are refused before decoding (decompression
         bombs). ``None`` disables the check.
@@ -337,7 +556,7 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n_samples, height, width, channels), dtype float32
-            The images, scaled as ``scale`` says.
+            The images, scaled as ``scale`` says; read-only when ``cache=True``.
 
         Raises
         ------
@@ -346,14 +565,43 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
             read; the message names the row, the id and the path.
         """
         root = self._check_params()
-        ids = ids_from_table(X, self.id_column)
-        paths = [_resolve_path(root, image_id, self.suffix, row) for row, image_id in enumerate(ids)]
         target = None if self.target_size is None else tuple(int(v) for v in self.target_size)
+        params = (root, self.suffix, self.color_mode, target, self.scale, self.max_pixels)
+        batch_key = None
+        if self.cache:
+            raw = _raw_ids_key(X, self.id_column)
+            if raw is not None:
+                batch_key = params + (raw,)
+                hit = self._cached_batch(batch_key)
+                if hit is not None:
+                    return hit
+        ids = ids_from_table(X, self.id_column)
+        if self.cache and batch_key is None:
+            batch_key = params + (("ids", tuple(ids)),)
+            hit = self._cached_batch(batch_key)
+            if hit is not None:
+                return hit
+        token_root = _CHANGES.token([root]) if self.cache else None
+        paths = _resolve_paths(root, ids, self.suffix)
         n_channels = COLOR_MODES[self.color_mode][1]
         if not paths:
             shape = (0,) + (target or (0, 0)) + (n_channels,)
             self.image_shape_ = shape[1:]
             return np.zeros(shape, dtype=np.float32)
+
+        batch = None
+        if self.cache:
+            # Taken before any file is read: a change while loading makes the
+            # stored batch stale at once.
+            dirs = sorted({os.path.dirname(p) for p in paths} | {root})
+            try:
+                folders = _folder_ids(dirs)
+                token = _CHANGES.token(dirs)
+                stable = token is not None and _CHANGES.token([root]) == token_root
+                files = None if stable else (paths, _file_signature(paths))
+                batch = _Batch(None, None, folders, token if stable else None, files)
+            except OSError:
+                batch = None  # a missing file: the read below reports it
 
         read = self._reader(ids, target)
         first = read(0, paths[0])
@@ -394,7 +642,24 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
                     for done in pool.map(work, starts):
                         bar.update(done)
         self.image_shape_ = shape
+        if self.cache:
+            # Shared with the cache, so nobody may change it in place.
+            out.flags.writeable = False
+            if batch is not None:
+                batch.out, batch.shape = out, shape
+                _BATCHES.put(batch_key, batch)
         return out
+
+    def _cached_batch(self, key):
+        """The cached array for ``key`` if its files are unchanged, else None."""
+        batch = _BATCHES.get(key)
+        if batch is None:
+            return None
+        if not _batch_valid(batch):
+            _BATCHES.discard(key)
+            return None
+        self.image_shape_ = batch.shape
+        return batch.out
 
     def _reader(self, ids, target):
         """Return ``read(row, path) -> uint8 array`` using the cache if enabled."""
@@ -407,8 +672,11 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
                     key = (path, st.st_size, st.st_mtime_ns, color_mode, target, max_pixels)
                     arr = _CACHE.get(key)
                     if arr is None:
-                        arr = decode_image(path, color_mode, target, max_pixels)
-                        _CACHE.put(key, arr)
+                        arr, costly = _decode(path, color_mode, target, max_pixels)
+                        if costly:
+                            # Images of the fast path decode faster than a
+                            # cache would pay for itself in memory.
+                            _CACHE.put(key, arr)
                     return arr
                 return decode_image(path, color_mode, target, max_pixels)
             except FileNotFoundError:

@@ -1,0 +1,193 @@
+"""The decoding fast path gives Pillow's pixels, and the batch cache notices changed files."""
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image, ImageOps
+
+import skimgclf
+from skimgclf import ImageFolderLoader, _images, _loader
+from skimgclf._images import ImageDecodeError, decode_image
+
+RNG = np.random.default_rng(0)
+
+
+def pil_only(monkeypatch, path, color_mode, target_size=None):
+    """decode_image with the fast path switched off."""
+    with monkeypatch.context() as m:
+        m.setattr(_images, "_decode_fast", lambda *a: None)
+        return decode_image(path, color_mode, target_size)
+
+
+def noise(shape):
+    return RNG.integers(0, 256, size=shape, dtype=np.uint8)
+
+
+@pytest.mark.parametrize(
+    "pil_mode, shape, color_mode",
+    [("L", (28, 28), "grayscale"), ("RGB", (20, 30, 3), "rgb"), ("RGBA", (17, 9, 4), "rgba")],
+)
+def test_fast_path_equals_pillow_on_plain_pngs(tmp_path, monkeypatch, pil_mode, shape, color_mode):
+    path = tmp_path / "a.png"
+    Image.fromarray(noise(shape), pil_mode).save(path)
+    fast = _images._decode_fast(path, color_mode, None, _images.DEFAULT_MAX_PIXELS)
+    assert fast is not None, "a plain 8-bit PNG in the requested mode takes the fast path"
+    slow = pil_only(monkeypatch, path, color_mode)
+    assert fast.dtype == slow.dtype == np.uint8
+    np.testing.assert_array_equal(fast, slow)
+    np.testing.assert_array_equal(decode_image(path, color_mode), slow)
+    # Same size as the target: still the fast path; another size: Pillow resizes.
+    assert _images._decode_fast(path, color_mode, shape[:2], None) is not None
+    assert _images._decode_fast(path, color_mode, (8, 8), None) is None
+
+
+def test_jpeg_exif_orientation_is_applied(tmp_path):
+    arr = np.zeros((30, 40, 3), np.uint8)
+    arr[:10, :, 0] = 255  # red band on top
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(arr).save(path, exif=exif, quality=95)
+    assert _images._decode_fast(path, "rgb", None, None) is None
+    out = decode_image(path, "rgb")
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
+    assert out.shape == (40, 30, 3)
+    np.testing.assert_array_equal(out, expected)
+    assert out[:, -5:, 0].mean() > 200 and out[:, :5, 0].mean() < 60  # the band is now on the right
+
+
+def test_png_with_exif_orientation_falls_back(tmp_path):
+    arr = noise((10, 20))
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    path = tmp_path / "rotated.png"
+    Image.fromarray(arr, "L").save(path, exif=exif)
+    assert _images._decode_fast(path, "grayscale", None, None) is None
+    assert decode_image(path, "grayscale").shape == (20, 10, 1)
+
+
+def test_16bit_png_falls_back_and_is_scaled(tmp_path, monkeypatch):
+    arr = RNG.integers(0, 65536, size=(12, 12), dtype=np.uint16)
+    path = tmp_path / "deep.png"
+    Image.fromarray(arr).save(path)
+    assert Image.open(path).mode.startswith("I")
+    assert _images._decode_fast(path, "grayscale", None, None) is None
+    out = decode_image(path, "grayscale")
+    np.testing.assert_array_equal(out, pil_only(monkeypatch, path, "grayscale"))
+    np.testing.assert_allclose(out[..., 0], arr / 257.0, atol=0.51)
+
+
+@pytest.mark.parametrize("color_mode", ["grayscale", "rgb", "rgba"])
+def test_palette_and_transparency_fall_back(tmp_path, monkeypatch, color_mode):
+    pal = Image.fromarray(noise((16, 16, 3)), "RGB").quantize(colors=16)
+    pal_path, trns_path = tmp_path / "pal.png", tmp_path / "trns.png"
+    pal.save(pal_path)
+    Image.fromarray(noise((16, 16)), "L").save(trns_path, transparency=7)
+    for path in (pal_path, trns_path):
+        assert _images._decode_fast(path, color_mode, None, None) is None
+        expected = np.asarray(Image.open(path).convert({"grayscale": "L", "rgb": "RGB", "rgba": "RGBA"}[color_mode]))
+        out = decode_image(path, color_mode)
+        np.testing.assert_array_equal(out.reshape(expected.shape), expected)
+
+
+def test_colour_conversion_falls_back(tmp_path):
+    path = tmp_path / "rgb.png"
+    Image.fromarray(noise((9, 9, 3)), "RGB").save(path)
+    assert _images._decode_fast(path, "grayscale", None, None) is None
+    expected = np.asarray(Image.open(path).convert("L"))
+    np.testing.assert_array_equal(decode_image(path, "grayscale")[..., 0], expected)
+
+
+def test_broken_png_still_raises_pillows_error(tmp_path):
+    path = tmp_path / "cut.png"
+    Image.fromarray(noise((40, 40)), "L").save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    assert _images._decode_fast(path, "grayscale", None, None) is None
+    with pytest.raises(ImageDecodeError, match="cut.png"):
+        decode_image(path, "grayscale")
+
+
+def test_bomb_check_happens_before_the_fast_path(tmp_path):
+    path = tmp_path / "big.png"
+    Image.fromarray(noise((50, 50)), "L").save(path)
+    assert _images._decode_fast(path, "grayscale", None, 100) is None
+    with pytest.raises(ImageDecodeError, match="max_pixels"):
+        decode_image(path, "grayscale", max_pixels=100)
+
+
+def write_folder(folder, n=80, size=12):
+    folder.mkdir()
+    arrays = [noise((size, size)) for _ in range(n)]
+    for i, arr in enumerate(arrays):
+        Image.fromarray(arr, "L").save(folder / f"{i}.png")
+    return arrays
+
+
+def test_loader_listing_path_matches_and_keeps_safety(tmp_path, monkeypatch):
+    folder = tmp_path / "imgs"
+    arrays = write_folder(folder)
+    (folder / "sub").mkdir()
+    Image.fromarray(arrays[0], "L").save(folder / "sub" / "x.png")
+    ids = [str(i) for i in range(len(arrays))] + ["sub/x", "3.png"]
+    loader = ImageFolderLoader(folder, target_size=(12, 12), cache=False, verbose=0)
+    X = loader.transform(ids)
+    expected = np.stack(arrays + [arrays[0], arrays[3]])[..., None] / np.float32(255)
+    np.testing.assert_allclose(X, expected, rtol=0, atol=1e-7)
+    # A link leaving the folder is refused on the listing path too.
+    outside = tmp_path / "secret.png"
+    Image.fromarray(arrays[1], "L").save(outside)
+    os.symlink(outside, folder / "link.png")
+    with pytest.raises(ValueError, match="outside the image folder"):
+        loader.transform(ids + ["link"])
+
+
+def test_batch_cache_reuses_and_notices_changes(tmp_path, monkeypatch):
+    folder = tmp_path / "imgs"
+    arrays = write_folder(folder)
+    table = pd.DataFrame({"id": range(len(arrays))})
+    skimgclf.clear_cache()
+    loader = ImageFolderLoader(folder, target_size=(12, 12), verbose=0)
+    first = loader.transform(table)
+    assert not first.flags.writeable, "a cached batch is shared, so read-only"
+    assert loader.transform(table) is first
+    assert loader.transform(list(range(len(arrays)))) is first  # same ids, another container
+
+    # Overwritten in place (no rename, same size): noticed.
+    Image.fromarray(255 - arrays[5], "L").save(folder / "5.png")
+    second = loader.transform(table)
+    assert second is not first
+    np.testing.assert_allclose(second[5, ..., 0], (255 - arrays[5]) / np.float32(255), atol=1e-7)
+
+    # Replaced by a rename: noticed.
+    Image.fromarray(arrays[5], "L").save(tmp_path / "new.png")
+    os.replace(tmp_path / "new.png", folder / "5.png")
+    third = loader.transform(table)
+    np.testing.assert_allclose(third[5, ..., 0], arrays[5] / np.float32(255), atol=1e-7)
+
+    # Removed: the error of a missing file, never the old array.
+    os.remove(folder / "7.png")
+    with pytest.raises(ValueError, match="7"):
+        loader.transform(table)
+
+    assert ImageFolderLoader(folder, target_size=(12, 12), cache=False, verbose=0).transform(
+        table.drop(7)).flags.writeable
+
+
+def test_batch_cache_without_inotify_checks_every_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(_loader._CHANGES, "token", lambda dirs: None)
+    folder = tmp_path / "imgs"
+    arrays = write_folder(folder)
+    skimgclf.clear_cache()
+    loader = ImageFolderLoader(folder, target_size=(12, 12), verbose=0)
+    ids = list(range(len(arrays)))
+    first = loader.transform(ids)
+    assert loader.transform(ids) is first
+    Image.fromarray(255 - arrays[2], "L").save(folder / "2.png")
+    st = os.stat(folder / "2.png")
+    os.utime(folder / "2.png", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    again = loader.transform(ids)
+    assert again is not first
+    np.testing.assert_allclose(again[2, ..., 0], (255 - arrays[2]) / np.float32(255), atol=1e-7)
