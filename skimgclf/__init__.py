@@ -6,9 +6,6 @@ scikit-learn classifier API. ``import skimgclf`` does not import TensorFlow:
 the classifier and the model files are loaded on first use.
 """
 
-from ._loader import ImageFolderLoader, clear_cache
-from ._persistence import ModelFileError, load, save
-
 __version__ = "0.1.0"
 
 __all__ = [
@@ -21,8 +18,17 @@ __all__ = [
     "__version__",
 ]
 
-# The classifier imports TensorFlow (seconds): load it on first use.
-_LAZY = {"CNNClassifier": "._classifier"}
+# Every public name is imported on first use, so ``import skimgclf`` costs next
+# to nothing: the loader brings scikit-learn (most of a second), the classifier
+# TensorFlow (seconds).
+_LAZY = {
+    "CNNClassifier": "._classifier",
+    "ImageFolderLoader": "._loader",
+    "clear_cache": "._loader",
+    "ModelFileError": "._persistence",
+    "load": "._persistence",
+    "save": "._persistence",
+}
 
 
 def __getattr__(name):

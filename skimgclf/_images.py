@@ -59,7 +59,10 @@ _PNG_COLOR_TYPE = {"grayscale": 0, "rgb": 2, "rgba": 6}
 _PNG_HARMLESS = frozenset({b"tEXt", b"zTXt", b"iTXt", b"pHYs", b"tIME"})
 #: Files larger than this are left to Pillow (it reads them lazily).
 _FAST_MAX_BYTES = 16 * 1024 * 1024
+_FIRST_READ = 1 << 16
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
 _cv2 = None
+_CV2_FLAGS = {}
 
 
 def _opencv():
@@ -70,6 +73,9 @@ def _opencv():
             import cv2
         except ImportError:  # pragma: no cover - opencv is a dependency
             cv2 = False
+        else:
+            _CV2_FLAGS.update(grayscale=cv2.IMREAD_GRAYSCALE, rgb=cv2.IMREAD_COLOR_RGB,
+                              rgba=cv2.IMREAD_UNCHANGED)
         _cv2 = cv2
     return _cv2
 
@@ -97,22 +103,29 @@ def _png_fast_flag(data, color_mode, target_size, max_pixels):
         if kind not in _PNG_HARMLESS:
             return None  # tRNS, PLTE, gAMA, iCCP, acTL, ...: not provably equal
         pos += 12 + length
-    cv2 = _opencv()
+    cv2 = _cv2 if _cv2 is not None else _opencv()
     if not cv2:
         return None
-    return {"grayscale": cv2.IMREAD_GRAYSCALE, "rgb": cv2.IMREAD_COLOR_RGB,
-            "rgba": cv2.IMREAD_UNCHANGED}[color_mode]
+    return _CV2_FLAGS[color_mode]
 
 
 def _decode_fast(path, color_mode, target_size, max_pixels):
     """Decode ``path`` with OpenCV where provably equal to Pillow; None otherwise."""
     try:
-        with open(path, "rb") as f:
-            data = f.read(_FAST_MAX_BYTES + 1)
-    except OSError:
+        fd = os.open(path, _OPEN_FLAGS)
+    except (OSError, TypeError, ValueError):
         return None  # Pillow reports it
-    if len(data) > _FAST_MAX_BYTES:
+    try:
+        data = os.read(fd, _FIRST_READ)
+        if len(data) == _FIRST_READ and data.startswith(_PNG_SIGNATURE):
+            size = os.fstat(fd).st_size
+            if size > _FAST_MAX_BYTES:
+                return None
+            data += os.read(fd, size - len(data))  # a short read fails the checks below
+    except OSError:
         return None
+    finally:
+        os.close(fd)
     flag = _png_fast_flag(data, color_mode, target_size, max_pixels)
     if flag is None:
         return None
@@ -131,16 +144,6 @@ def _decode_fast(path, color_mode, target_size, max_pixels):
     if channels == 4:
         arr = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA)
     return arr
-
-
-def _decode(path, color_mode, target_size, max_pixels):
-    """``(array, costly)``: the decoded image, and whether it needed Pillow's slow path."""
-    arr = _decode_fast(path, color_mode, target_size, max_pixels)
-    if arr is not None:
-        return arr, False
-    # (decode_image tries the fast path once more: one extra read of a
-    # file that is about to be decoded by Pillow, a small cost.)
-    return decode_image(path, color_mode, target_size, max_pixels), True
 
 
 def decode_image(path, color_mode="grayscale", target_size=None, max_pixels=DEFAULT_MAX_PIXELS):

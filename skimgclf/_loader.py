@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from tqdm.auto import tqdm
 
-from ._images import COLOR_MODES, DEFAULT_MAX_PIXELS, ImageDecodeError, _decode, decode_image
+from ._images import COLOR_MODES, DEFAULT_MAX_PIXELS, ImageDecodeError, _decode_fast, decode_image
 
 __all__ = ["ImageFolderLoader", "clear_cache", "ids_from_table"]
 
@@ -667,16 +667,18 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
 
         def read(row, path):
             try:
+                # Plain PNGs decode faster than a cache lookup would cost:
+                # never cached one by one (batches are).
+                arr = _decode_fast(path, color_mode, target, max_pixels)
+                if arr is not None:
+                    return arr
                 if use_cache:
                     st = os.stat(path)
                     key = (path, st.st_size, st.st_mtime_ns, color_mode, target, max_pixels)
                     arr = _CACHE.get(key)
                     if arr is None:
-                        arr, costly = _decode(path, color_mode, target, max_pixels)
-                        if costly:
-                            # Images of the fast path decode faster than a
-                            # cache would pay for itself in memory.
-                            _CACHE.put(key, arr)
+                        arr = decode_image(path, color_mode, target, max_pixels)
+                        _CACHE.put(key, arr)
                     return arr
                 return decode_image(path, color_mode, target, max_pixels)
             except FileNotFoundError:

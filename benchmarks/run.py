@@ -1,0 +1,486 @@
+"""skimgclf against the seed tutorial's recipe, measured side by side.
+
+Every figure times skimgclf and the seed's own recipe in the same process
+and run, so each target is a ratio that holds on a shared, noisy machine.
+Each side's time is the best of ``--repeats`` (default 3) warm runs; sides
+are interleaved run by run.
+
+Usage (from the repository root)::
+
+    .venv/bin/python benchmarks/run.py             # all figures, writes benchmarks/RESULTS.md
+    .venv/bin/python benchmarks/run.py --quick     # small sizes, a minute or two; no RESULTS.md
+    .venv/bin/python benchmarks/run.py --only loader_png,reload
+
+The figures need ``../shared/data/mnist10k`` (or ``$SKIMGCLF_MNIST10K``);
+those that cannot run say "skipped". The colour photos are made from the
+two photographs scikit-learn ships (see ``benchmarks/photos.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(HERE))
+
+MNIST10K = Path(os.environ.get("SKIMGCLF_MNIST10K", REPO.parent / "shared" / "data" / "mnist10k"))
+WORK = Path(tempfile.gettempdir()) / "skimgclf-bench"
+
+#: The seed tutorial's network, as CNNClassifier parameters.
+SEED_PARAMS = dict(
+    conv_blocks=1, filters=[[32, 64]], convs_per_block=2, padding="valid", batch_norm=False,
+    conv_dropout=0.25, global_pooling="flatten", hidden_layers=1, units=128, dropout=0.5,
+    random_shift=0.0, random_rotation=0.0, random_zoom=0.0, optimizer="adam", learning_rate=0.001,
+    lr_schedule="constant", epochs=10, batch_size=32, validation_split=0.2, early_stopping=False,
+)
+
+
+# ------------------------------------------------------------------ helpers
+class Bench:
+    """Collects rows of the results table."""
+
+    def __init__(self, repeats):
+        self.repeats = repeats
+        self.rows = []
+
+    def add(self, figure, ours, base, ratio, target, ok, note=""):
+        row = dict(figure=figure, skimgclf=ours, baseline=base, ratio=ratio, target=target,
+                   result="pass" if ok else "FAIL", note=note)
+        self.rows.append(row)
+        print(f"  {figure:<24} {ours:>14} {base:>14} {ratio:>8} {target:>14} {row['result']:>5}  {note}",
+              flush=True)
+
+    def skip(self, figure, why):
+        self.rows.append(dict(figure=figure, skimgclf="-", baseline="-", ratio="-", target="-",
+                              result="skipped", note=why))
+        print(f"  {figure:<24} skipped: {why}", flush=True)
+
+
+def best_of(runs, *fns):
+    """Interleave ``fns`` ``runs`` times; return (best seconds per fn, last results)."""
+    best = [float("inf")] * len(fns)
+    results = [None] * len(fns)
+    for _ in range(runs):
+        for k, fn in enumerate(fns):
+            gc.collect()
+            t0 = time.perf_counter()
+            results[k] = fn()
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return best, results
+
+
+def fmt_s(seconds):
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def seed_load(folder, table, suffix=".png", target_size=(28, 28), color_mode="grayscale"):
+    """The seed tutorial's loading loop (``tqdm`` left out), verbatim in spirit."""
+    from keras.preprocessing import image
+
+    train_image = []
+    for i in range(table.shape[0]):
+        img = image.load_img(str(folder) + "/" + table["id"][i].astype("str") + suffix,
+                             target_size=target_size, color_mode=color_mode)
+        img = image.img_to_array(img)
+        img = img / 255
+        train_image.append(img)
+    return np.array(train_image)
+
+
+def seed_model(input_shape, n_classes):
+    """The seed tutorial's network, in raw Keras."""
+    import keras
+    from keras.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+
+    model = keras.models.Sequential()
+    model.add(keras.Input(shape=input_shape))
+    model.add(Conv2D(32, kernel_size=(3, 3), activation="relu"))
+    model.add(Conv2D(64, (3, 3), activation="relu"))
+    model.add(MaxPooling2D(pool_size=(2, 2)))
+    model.add(Dropout(0.25))
+    model.add(Flatten())
+    model.add(Dense(128, activation="relu"))
+    model.add(Dropout(0.5))
+    model.add(Dense(n_classes, activation="softmax"))
+    model.compile(loss="categorical_crossentropy", optimizer="Adam", metrics=["accuracy"])
+    return model
+
+
+def have_mnist(bench, figure):
+    if (MNIST10K / "train.csv").is_file():
+        return True
+    bench.skip(figure, f"mnist10k not found at {MNIST10K}")
+    return False
+
+
+_MEMO = {}
+
+
+def mnist_arrays(quick):
+    """mnist10k train/test arrays (loaded once), small in quick mode."""
+    if "mnist" not in _MEMO:
+        from skimgclf import ImageFolderLoader
+
+        train = pd.read_csv(MNIST10K / "train.csv")
+        test = pd.read_csv(MNIST10K / "test.csv").merge(pd.read_csv(MNIST10K / "test_labels.csv"), on="id")
+        if quick:
+            train, test = train.iloc[:1000], test.iloc[:500]
+        loader = ImageFolderLoader(MNIST10K / "train", cache=False, verbose=0)
+        X = loader.transform(train)
+        Xt = loader.set_params(image_dir=MNIST10K / "test").transform(test)
+        _MEMO["mnist"] = (X, train["label"].to_numpy(), Xt, test["label"].to_numpy(), test)
+    return _MEMO["mnist"]
+
+
+# ------------------------------------------------------------------ figures
+def fig_loader_png(bench, args):
+    """1. ImageFolderLoader vs the seed loop on the 8,000 mnist10k train PNGs."""
+    if not have_mnist(bench, "loader_png"):
+        return
+    import skimgclf
+
+    table = pd.read_csv(MNIST10K / "train.csv")
+    if args.quick:
+        table = table.iloc[:2000]
+    loader = skimgclf.ImageFolderLoader(MNIST10K / "train", verbose=0)
+
+    def ours():
+        skimgclf.clear_cache()  # a first load every time
+        return loader.transform(table)
+
+    seed_load(MNIST10K / "train", table.iloc[:10])  # warm: keras imported
+    ours()
+    (t_ours, t_base), (a, b) = best_of(args.repeats, ours, lambda: seed_load(MNIST10K / "train", table))
+    assert np.allclose(a, b, atol=1e-6), "the loader and the seed loop disagree"
+    n = len(table)
+    ratio = t_base / t_ours
+    bench.add("loader_png", f"{n / t_ours:,.0f} img/s", f"{n / t_base:,.0f} img/s", f"{ratio:.1f}x",
+              ">= 3x", ratio >= 3, f"{n} 28x28 PNGs, same arrays")
+
+
+def fig_loader_jpeg(bench, args):
+    """2. Colour ~500x375 JPEG photos resized to 64x64."""
+    import skimgclf
+    from photos import VERSION, make_photos
+
+    n = 100 if args.quick else 300
+    folder = WORK / f"photos-v{VERSION}"
+    ids = make_photos(folder, n=n)
+    table = pd.DataFrame({"id": np.arange(len(ids))})
+    loader = skimgclf.ImageFolderLoader(folder, suffix=".jpg", target_size=(64, 64), color_mode="rgb", verbose=0)
+
+    def ours():
+        skimgclf.clear_cache()
+        return loader.transform(table)
+
+    def base():
+        return seed_load(folder, table, ".jpg", (64, 64), "rgb")
+
+    base(), ours()
+    (t_ours, t_base), (a, b) = best_of(args.repeats, ours, base)
+    assert a.shape == b.shape
+    ratio = t_base / t_ours
+    bench.add("loader_jpeg", f"{n / t_ours:,.0f} img/s", f"{n / t_base:,.0f} img/s", f"{ratio:.1f}x",
+              ">= 2.5x", ratio >= 2.5, f"{n} JPEGs ~500x375 -> 64x64 RGB")
+
+
+def fig_reload(bench, args):
+    """3. Loading the same ids again (grid-search folds and candidates)."""
+    if not have_mnist(bench, "reload"):
+        return
+    import skimgclf
+
+    table = pd.read_csv(MNIST10K / "train.csv")
+    if args.quick:
+        table = table.iloc[:2000]
+    loader = skimgclf.ImageFolderLoader(MNIST10K / "train", verbose=0)
+    first, again = [], []
+    for _ in range(args.repeats + 1):
+        skimgclf.clear_cache()
+        t0 = time.perf_counter()
+        a = loader.transform(table)
+        t1 = time.perf_counter()
+        b = loader.transform(table)
+        t2 = time.perf_counter()
+        first.append(t1 - t0)
+        again.append(t2 - t1)
+        assert np.array_equal(a, b)
+    t_first, t_again = min(first[1:]), min(again[1:])
+    ratio = t_first / t_again
+    bench.add("reload", fmt_s(t_again), fmt_s(t_first), f"{ratio:.0f}x", ">= 50x", ratio >= 50,
+              "same ids again vs first load (baseline = skimgclf's first load)")
+
+
+def fig_memory(bench, args):
+    """4. Peak memory of a load, relative to the final array."""
+    if not have_mnist(bench, "peak_memory"):
+        return
+    import skimgclf
+
+    table = pd.read_csv(MNIST10K / "train.csv")
+    if args.quick:
+        table = table.iloc[:2000]
+    loader = skimgclf.ImageFolderLoader(MNIST10K / "train", verbose=0)
+    seed_load(MNIST10K / "train", table.iloc[:10])
+
+    def peak(fn):
+        gc.collect()
+        tracemalloc.start()
+        tracemalloc.reset_peak()
+        out = fn()
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top / out.nbytes
+
+    skimgclf.clear_cache()
+    ours = peak(lambda: loader.transform(table))
+    skimgclf.clear_cache()
+    base = peak(lambda: seed_load(MNIST10K / "train", table))
+    bench.add("peak_memory", f"{ours:.2f}x array", f"{base:.2f}x array", f"{base / ours:.1f}x",
+              "<= 1.3x array", ours <= 1.3, "tracemalloc peak of a first load / final array bytes")
+
+
+def _seed_split(X, y):
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(X, y, random_state=42, test_size=0.2)
+
+
+def _seed_fit(X, y, epochs):
+    """The seed recipe: its network, Adam, batch 32, on 80 %, validating on 20 %."""
+    import keras
+
+    X_train, X_val, y_train, y_val = _seed_split(X, y)
+    n_classes = int(y.max()) + 1
+    model = seed_model(X.shape[1:], n_classes)
+    model.fit(X_train, keras.utils.to_categorical(y_train, n_classes), epochs=epochs, batch_size=32,
+              validation_data=(X_val, keras.utils.to_categorical(y_val, n_classes)), verbose=0)
+    return model
+
+
+def _warm_keras(X, y):
+    from skimgclf import CNNClassifier
+
+    _seed_fit(X[:256], y[:256], 1)
+    CNNClassifier(**{**SEED_PARAMS, "epochs": 1}, random_state=0).fit(X[:256], y[:256])
+
+
+def seed_recipe(args):
+    """Seed recipe fit times and test accuracy (shared by figures 5 and 6)."""
+    if "seed" not in _MEMO:
+        from skimgclf import CNNClassifier
+
+        X, y, Xt, yt, _ = mnist_arrays(args.quick)
+        epochs = 2 if args.quick else 10
+        _warm_keras(X, y)
+        seeded = lambda: CNNClassifier(**{**SEED_PARAMS, "epochs": epochs}, random_state=0).fit(X, y)  # noqa: E731
+        (t_clf, t_raw), (clf, raw) = best_of(args.repeats, seeded, lambda: _seed_fit(X, y, epochs))
+        acc = float((raw.predict(Xt, verbose=0).argmax(1) == yt).mean())
+        _MEMO["seed"] = dict(t_clf=t_clf, t_raw=t_raw, acc=acc, epochs=epochs)
+    return _MEMO["seed"]
+
+
+def fig_fit_seed_arch(bench, args):
+    """5. CNNClassifier configured as the seed network vs the same raw Keras model."""
+    if not have_mnist(bench, "fit_seed_arch"):
+        return
+    s = seed_recipe(args)
+    ratio = s["t_clf"] / s["t_raw"]
+    bench.add("fit_seed_arch", fmt_s(s["t_clf"]), fmt_s(s["t_raw"]), f"{ratio:.3f}", "<= 1.05", ratio <= 1.05,
+              f"fit time, {s['epochs']} epochs, batch 32, 80/20 split (ratio = skimgclf / keras)")
+
+
+def default_model(args):
+    if "default" not in _MEMO:
+        from skimgclf import CNNClassifier
+
+        X, y, Xt, yt, _ = mnist_arrays(args.quick)
+        params = dict(random_state=0)
+        if args.quick:
+            params["epochs"] = 2
+        times, accs, clf = [], [], None
+        for _ in range(args.repeats):
+            gc.collect()
+            t0 = time.perf_counter()
+            clf = CNNClassifier(**params).fit(X, y)
+            times.append(time.perf_counter() - t0)
+            accs.append(float(clf.score(Xt, yt)))
+        _MEMO["default"] = dict(t=min(times), accs=accs, clf=clf, epochs_run=len(clf.history_["loss"]))
+    return _MEMO["default"]
+
+
+def fig_default(bench, args):
+    """6. Default CNNClassifier on mnist10k: test accuracy and fit time vs the seed recipe."""
+    if not have_mnist(bench, "default_fit_time"):
+        return
+    s = seed_recipe(args)
+    d = default_model(args)
+    ratio = s["t_raw"] / d["t"]
+    bench.add("default_fit_time", fmt_s(d["t"]), fmt_s(s["t_raw"]), f"{ratio:.2f}x", ">= 1x", ratio >= 1,
+              f"default fit on all train images ({d['epochs_run']} epochs) vs seed's {s['epochs']}-epoch fit")
+    acc = min(d["accs"])
+    bench.add("default_test_accuracy", f"{acc:.4f}", f"{s['acc']:.4f}", f"{acc - s['acc']:+.4f}", ">= 0.990",
+              acc >= 0.990, f"on the held-out test images (worst of {len(d['accs'])} fits)")
+
+
+def fig_scoring(bench, args):
+    """7. Batch scoring end to end: CSV + images -> predictions CSV, model from a file."""
+    if not have_mnist(bench, "batch_scoring"):
+        return
+    import skimgclf
+    from sklearn.pipeline import make_pipeline
+
+    clf = default_model(args)["clf"]
+    test = pd.read_csv(MNIST10K / "test.csv")
+    if args.quick:
+        test = test.iloc[:500]
+    WORK.mkdir(parents=True, exist_ok=True)
+    model_path = WORK / "scoring-model.skimgclf"
+    pipe = make_pipeline(skimgclf.ImageFolderLoader(MNIST10K / "test", verbose=0), clf)
+    skimgclf.save(pipe, model_path)
+    loaded = skimgclf.load(model_path)
+    network = loaded[-1].model_
+    classes = loaded[-1].classes_
+    out_ours, out_base = WORK / "pred-ours.csv", WORK / "pred-seed.csv"
+
+    def ours():
+        skimgclf.clear_cache()
+        ids = pd.read_csv(MNIST10K / "test.csv").iloc[:len(test)]
+        pd.DataFrame({"id": ids["id"], "label": loaded.predict(ids)}).to_csv(out_ours, index=False)
+
+    def base():
+        ids = pd.read_csv(MNIST10K / "test.csv").iloc[:len(test)]
+        X = seed_load(MNIST10K / "test", ids)
+        pred = classes[np.argmax(network.predict(X), axis=1)]
+        pd.DataFrame({"id": ids["id"], "label": pred}).to_csv(out_base, index=False)
+
+    ours(), base()
+    (t_ours, t_base), _ = best_of(args.repeats, ours, base)
+    same = pd.read_csv(out_ours).equals(pd.read_csv(out_base))
+    ratio = t_base / t_ours
+    bench.add("batch_scoring", fmt_s(t_ours), fmt_s(t_base), f"{ratio:.1f}x", ">= 3x", ratio >= 3 and same,
+              f"{len(test)} images, same network{'' if same else ', PREDICTIONS DIFFER'}")
+
+
+def _import_time(code, runs):
+    best = float("inf")
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO,
+                       env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def fig_import(bench, args):
+    """8. ``import skimgclf`` and the loader, in a fresh interpreter."""
+    runs = max(3, args.repeats + 2)
+    empty = _import_time("pass", runs)
+    ours = _import_time(
+        "import skimgclf, sys; skimgclf.ImageFolderLoader; assert 'tensorflow' not in sys.modules", runs)
+    base = _import_time("import keras", max(2, args.repeats))
+    ours -= empty
+    base -= empty
+    bench.add("import_time", fmt_s(ours), fmt_s(base), f"{base / ours:.0f}x", "< 0.5 s", ours < 0.5,
+              "fresh interpreter, start-up subtracted; baseline = the seed's `import keras`; no TensorFlow")
+
+
+FIGURES = {
+    "loader_png": fig_loader_png,
+    "loader_jpeg": fig_loader_jpeg,
+    "reload": fig_reload,
+    "peak_memory": fig_memory,
+    "import_time": fig_import,
+    "fit_seed_arch": fig_fit_seed_arch,
+    "default": fig_default,
+    "batch_scoring": fig_scoring,
+}
+
+
+def machine():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    import cv2
+    import keras
+    import PIL
+    import sklearn
+    import tensorflow as tf
+
+    try:
+        load = " (load average %.1f, %.1f, %.1f at the end)" % os.getloadavg()
+    except OSError:
+        load = ""
+    return (f"{cpu}, {os.cpu_count()} logical CPUs{load}; {platform.platform()}; Python "
+            f"{platform.python_version()}, NumPy {np.__version__}, Pillow {PIL.__version__}, "
+            f"OpenCV {cv2.__version__}, scikit-learn {sklearn.__version__}, TensorFlow {tf.__version__}, "
+            f"Keras {keras.__version__}")
+
+
+def write_results(bench, args, elapsed):
+    lines = [
+        "# Benchmarks: skimgclf vs the seed tutorial's recipe",
+        "",
+        "Written by `.venv/bin/python benchmarks/run.py` (do not edit by hand). Each figure times",
+        f"skimgclf and the seed's own recipe in the same run: best of {args.repeats} warm runs per side,",
+        "sides interleaved. The machine is shared and noisy, so every target is a ratio.",
+        "",
+        "| figure | skimgclf | baseline | ratio | target | result | what |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in bench.rows:
+        lines.append(f"| {r['figure']} | {r['skimgclf']} | {r['baseline']} | {r['ratio']} | {r['target']} "
+                     f"| {r['result']} | {r['note']} |")
+    lines += ["", f"Machine: {machine()}.", "", f"Total time of the run: {elapsed / 60:.1f} min.", ""]
+    (HERE / "RESULTS.md").write_text("\n".join(lines))
+    print(f"wrote {HERE / 'RESULTS.md'}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes and short fits (a smoke run)")
+    parser.add_argument("--only", default="", help=f"comma-separated figures: {', '.join(FIGURES)}")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per side (best is kept)")
+    parser.add_argument("--no-write", action="store_true", help="do not write benchmarks/RESULTS.md")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(FIGURES)
+    unknown = sorted(set(names) - set(FIGURES))
+    if unknown:
+        parser.error(f"unknown figure(s) {unknown}; choose from {list(FIGURES)}")
+    bench = Bench(args.repeats)
+    start = time.perf_counter()
+    print(f"  {'figure':<24} {'skimgclf':>14} {'baseline':>14} {'ratio':>8} {'target':>14} result")
+    for name in names:
+        FIGURES[name](bench, args)
+    elapsed = time.perf_counter() - start
+    if not (args.quick or args.only or args.no_write):
+        write_results(bench, args, elapsed)
+    failed = [r["figure"] for r in bench.rows if r["result"] == "FAIL"]
+    print(f"benchmarks: {len(bench.rows) - len(failed)} without failure, {len(failed)} FAIL" + (f": {failed}" if failed else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
