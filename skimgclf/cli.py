@@ -35,19 +35,19 @@ PROG = "skimgclf"
 #: The defaults are only shown in --help; an option left out is not passed, so
 #: the classifier's own default applies (tests check the two agree).
 NETWORK_OPTIONS = [
-    ("--epochs", "epochs", int, 15, "maximum passes over the training images"),
-    ("--batch-size", "batch_size", int, 64, "images per gradient step"),
-    ("--conv-blocks", "conv_blocks", int, 2, "convolution blocks (each: conv, batch norm, pooling)"),
-    ("--filters", "filters", int, 32, "filters of the first block, doubled in each later block"),
-    ("--hidden-layers", "hidden_layers", int, 1, "dense hidden layers after the convolutions"),
-    ("--units", "units", int, 128, "units of each dense hidden layer"),
-    ("--activation", "activation", str, "relu",
+    ("--epochs", "epochs", "positive", 15, "maximum passes over the training images"),
+    ("--batch-size", "batch_size", "positive", 64, "images per gradient step"),
+    ("--conv-blocks", "conv_blocks", "count", 2, "convolution blocks (each: conv, batch norm, pooling)"),
+    ("--filters", "filters", "positive", 32, "filters of the first block, doubled in each later block"),
+    ("--hidden-layers", "hidden_layers", "count", 1, "dense hidden layers after the convolutions"),
+    ("--units", "units", "positive", 128, "units of each dense hidden layer"),
+    ("--activation", "activation", "name", "relu",
      "activation: relu, elu, selu, gelu, silu, swish, tanh, sigmoid, leaky_relu, mish"),
-    ("--dropout", "dropout", float, 0.3, "dropout rate after each dense hidden layer"),
-    ("--optimizer", "optimizer", str, "adam", "optimizer: adam, adamw, nadam, rmsprop, sgd"),
-    ("--learning-rate", "learning_rate", float, 0.002, "initial learning rate (cosine decay to 0)"),
-    ("--patience", "patience", int, 4, "epochs without a lower monitored validation loss before stopping"),
-    ("--monitor-split", "validation_split", float, 0.1,
+    ("--dropout", "dropout", "fraction", 0.3, "dropout rate after each dense hidden layer"),
+    ("--optimizer", "optimizer", "name", "adam", "optimizer: adam, adamw, nadam, rmsprop, sgd"),
+    ("--learning-rate", "learning_rate", "rate", 0.002, "initial learning rate (cosine decay to 0)"),
+    ("--patience", "patience", "count", 4, "epochs without a lower monitored validation loss before stopping"),
+    ("--monitor-split", "validation_split", "fraction", 0.1,
      "fraction of the training images the network watches every epoch (early stopping and the "
      "validation curves of --report); 0 trains on all of them without early stopping"),
 ]
@@ -121,6 +121,26 @@ def _positive_int(text):
     return value
 
 
+def _count(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 0")
+    return value
+
+
+def _rate(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return value
+
+
 def _fraction(text):
     try:
         value = float(text)
@@ -170,8 +190,8 @@ def _network_parent():
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("network (CNNClassifier)")
     for flag, dest, kind, default, text in NETWORK_OPTIONS:
-        kind = _fraction if dest == "validation_split" else kind
-        metavar = {int: "N", float: "X", _fraction: "X"}.get(kind, "NAME")
+        kind, metavar = {"positive": (_positive_int, "N"), "count": (_count, "N"), "name": (str, "NAME"),
+                         "fraction": (_fraction, "X"), "rate": (_rate, "X")}[kind]
         group.add_argument(flag, dest=f"net_{dest}", type=kind, metavar=metavar,
                            help=f"{text} (default: {default})")
     group.add_argument("--no-augment", action="store_true",
@@ -754,7 +774,10 @@ def _read_grid(path):
         try:
             grid = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise CLIError(f"grid file {path} is not valid YAML ({' '.join(str(exc).split())})") from None
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+            raise CLIError(f"grid file {path} is not valid YAML: {problem}{where}") from None
     else:
         try:
             grid = json.loads(text)
@@ -790,7 +813,7 @@ def _qualify_grid(grids, pipe, path):
             name = key if key in valid else next(
                 (f"{s}__{key}" for s in reversed(steps) if f"{s}__{key}" in valid), None)
             if name is None:
-                known = sorted(k.split("__", 1)[1] for k in valid)
+                known = sorted({k.split("__", 1)[1] for k in valid})
                 raise CLIError(f"grid file {path}: unknown parameter {key!r}; parameters are "
                                f"{', '.join(known)}")
             entry[name] = [tuple(v) if name.endswith("target_size") and isinstance(v, list) else v

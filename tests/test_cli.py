@@ -1,0 +1,340 @@
+"""The ``skimgclf`` command line, driven in real subprocesses on real files.
+
+One small model is trained once per module (``trained``) and shared; every
+other command runs against it. Networks are tiny (1 block of 8 filters, 3
+epochs) on scikit-learn's 8x8 digits.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SMALL_NET = ["--conv-blocks", "1", "--filters", "8", "--units", "16", "--batch-size", "32", "--no-augment"]
+
+
+def run_cli(*args, cwd=None, timeout=300):
+    """Run ``python -m skimgclf ARGS`` and return the CompletedProcess."""
+    return subprocess.run(
+        [sys.executable, "-m", "skimgclf", *(os.fspath(a) for a in args)],
+        capture_output=True, text=True, cwd=cwd, timeout=timeout,
+    )
+
+
+def assert_ok(result):
+    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert "Traceback" not in result.stderr, result.stderr
+
+
+def assert_one_line_error(result, *fragments):
+    """A failed command: non-zero exit, exactly one 'skimgclf: error:' line on stderr."""
+    assert result.returncode != 0, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("skimgclf: error: "), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def assert_png(path, min_side=200):
+    path = Path(path)
+    assert path.read_bytes()[:8] == PNG_MAGIC, path
+    with Image.open(path) as img:
+        img.verify()
+    with Image.open(path) as img:
+        assert img.format == "PNG" and min(img.size) >= min_side, img.size
+
+
+def manifest(model_path):
+    """The JSON manifest of a skimgclf model file (read without loading the network)."""
+    with zipfile.ZipFile(model_path) as zf:
+        return json.loads(zf.read("skimgclf.json"))
+
+
+def step_params(model_path, step):
+    steps = dict(manifest(model_path)["estimator"]["steps"])
+    return {k: (tuple(v["__tuple__"]) if isinstance(v, dict) and "__tuple__" in v else v)
+            for k, v in steps[step]["params"].items()}
+
+
+# ----------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def trained(digits_layout, tmp_path_factory):
+    """`skimgclf train` on the digits with a report: (result, model path, report folder)."""
+    out = tmp_path_factory.mktemp("cli-train")
+    model, report = out / "models" / "digits.skimgclf", out / "report"
+    result = run_cli("train", digits_layout["train_csv"], "--model", model, "--report", report,
+                     "--epochs", "3", *SMALL_NET, "--quiet")
+    assert_ok(result)
+    return result, model, report
+
+
+@pytest.fixture(scope="module")
+def test_predictions(trained, digits_layout, tmp_path_factory):
+    """`skimgclf predict` of the digits test CSV with the shared model (image folder by default)."""
+    out = tmp_path_factory.mktemp("cli-predict") / "predictions.csv"
+    result = run_cli("predict", trained[1], digits_layout["test_csv"], "--out", out, "--quiet")
+    assert_ok(result)
+    return result, out
+
+
+@pytest.fixture(scope="module")
+def small_train_csv(digits_layout, tmp_path_factory):
+    """The first 200 labelled digits, for the grid searches (images stay in train/)."""
+    path = tmp_path_factory.mktemp("cli-small") / "small.csv"
+    pd.read_csv(digits_layout["train_csv"], dtype=str).head(200).to_csv(path, index=False)
+    return path
+
+
+# ------------------------------------------------------------------ train
+def test_train_writes_model_and_prints_validation_accuracy(trained, digits_layout):
+    result, model, _ = trained
+    match = re.search(r"validation accuracy: (\d\.\d{4}) \((\d+)/(\d+) held-out images\)", result.stdout)
+    assert match, result.stdout
+    accuracy, correct, n_val = float(match.group(1)), int(match.group(2)), int(match.group(3))
+    n_rows = len(pd.read_csv(digits_layout["train_csv"]))
+    assert n_val == int(np.ceil(0.2 * n_rows))
+    assert accuracy == pytest.approx(correct / n_val, abs=1e-4)
+    assert accuracy > 0.5  # ten classes: chance is 0.1; three epochs learn much more
+    assert f"model written to {model}" in result.stdout
+    # A whole pipeline, loader settings detected from the files.
+    assert [name for name, _ in manifest(model)["estimator"]["steps"]] == ["imagefolderloader", "cnnclassifier"]
+    loader = step_params(model, "imagefolderloader")
+    assert (loader["suffix"], loader["color_mode"], loader["target_size"]) == (".png", "grayscale", (8, 8))
+    net = step_params(model, "cnnclassifier")
+    assert (net["epochs"], net["filters"], net["units"], net["random_shift"]) == (3, 8, 16, 0.0)
+
+
+def test_train_report_files(trained):
+    result, _, report = trained
+    assert sorted(p.name for p in report.iterdir()) == ["confusion_matrix.png", "learning_curves.png",
+                                                        "metrics.json"]
+    assert_png(report / "learning_curves.png")
+    assert_png(report / "confusion_matrix.png")
+    metrics = json.loads((report / "metrics.json").read_text())
+    printed = float(re.search(r"validation accuracy: (\S+)", result.stdout).group(1))
+    assert metrics["validation_accuracy"] == pytest.approx(printed, abs=1e-4)
+    assert metrics["epochs_run"] == len(metrics["history"]["loss"]) == len(metrics["history"]["val_loss"])
+    assert 1 <= metrics["epochs_run"] <= 3
+    assert metrics["classes"] == list(range(10))
+    assert metrics["classification_report"]["accuracy"] == pytest.approx(metrics["validation_accuracy"])
+
+
+def test_loaded_model_and_help_defaults_match_the_api(trained):
+    """The file loads with skimgclf.load; --help shows CNNClassifier's real defaults."""
+    import inspect
+
+    import skimgclf
+    from skimgclf.cli import NETWORK_OPTIONS
+
+    pipe = skimgclf.load(trained[1])
+    assert list(pipe[-1].classes_) == list(range(10))
+    assert pipe[0].target_size == (8, 8)
+    signature = inspect.signature(skimgclf.CNNClassifier)
+    for _, param, _, default, _ in NETWORK_OPTIONS:
+        assert signature.parameters[param].default == default, param
+
+
+# ---------------------------------------------------------------- predict
+def test_predict_keeps_ids_and_order(test_predictions, digits_layout):
+    result, out = test_predictions
+    text_in = Path(digits_layout["test_csv"]).read_text().splitlines()
+    text_out = out.read_text().splitlines()
+    assert text_out[0] == "id,label"
+    assert [line.split(",")[0] for line in text_out[1:]] == text_in[1:]
+    assert {line.split(",")[1] for line in text_out[1:]} <= {str(d) for d in range(10)}
+    assert f"predictions for {len(text_in) - 1} images written to {out}" in result.stdout
+    assert os.listdir(out.parent) == ["predictions.csv"]  # no temporary file left
+
+
+def test_predict_text_ids_verbatim_in_chunks_with_proba(trained, test_predictions, digits_layout, tmp_path):
+    """Zero-padded and number-like ids stay as written, in order, across chunks."""
+    source = pd.read_csv(test_predictions[1], dtype=str)
+    ids = ["007", "0013035", "1e5", "NA", "00", "12.0", "7"]
+    picks = source.head(len(ids))
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for new_id, old_id in zip(ids, picks["id"]):
+        (folder / f"{new_id}.png").write_bytes((Path(digits_layout["test_dir"]) / f"{old_id}.png").read_bytes())
+    order = [3, 0, 6, 1, 5, 2, 4]
+    csv = tmp_path / "ids.csv"
+    csv.write_text("id\n" + "".join(f"{ids[i]}\n" for i in order))
+    out = tmp_path / "out" / "pred.csv"
+    result = run_cli("predict", trained[1], csv, "--images", folder, "--out", out, "--proba",
+                     "--chunk-size", "2", "--quiet")
+    assert_ok(result)
+    lines = out.read_text().splitlines()
+    header = lines[0].split(",")
+    assert header == ["id", "label"] + [f"proba_{d}" for d in range(10)]
+    rows = [line.split(",") for line in lines[1:]]
+    assert [r[0] for r in rows] == [ids[i] for i in order]
+    proba = np.array([[float(v) for v in r[2:]] for r in rows])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-4)
+    assert [r[1] for r in rows] == [str(int(np.argmax(p))) for p in proba]
+    # Same images, same labels as the whole-file prediction without chunks.
+    assert [r[1] for r in rows] == [picks["label"].iloc[i] for i in order]
+
+
+# --------------------------------------------------------------- evaluate
+def test_evaluate_prints_report_and_draws_confusion(trained, test_predictions, digits_layout, tmp_path):
+    report = tmp_path / "eval"
+    confusion = tmp_path / "cm" / "test.png"
+    # test_labels.csv finds test/ by itself (the seed layout).
+    result = run_cli("evaluate", trained[1], digits_layout["test_labels_csv"], "--report", report,
+                     "--confusion", confusion, "--quiet")
+    assert_ok(result)
+    truth = pd.read_csv(digits_layout["test_labels_csv"], dtype=str)
+    predicted = pd.read_csv(test_predictions[1], dtype=str)
+    expected = float(np.mean(truth["label"].to_numpy() == predicted["label"].to_numpy()))
+    match = re.search(r"accuracy: (\d\.\d{4}) \((\d+)/(\d+) images", result.stdout)
+    assert match and int(match.group(3)) == len(truth), result.stdout
+    assert float(match.group(1)) == pytest.approx(expected, abs=1e-4)
+    assert "precision" in result.stdout and "macro avg" in result.stdout
+    assert "confusion matrix (rows: true label, columns: predicted)" in result.stdout
+    assert_png(confusion)
+    assert_png(report / "confusion_matrix.png")
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["accuracy"] == pytest.approx(expected)
+    assert metrics["n"] == len(truth)
+
+
+# ----------------------------------------------------------------- search
+def _cv_results(path):
+    return pd.read_csv(path)
+
+
+def test_search_with_json_grid(small_train_csv, digits_layout, tmp_path):
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"units": [8, 16], "cnnclassifier__conv_blocks": [1]}))
+    model = tmp_path / "best.skimgclf"
+    result = run_cli("search", small_train_csv, "--images", digits_layout["train_dir"], "--grid", grid,
+                     "--cv", "2", "--epochs", "1", "--filters", "4", "--no-augment", "--model", model, "--quiet")
+    assert_ok(result)
+    assert "2 candidates x 2 folds" in result.stdout
+    table = [line for line in result.stdout.splitlines() if "conv_blocks=1, units=" in line]
+    assert len(table) == 3  # two ranked rows and the "best:" line
+    ranks = [int(line.split()[0]) for line in table[:2]]
+    assert ranks == sorted(ranks) and ranks[0] == 1
+    cv = _cv_results(tmp_path / "cv_results.csv")
+    assert sorted(cv["param_cnnclassifier__units"]) == [8, 16]
+    assert {"mean_test_score", "std_test_score", "mean_fit_time", "rank_test_score"} <= set(cv.columns)
+    best_units = int(cv.loc[cv["rank_test_score"].idxmin(), "param_cnnclassifier__units"])
+    assert step_params(model, "cnnclassifier")["units"] == best_units
+    assert f"best: conv_blocks=1, units={best_units}" in result.stdout
+
+
+def test_search_with_yaml_grid(small_train_csv, digits_layout, tmp_path):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("# one candidate\ncnnclassifier__dropout: [0.05]\nactivation: [elu]\n"
+                    "imagefolderloader__target_size: [[6, 6]]\n")
+    model, results = tmp_path / "m" / "best.skimgclf", tmp_path / "r" / "cv.csv"
+    result = run_cli("search", small_train_csv, "--images", digits_layout["train_dir"], "--grid", grid,
+                     "--cv", "2", "--epochs", "1", "--filters", "4", "--model", model, "--results", results,
+                     "--quiet")
+    assert_ok(result)
+    assert len(_cv_results(results)) == 1
+    net = step_params(model, "cnnclassifier")
+    assert (net["dropout"], net["activation"], net["filters"]) == (0.05, "elu", 4)
+    assert step_params(model, "imagefolderloader")["target_size"] == (6, 6)
+
+
+# ------------------------------------------------------------------- demo
+def test_demo_runs_the_whole_flow(tmp_path):
+    folder = tmp_path / "demo"
+    # The default (15 epochs) reaches about 0.99; 4 epochs keep this test short
+    # and still clear the bar by a wide margin.
+    result = run_cli("demo", folder, "--quiet", "--epochs", "4")
+    assert_ok(result)
+    for command in ("train", "predict", "evaluate"):
+        assert f"$ skimgclf {command} " in result.stdout
+    accuracy = float(re.search(r"test accuracy (\d\.\d+)", result.stdout).group(1))
+    assert accuracy > 0.9, result.stdout
+    for name in ("train.csv", "test.csv", "test_labels.csv", "model.skimgclf", "predictions.csv"):
+        assert (folder / name).is_file(), name
+    for name in ("learning_curves.png", "confusion_matrix.png", "test_confusion_matrix.png"):
+        assert_png(folder / "report" / name)
+    test_ids = (folder / "test.csv").read_text().splitlines()[1:]
+    assert [line.split(",")[0] for line in (folder / "predictions.csv").read_text().splitlines()[1:]] == test_ids
+
+
+# ----------------------------------------------------------------- errors
+def test_error_missing_csv(tmp_path):
+    model = tmp_path / "m.skimgclf"
+    result = run_cli("train", tmp_path / "nope.csv", "--model", model)
+    assert_one_line_error(result, "training CSV not found", "nope.csv")
+    assert result.returncode == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_error_missing_image_leaves_no_output(trained, digits_layout, tmp_path):
+    test_ids = pd.read_csv(digits_layout["test_csv"], dtype=str)["id"].head(7).tolist()
+    test_ids[5] = "999999"  # line 7 of the CSV, in the third chunk of two rows
+    csv = tmp_path / "test.csv"
+    csv.write_text("id\n" + "\n".join(test_ids) + "\n")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    result = run_cli("predict", trained[1], csv, "--images", digits_layout["test_dir"],
+                     "--out", out_dir / "pred.csv", "--chunk-size", "2")
+    line = assert_one_line_error(result, "'999999'", "999999.png", "does not exist")
+    assert f"{csv} line 7:" in line
+    assert list(out_dir.iterdir()) == []  # neither the output nor a temporary file
+
+
+def test_error_bad_grid_file(small_train_csv, tmp_path):
+    grid = tmp_path / "grid.json"
+    grid.write_text('{"units": [8, 16}')
+    result = run_cli("search", small_train_csv, "--grid", grid, "--model", tmp_path / "best.skimgclf")
+    assert_one_line_error(result, "grid.json is not valid JSON")
+    grid_yaml = tmp_path / "grid.yaml"
+    grid_yaml.write_text("units: [8, 16\n")
+    result = run_cli("search", small_train_csv, "--grid", grid_yaml, "--model", tmp_path / "best.skimgclf")
+    assert_one_line_error(result, "grid.yaml is not valid YAML", "line 2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.json", "grid.yaml"]
+
+
+def test_error_pickle_model_is_refused(digits_layout, tmp_path):
+    import joblib
+
+    model = tmp_path / "model.joblib"
+    joblib.dump({"not": "a model"}, model)
+    out = tmp_path / "pred.csv"
+    result = run_cli("predict", model, digits_layout["test_csv"], "--out", out)
+    assert_one_line_error(result, "not a skimgclf model file", "joblib and pickle files are refused")
+    assert not out.exists()
+
+
+def test_error_usage_is_one_line(tmp_path):
+    result = run_cli("train", "train.csv", "--epochs", "zero")
+    assert_one_line_error(result, "--epochs", "skimgclf train --help")
+    assert result.returncode == 2
+
+
+# ------------------------------------------------------------------- help
+@pytest.mark.parametrize("command", ["train", "predict", "evaluate", "search", "demo"])
+def test_help_of_each_command_has_an_example(command):
+    result = run_cli(command, "--help")
+    assert_ok(result)
+    assert result.stdout.startswith(f"usage: skimgclf {command}")
+    assert re.search(rf"^examples:\n  skimgclf {command}", result.stdout, re.MULTILINE), result.stdout
+    if command in ("train", "predict", "evaluate", "search"):
+        assert "joblib and pickle files are not accepted" in result.stdout
+
+
+def test_console_script_and_top_level_help():
+    script = Path(sys.executable).with_name("skimgclf")
+    if not script.exists():
+        pytest.skip("the skimgclf console script is not installed in this environment")
+    result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
+    assert_ok(result)
+    for command in ("train", "predict", "evaluate", "search", "demo"):
+        assert command in result.stdout
