@@ -377,6 +377,7 @@ CNN_BAD = {
     "filters": [0, [8, 8], "8"],
     "convs_per_block": [0],
     "kernel_size": [0],
+    "padding": ["full", None],
     "pooling": ["min"],
     "batch_norm": ["yes"],
     "conv_dropout": [1.0, -0.1],

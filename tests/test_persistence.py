@@ -1,0 +1,360 @@
+"""Model files: ``skimgclf.save``/``skimgclf.load`` round trip, damaged files, killed runs.
+
+Cases (real files, real subprocesses; ``...`` stands for the temporary folder):
+
+- Round trip: a fitted Pipeline(ImageFolderLoader, CNNClassifier) saved in
+  this process and loaded in a fresh Python process predicts the very same
+  probabilities and labels; parameters, classes, image shape and history
+  survive; the loaded pipeline can be pointed at another folder.
+- A loader or an unfitted classifier alone round-trips too (no TensorFlow
+  needed for the loader).
+- Truncated file (any length) -> ``ModelFileError: .../model.skimgclf: not a
+  skimgclf model file, or truncated or corrupt (File is not a zip file)``.
+- One byte flipped inside a member's stored bytes -> ``ModelFileError:
+  .../model.skimgclf: not a skimgclf model file, or truncated or corrupt (Bad
+  CRC-32 for file 'model_0.keras')`` or ``... corrupt model file (error:
+  Error -3 while decompressing data ...)``.
+- A member replaced (zip rebuilt, old checksum list kept) -> ``ModelFileError:
+  .../model.skimgclf: checksum mismatch in skimgclf.json (file altered or
+  corrupt); refused``; a member added or removed -> ``... the file's members
+  do not match its checksum list; refused`` / ``unexpected member
+  'evil.py'; refused``.
+- Members declaring more than ``SKIMGCLF_MAX_MODEL_BYTES`` (4 GiB by
+  default) -> ``ModelFileError: ... member model_0.keras declares N bytes,
+  more than M (SKIMGCLF_MAX_MODEL_BYTES); refused`` (zip bombs).
+- Not a zip (text) -> ``ModelFileError: ...: not a skimgclf model file, or
+  truncated or corrupt (File is not a zip file)``; a bare Keras ``.keras``
+  file -> ``...: not a skimgclf model file (a zip archive without
+  skimgclf.json and SHA256SUMS; a bare Keras .keras file is not a skimgclf
+  model)``; a missing file -> ``FileNotFoundError``. (Pickle/joblib files and
+  files that name a Lambda layer or a foreign class: ``test_security.py``.)
+- Killed save: a process SIGKILLed while ``skimgclf.save`` writes leaves no
+  file at the target path, only a hidden ``.model.skimgclf.<pid>-<random>.partial``,
+  which the next save to that path removes.
+- Killed ``skimgclf predict`` (a few thousand images, killed after it began
+  writing): no predictions file appears, only its hidden temporary file.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.pipeline import make_pipeline
+
+import skimgclf
+from conftest import REPO, make_blobs_images, write_images
+from skimgclf import ImageFolderLoader, ModelFileError
+
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES="")
+
+
+def _cnn(**kw):
+    from skimgclf import CNNClassifier
+
+    params = dict(conv_blocks=1, filters=8, units=16, epochs=1, random_state=0, validation_split=0.0)
+    params.update(kw)
+    return CNNClassifier(**params)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A tiny fitted pipeline (the only training of this file), saved once."""
+    folder = tmp_path_factory.mktemp("persist")
+    X, y = make_blobs_images(24, size=8)
+    ids = write_images(folder / "images", X[..., 0])
+    pipe = make_pipeline(ImageFolderLoader(folder / "images", target_size=(8, 8), verbose=0), _cnn())
+    pipe.fit(pd.DataFrame({"id": ids}), np.where(y == 0, "left", "right"))
+    path = skimgclf.save(pipe, folder / "model.skimgclf")
+    return pipe, path, folder, ids
+
+
+# ------------------------------------------------------------------- round trip
+CHILD = """
+    import json, os, sys, numpy as np, skimgclf
+    from skimgclf import CNNClassifier
+    path, out, folder, target = sys.argv[1:]
+    # 1. Round trip: load what the parent saved, predict, report.
+    model = skimgclf.load(path)
+    ids = [str(i) for i in range(24)]
+    clf = model[-1]
+    proba, labels = model.predict_proba(ids), model.predict(ids).astype(str)
+    model.set_params(imagefolderloader__image_dir=folder)  # a copy of the images elsewhere
+    assert (model.predict(ids).astype(str) == labels).all()
+    params = {k: repr(v) for k, v in model.get_params().items()
+              if k.startswith(("imagefolderloader__", "cnnclassifier__"))}
+    np.savez(out + ".tmp.npz", proba=proba, labels=labels, classes=clf.classes_.astype(str),
+             shape=np.array(clf.image_shape_), loss=np.array(clf.history_["loss"]),
+             params=json.dumps(params))
+    os.replace(out + ".tmp.npz", out)
+    # 2. Save a network of ~2M weights (8 MB) in a loop until killed, so
+    #    that the parent can kill a save in the middle of writing the file.
+    rng = np.random.default_rng(0)
+    big = CNNClassifier(conv_blocks=1, filters=8, units=4096, epochs=1, batch_norm=False,
+                        validation_split=0.0, random_state=0)
+    big.fit(rng.random((4, 16, 16, 1), dtype=np.float32), [0, 1, 0, 1])
+    while True:
+        skimgclf.save(big, target)
+"""
+
+
+def _start_cli_predict(model, work):
+    """``skimgclf predict`` on 2000 tiny images, in its own process (None without the CLI).
+
+    A watcher thread freezes the process (SIGSTOP) as soon as its hidden
+    temporary predictions file holds data, so it is still mid-run whenever
+    the test gets to kill it, although it started early to overlap imports.
+    """
+    try:
+        import skimgclf.cli  # noqa: F401
+    except ImportError:
+        return None
+    X, _ = make_blobs_images(2000, size=8, seed=1)
+    ids = write_images(work / "test", X[..., 0])
+    pd.DataFrame({"id": ids}).to_csv(work / "test.csv", index=False)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "skimgclf", "predict", str(model), str(work / "test.csv"),
+         "--images", str(work / "test"), "--out", str(work / "predictions.csv"), "--chunk-size", "128",
+         "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=work)
+    proc.frozen_with = None
+
+    def watch():
+        while proc.poll() is None:
+            temps = _hidden_temps(work)
+            if temps and os.path.getsize(work / temps[0]) > 0:
+                os.kill(proc.pid, signal.SIGSTOP)
+                proc.frozen_with = temps
+                return
+            time.sleep(0.002)
+
+    threading.Thread(target=watch, daemon=True).start()
+    return proc
+
+
+def _hidden_temps(folder):
+    return sorted(n for n in os.listdir(folder) if n.startswith(".predictions.csv."))
+
+
+@pytest.fixture(scope="module")
+def children(saved, tmp_path_factory):
+    """Fresh Python processes, started together (their imports overlap):
+
+    ``"load"`` loads the saved model and reports, then saves a big one in a
+    loop; ``"cli"`` runs ``skimgclf predict`` on 2000 images (None without
+    the CLI).
+    """
+    _, path, folder, _ = saved
+    work = tmp_path_factory.mktemp("child")
+    copy = work / "images_copy"
+    copy.mkdir()
+    for name in os.listdir(folder / "images"):
+        (copy / name).write_bytes((folder / "images" / name).read_bytes())
+    out, kill_dir = work / "loaded.npz", work / "killed"
+    kill_dir.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(CHILD), str(path), str(out), str(copy),
+                             str(kill_dir / "model.skimgclf")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    cli_work = tmp_path_factory.mktemp("cli")
+    cli = _start_cli_predict(path, cli_work)
+    yield {"load": (proc, out, kill_dir, copy), "cli": cli and (cli, cli_work)}
+    for p in (proc, cli):
+        if p is not None:
+            p.kill()
+            p.wait()
+
+
+def test_round_trip_in_a_fresh_process_gives_identical_predictions(saved, children):
+    pipe, _, folder, ids = saved
+    proc, out, _, copy = children["load"]
+    _wait_for(out.exists, proc, 180, "the round trip")
+    got = np.load(out)
+    ids_df = pd.DataFrame({"id": ids})
+    np.testing.assert_array_equal(got["proba"], pipe.predict_proba(ids_df))
+    assert got["labels"].tolist() == pipe.predict(ids_df).tolist()
+    assert got["classes"].tolist() == ["left", "right"]
+    assert tuple(got["shape"]) == (8, 8, 1)
+    np.testing.assert_array_equal(got["loss"], pipe[-1].history_["loss"])
+    expected = {k: repr(v) for k, v in pipe.get_params().items()
+                if k.startswith(("imagefolderloader__", "cnnclassifier__"))}
+    expected["imagefolderloader__image_dir"] = repr(str(copy))
+    assert json.loads(str(got["params"])) == expected
+
+
+def test_loader_alone_and_unfitted_classifier_round_trip(tmp_path):
+    loader = ImageFolderLoader(tmp_path, target_size=(5, 7), color_mode="rgb", scale=None, max_pixels=99)
+    back = skimgclf.load(skimgclf.save(loader, tmp_path / "loader.skimgclf"))
+    assert type(back) is ImageFolderLoader
+    assert back.get_params() == {**loader.get_params(), "image_dir": str(tmp_path)}
+    clf = _cnn(filters=[4, 8], conv_blocks=2, class_weight={"a": 2.0, "b": 1.0})
+    back = skimgclf.load(skimgclf.save(clf, tmp_path / "clf.skimgclf"))
+    assert back.get_params() == clf.get_params() and not hasattr(back, "model_")
+
+
+def test_save_refuses_what_it_cannot_store_safely(tmp_path):
+    from sklearn.preprocessing import StandardScaler
+
+    with pytest.raises(ModelFileError, match="cannot save estimator of type StandardScaler"):
+        skimgclf.save(StandardScaler(), tmp_path / "m.skimgclf")
+    with pytest.raises(ModelFileError, match=r"cannot save CNNClassifier.random_state=RandomState"):
+        skimgclf.save(_cnn(random_state=np.random.RandomState(0)), tmp_path / "m.skimgclf")
+    assert os.listdir(tmp_path) == []
+
+
+# ------------------------------------------------------------------ damaged files
+@pytest.mark.parametrize("keep", [0.5, 0.9, -1, 10])
+def test_truncated_file(saved, tmp_path, keep):
+    data = open(saved[1], "rb").read()
+    n = int(len(data) * keep) if isinstance(keep, float) else (len(data) + keep if keep < 0 else keep)
+    path = tmp_path / "model.skimgclf"
+    path.write_bytes(data[:n])
+    with pytest.raises(ModelFileError, match=r"model\.skimgclf: not a skimgclf model file, or truncated or corrupt"):
+        skimgclf.load(path)
+
+
+def _member_data_span(path, name):
+    """Offsets of ``name``'s stored (compressed) bytes inside the zip file."""
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(name)
+    with open(path, "rb") as fh:
+        fh.seek(info.header_offset + 26)
+        name_len, extra_len = np.frombuffer(fh.read(4), "<u2")
+    start = info.header_offset + 30 + int(name_len) + int(extra_len)
+    return start, start + info.compress_size
+
+
+@pytest.mark.parametrize("member", ["model_0.keras", "skimgclf.json", "SHA256SUMS"])
+def test_one_flipped_byte_inside_a_member(saved, tmp_path, member):
+    data = bytearray(open(saved[1], "rb").read())
+    path = tmp_path / "model.skimgclf"
+    start, stop = _member_data_span(saved[1], member)
+    data[(start + stop) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError) as info:
+        skimgclf.load(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: ")
+    assert any(s in msg for s in ("Bad CRC-32", "corrupt model file", "checksum mismatch")), msg
+
+
+def _members(path):
+    with zipfile.ZipFile(path) as zf:
+        return {n: zf.read(n) for n in zf.namelist()}
+
+
+def _write_zip(path, members):
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def test_member_replaced_without_matching_checksum(saved, tmp_path):
+    members = _members(saved[1])
+    manifest = json.loads(members["skimgclf.json"])
+    manifest["estimator"]["steps"][1][1]["params"]["epochs"] = 99
+    members["skimgclf.json"] = json.dumps(manifest).encode()
+    path = _write_zip(tmp_path / "model.skimgclf", members)
+    with pytest.raises(ModelFileError, match=re.escape(
+            f"{path}: checksum mismatch in skimgclf.json (file altered or corrupt); refused")):
+        skimgclf.load(path)
+
+
+def test_member_added_or_removed(saved, tmp_path):
+    members = _members(saved[1])
+    path = _write_zip(tmp_path / "extra.skimgclf", {**members, "evil.py": b"import os"})
+    with pytest.raises(ModelFileError, match=re.escape(f"{path}: unexpected member 'evil.py'; refused")):
+        skimgclf.load(path)
+    members.pop("model_0.keras")
+    path = _write_zip(tmp_path / "missing.skimgclf", members)
+    with pytest.raises(ModelFileError, match=re.escape(
+            f"{path}: the file's members do not match its checksum list; refused")):
+        skimgclf.load(path)
+
+
+def test_member_declaring_a_huge_size_is_refused(saved, tmp_path, monkeypatch):
+    from skimgclf import _persistence
+
+    monkeypatch.setattr(_persistence, "_MAX_MEMBER_BYTES", 5000)
+    with pytest.raises(ModelFileError, match=r"member model_0\.keras declares \d+ bytes, more than 5000 "
+                                             r"\(SKIMGCLF_MAX_MODEL_BYTES\); refused"):
+        skimgclf.load(saved[1])
+
+
+def test_not_a_model_file(saved, tmp_path):
+    text = tmp_path / "notes.skimgclf"
+    text.write_text("id,label\n1,a\n")
+    with pytest.raises(ModelFileError, match=re.escape(
+            f"{text}: not a skimgclf model file, or truncated or corrupt (File is not a zip file)")):
+        skimgclf.load(text)
+    bare = tmp_path / "net.keras"
+    saved[0][-1].model_.save(bare)
+    with pytest.raises(ModelFileError, match=re.escape(
+            f"{bare}: not a skimgclf model file (a zip archive without skimgclf.json and SHA256SUMS; "
+            "a bare Keras .keras file is not a skimgclf model)")):
+        skimgclf.load(bare)
+    with pytest.raises(FileNotFoundError):
+        skimgclf.load(tmp_path / "absent.skimgclf")
+    with pytest.raises(ModelFileError, match="cannot read model file"):
+        skimgclf.load(tmp_path)
+
+
+# ------------------------------------------------------------------ killed runs
+def _wait_for(predicate, proc, timeout, what):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        found = predicate()
+        if found:
+            return found
+        if proc.poll() is not None:
+            pytest.fail(f"process ended before {what}: {proc.stderr.read()[-3000:]}")
+        time.sleep(0.002)
+    proc.kill()
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def _partials(folder, base):
+    return sorted(n for n in os.listdir(folder) if n.startswith(f".{base}.") and n.endswith(".partial"))
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL")
+def test_killed_save_never_leaves_a_partial_model_file(saved, children):
+    proc, _, folder, _ = children["load"]
+    target = folder / "model.skimgclf"
+    partial = _wait_for(lambda: _partials(folder, target.name), proc, 180, "a save to begin")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not target.exists(), "the kill came after the first save completed; the model file is too small"
+    left = os.listdir(folder)
+    assert left == partial and left[0].startswith(f".model.skimgclf.{proc.pid}-"), left
+    with pytest.raises(ModelFileError):  # what was left is indeed incomplete
+        skimgclf.load(folder / left[0])
+    # The next save to the same path completes and removes the dead process's leftover.
+    skimgclf.save(saved[0], target)
+    assert os.listdir(folder) == ["model.skimgclf"]
+    assert skimgclf.load(target)[-1].classes_.tolist() == ["left", "right"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL")
+def test_killed_cli_predict_leaves_no_predictions_file(children):
+    if children["cli"] is None:
+        pytest.skip("no skimgclf.cli")
+    proc, work = children["cli"]
+    _wait_for(lambda: proc.frozen_with, proc, 180, "predictions to be written")
+    assert os.path.getsize(work / proc.frozen_with[0]) > 0  # mid-run: rows already written
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (work / "predictions.csv").exists()
+    assert _hidden_temps(work) == proc.frozen_with  # only the hidden, obviously temporary file
+    assert sorted(os.listdir(work)) == sorted(proc.frozen_with + ["test", "test.csv"])
