@@ -14,6 +14,10 @@ Paths (``ImageFolderLoader``; every id is resolved before any file is opened)
   A spy on ``open``/``PIL.Image.open`` shows the target is never opened,
   although it is a valid PNG.
 - links that stay inside the folder are followed.
+- the same holds for large tables (ids resolved from one folder listing) and
+  after a cached load when a file is replaced by a link that leaves the
+  folder: ``ValueError: row 5: id '5' resolves to /.../secret.png, outside
+  the image folder ...``.
 
 Decompression bombs (``max_pixels``, default 64 million)
 - a 100-byte PNG whose header declares 9000x9000 pixels: ``ImageDecodeError:
@@ -46,7 +50,9 @@ Model files (``skimgclf.load`` runs no code from the file)
   joblib file, which skimgclf.load never opens because loading a pickle
   (joblib.load) runs code from the file ...``; the pickle's payload never runs.
 - the warning that ``joblib.load`` executes code is in the docstrings of
-  ``skimgclf.save`` and ``skimgclf.load``.
+  ``skimgclf.save`` and ``skimgclf.load`` and in the help of ``skimgclf
+  train/predict/evaluate`` ("joblib and pickle files are not accepted:
+  loading one runs whatever code it contains").
 """
 
 import builtins
@@ -63,6 +69,7 @@ import pytest
 from PIL import Image, ImageFile
 
 import skimgclf
+from conftest import write_images
 from skimgclf import ImageFolderLoader, ModelFileError
 from skimgclf._images import ImageDecodeError
 
@@ -368,3 +375,36 @@ def test_docstrings_warn_that_joblib_load_executes_code():
     for func in (skimgclf.save, skimgclf.load):
         doc = " ".join(func.__doc__.split())
         assert "joblib.load" in doc and "execute code" in doc, func.__name__
+
+
+def test_cli_help_warns_that_joblib_files_run_code():
+    cli = pytest.importorskip("skimgclf.cli")
+    parser = cli.build_parser()
+    subparsers = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    for name in ("train", "predict", "evaluate"):
+        text = " ".join(subparsers.choices[name].format_help().split())
+        assert "joblib and pickle files are not accepted: loading one runs whatever code it contains" in text
+
+
+# ------------------------------------------------ the loader's fast paths too
+def test_symlink_refused_among_many_ids(folder, monkeypatch):
+    """Large tables resolve ids from one folder listing; links still go through the checks."""
+    write_images(folder, [np.full((8, 8), i) for i in range(70)])
+    os.symlink(folder.parent / "secret.png", folder / "link.png")
+    spy = _OpenSpy(monkeypatch)
+    ids = [str(i) for i in range(70)]
+    with pytest.raises(ValueError, match=r"row 70: id 'link' resolves to .*secret\.png, outside the image folder"):
+        _loader(folder).fit_transform(ids + ["link"])
+    assert spy.opened("secret.png") == [] and spy.opened("link.png") == []
+
+
+def test_file_swapped_for_an_outside_link_after_a_cached_load(folder):
+    """A table loaded once (and cached) is checked again after a file becomes a link outside."""
+    write_images(folder, [np.full((8, 8), i) for i in range(70)])
+    ids = [str(i) for i in range(70)]
+    loader = ImageFolderLoader(folder, target_size=(8, 8), verbose=0, cache=True)
+    assert loader.fit_transform(ids).shape == (70, 8, 8, 1)
+    os.unlink(folder / "5.png")
+    os.symlink(folder.parent / "secret.png", folder / "5.png")
+    with pytest.raises(ValueError, match=r"row 5: id '5' resolves to .*secret\.png, outside the image folder"):
+        loader.fit_transform(ids)
