@@ -42,14 +42,14 @@ import numpy as np
 
 from ._loader import ImageFolderLoader
 
-__all__ = ["save", "load", "ModelFileError"]
+__all__ = ["ModelFileError", "load", "save"]
 
 FORMAT = "skimgclf-model"
 FORMAT_VERSION = 1
 _MANIFEST = "skimgclf.json"
 _SUMS = "SHA256SUMS"
 #: Members larger than this (uncompressed, as declared) are refused: zip bombs.
-_MAX_MEMBER_BYTES = int(os.environ.get("SKIMGCLF_MAX_MODEL_BYTES", 4 * 1024**3))
+_MAX_MEMBER_BYTES = int(os.environ.get("SKIMGCLF_MAX_MODEL_BYTES", str(4 * 1024**3)))
 _MEMBER_NAME = re.compile(r"(skimgclf\.json|model_[0-9]+\.keras)")
 
 

@@ -71,7 +71,6 @@ Shapes at prediction time
 """
 
 import io
-import os
 import re
 import struct
 import zlib
@@ -79,11 +78,11 @@ import zlib
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import make_blobs_images, write_images
 from PIL import Image
 from sklearn.pipeline import make_pipeline
 from sklearn.utils._param_validation import InvalidParameterError
 
-from conftest import make_blobs_images, write_images
 from skimgclf import ImageFolderLoader
 from skimgclf._images import ImageDecodeError
 
@@ -91,7 +90,8 @@ from skimgclf._images import ImageDecodeError
 def _cnn(**kw):
     from skimgclf import CNNClassifier
 
-    params = dict(conv_blocks=1, filters=8, units=16, epochs=1, random_state=0, validation_split=0.0)
+    params = {"conv_blocks": 1, "filters": 8, "units": 16, "epochs": 1, "random_state": 0,
+              "validation_split": 0.0}
     params.update(kw)
     return CNNClassifier(**params)
 

@@ -37,6 +37,7 @@ Cases (real files, real subprocesses; ``...`` stands for the temporary folder):
 
 import json
 import os
+import pathlib
 import re
 import signal
 import subprocess
@@ -49,10 +50,10 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REPO, make_blobs_images, write_images
 from sklearn.pipeline import make_pipeline
 
 import skimgclf
-from conftest import REPO, make_blobs_images, write_images
 from skimgclf import ImageFolderLoader, ModelFileError
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES="")
@@ -61,7 +62,8 @@ ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO), CUDA_VISI
 def _cnn(**kw):
     from skimgclf import CNNClassifier
 
-    params = dict(conv_blocks=1, filters=8, units=16, epochs=1, random_state=0, validation_split=0.0)
+    params = {"conv_blocks": 1, "filters": 8, "units": 16, "epochs": 1, "random_state": 0,
+              "validation_split": 0.0}
     params.update(kw)
     return CNNClassifier(**params)
 
@@ -174,7 +176,7 @@ def children(saved, tmp_path_factory):
 
 
 def test_round_trip_in_a_fresh_process_gives_identical_predictions(saved, children):
-    pipe, _, folder, ids = saved
+    pipe, _, _, ids = saved
     proc, out, _, copy = children["load"]
     _wait_for(out.exists, proc, 180, "the round trip")
     got = np.load(out)
@@ -213,7 +215,7 @@ def test_save_refuses_what_it_cannot_store_safely(tmp_path):
 # ------------------------------------------------------------------ damaged files
 @pytest.mark.parametrize("keep", [0.5, 0.9, -1, 10])
 def test_truncated_file(saved, tmp_path, keep):
-    data = open(saved[1], "rb").read()
+    data = pathlib.Path(saved[1]).read_bytes()
     n = int(len(data) * keep) if isinstance(keep, float) else (len(data) + keep if keep < 0 else keep)
     path = tmp_path / "model.skimgclf"
     path.write_bytes(data[:n])
@@ -234,7 +236,7 @@ def _member_data_span(path, name):
 
 @pytest.mark.parametrize("member", ["model_0.keras", "skimgclf.json", "SHA256SUMS"])
 def test_one_flipped_byte_inside_a_member(saved, tmp_path, member):
-    data = bytearray(open(saved[1], "rb").read())
+    data = bytearray(pathlib.Path(saved[1]).read_bytes())
     path = tmp_path / "model.skimgclf"
     start, stop = _member_data_span(saved[1], member)
     data[(start + stop) // 2] ^= 0x01
