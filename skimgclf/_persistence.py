@@ -30,6 +30,7 @@ gone.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -335,6 +336,22 @@ def _read_members(path):
     return members
 
 
+@contextlib.contextmanager
+def _forced_safe_mode():
+    """Keras' safe mode, even if ``keras.config.enable_unsafe_deserialization()`` was called.
+
+    That call sets a process-wide flag that overrides ``safe_mode=True``
+    (Keras 3), so any library in the process could switch it off for us.
+    """
+    try:
+        from keras.src.saving.serialization_lib import SafeModeScope
+    except ImportError:  # pragma: no cover - another Keras layout: the argument still applies
+        yield
+        return
+    with SafeModeScope(True):
+        yield
+
+
 def _build(node, members, path):
     classes = _classes()
     cls = classes.get(node.get("class")) if isinstance(node, dict) else None
@@ -371,7 +388,8 @@ def _build(node, members, path):
             with open(file, "wb") as fh:
                 fh.write(data)
             try:
-                est.model_ = keras.saving.load_model(file, safe_mode=True)
+                with _forced_safe_mode():
+                    est.model_ = keras.saving.load_model(file, safe_mode=True)
             except Exception as exc:
                 raise ModelFileError(f"{path}: the network cannot be loaded safely ({exc})") from exc
         est.classes_ = _decode_array(fitted["classes"])

@@ -43,6 +43,9 @@ Model files (``skimgclf.load`` runs no code from the file)
   deserialization of a `Lambda` layer ... `safe_mode=True` ...)``; the lambda
   (which would create a marker file) never runs. A control shows the same
   file does run it with ``safe_mode=False``.
+- the same file after ``keras.config.enable_unsafe_deserialization()`` was
+  called somewhere in the process (a process-wide flag that overrides
+  ``safe_mode=True`` in Keras 3): still refused; the caller's flag is restored.
 - a network whose config names a class outside Keras (``os.system``):
   refused with ``ModelFileError ... cannot be loaded safely``; nothing runs.
 - a pickle/joblib file: ``ModelFileError: ...: not a skimgclf model file, or
@@ -408,3 +411,23 @@ def test_file_swapped_for_an_outside_link_after_a_cached_load(folder):
     os.symlink(folder.parent / "secret.png", folder / "5.png")
     with pytest.raises(ValueError, match=r"row 5: id '5' resolves to .*secret\.png, outside the image folder"):
         loader.fit_transform(ids)
+
+
+def test_safe_mode_holds_even_after_keras_unsafe_deserialization_was_enabled(lambda_keras, tmp_path):
+    """``keras.config.enable_unsafe_deserialization()`` (by any library) must not open the door."""
+    from keras.src.saving import serialization_lib
+
+    file, marker = lambda_keras
+    path = _write_model_zip(tmp_path / "m.skimgclf", _manifest(_fitted_node()),
+                            {"model_0.keras": file.read_bytes()})
+    before = serialization_lib.in_safe_mode()
+    import keras
+
+    keras.config.enable_unsafe_deserialization()
+    try:
+        with pytest.raises(ModelFileError, match="the network cannot be loaded safely"):
+            skimgclf.load(path)
+        assert serialization_lib.in_safe_mode() is False  # the caller's setting is given back
+    finally:
+        serialization_lib.global_state.set_global_attribute("safe_mode_saving", before)
+    assert not marker.exists()
