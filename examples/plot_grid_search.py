@@ -61,7 +61,11 @@ from skimgclf import CNNClassifier
 
 pipe = make_pipeline(
     ImageFolderLoader(workdir / "train", target_size=(8, 8)),
-    CNNClassifier(conv_blocks=1, filters=8, epochs=8, batch_size=32, validation_split=0, random_state=0),
+    CNNClassifier(
+        conv_blocks=1, filters=8, epochs=8, batch_size=32, validation_split=0,
+        random_shift=0, random_rotation=0, random_zoom=0,  # no augmentation for 8x8 images
+        random_state=0,
+    ),
 )
 param_grid = {
     "cnnclassifier__hidden_layers": [1, 2],
