@@ -33,8 +33,9 @@ class IncludeIfExists(SphinxDirective):
 
     def run(self):
         rel, path = self.env.relfn2path(self.arguments[0])
+        # Noted even when missing: the page is then re-read until the file appears.
+        self.env.note_dependency(rel)
         if Path(path).is_file():
-            self.env.note_dependency(rel)
             text = Path(path).read_text(encoding="utf-8")
             block = nodes.literal_block(text, text)
             block["language"] = self.options.get("language", "text")
@@ -97,6 +98,7 @@ def _skip_wrapper_internals(app, what, name, obj, skip, options):
 
 
 def setup(app):
+    app.setup_extension("sphinx.ext.autodoc")  # for the events connected below
     app.add_directive("include-if-exists", IncludeIfExists)
     app.add_directive("command-help", CommandHelp)
     app.connect("autodoc-skip-member", _skip_wrapper_internals)
