@@ -452,7 +452,7 @@ def load(path):
         return _build(manifest["estimator"], members, path)
     except ModelFileError:
         raise
-    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError, RecursionError) as exc:
         raise ModelFileError(
             f"{path}: malformed model description ({type(exc).__name__}: {exc}); refused"
         ) from exc

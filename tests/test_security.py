@@ -48,6 +48,12 @@ Model files (``skimgclf.load`` runs no code from the file)
   ``safe_mode=True`` in Keras 3): still refused; the caller's flag is restored.
 - a network whose config names a class outside Keras (``os.system``):
   refused with ``ModelFileError ... cannot be loaded safely``; nothing runs.
+- malformed descriptions (steps that are not a list, parameters that are not
+  a dict, an unknown ``__set__`` marker, a missing network member, JSON nested
+  100000 deep): ``ModelFileError: ...: malformed model description (...);
+  refused`` / ``unexpected object in parameters`` / ``missing member
+  model_0.keras`` / ``unreadable manifest``; never an uncaught KeyError or
+  RecursionError.
 - a pickle/joblib file: ``ModelFileError: ...: not a skimgclf model file, or
   truncated or corrupt (File is not a zip file); it looks like a pickle or
   joblib file, which skimgclf.load never opens because loading a pickle
@@ -431,3 +437,30 @@ def test_safe_mode_holds_even_after_keras_unsafe_deserialization_was_enabled(lam
     finally:
         serialization_lib.global_state.set_global_attribute("safe_mode_saving", before)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("estimator", [
+    {"class": "Pipeline", "params": {}, "steps": "not a list"},
+    {"class": "ImageFolderLoader", "params": {"target_size": {"__set__": []}}},
+    {"class": "ImageFolderLoader", "params": ["not", "a", "dict"]},
+    {"class": ["ImageFolderLoader"], "params": {}},
+    "ImageFolderLoader",
+    {"class": "CNNClassifier", "params": {}, "fitted": {"model": "model_0.keras"}},
+])
+def test_malformed_model_descriptions_are_refused(tmp_path, estimator):
+    path = _write_model_zip(tmp_path / "m.skimgclf", _manifest(estimator))
+    with pytest.raises(ModelFileError):
+        skimgclf.load(path)
+
+
+def test_deeply_nested_manifest_is_refused(tmp_path):
+    nested = "[" * 100_000 + "]" * 100_000
+    members = {"skimgclf.json": ('{"format": "skimgclf-model", "format_version": 1, "estimator": {"class": '
+                                 '"ImageFolderLoader", "params": {"suffix": ' + nested + '}}}').encode()}
+    sums = "".join(f"{hashlib.sha256(d).hexdigest()}  {n}\n" for n, d in members.items())
+    path = tmp_path / "m.skimgclf"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("SHA256SUMS", sums)
+        zf.writestr("skimgclf.json", members["skimgclf.json"])
+    with pytest.raises(ModelFileError, match="unreadable manifest|malformed model description"):
+        skimgclf.load(path)
