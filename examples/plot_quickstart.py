@@ -82,6 +82,7 @@ model = make_pipeline(
         random_rotation=0,
         random_zoom=0,
         epochs=15,
+        validation_split=0.1,  # hold out 10% to monitor progress and stop early
         random_state=0,
     ),
 )
@@ -90,9 +91,10 @@ model
 # %%
 # Training
 # --------
-# ``fit`` takes the table of ids and the labels. The classifier keeps 10% of
-# what it is given aside (``validation_split=0.1``) to monitor its progress
-# and stop early.
+# ``fit`` takes the table of ids and the labels. With
+# ``validation_split=0.1`` the classifier keeps 10% of what it is given aside
+# to monitor its progress, and stops when the validation loss no longer
+# improves.
 model.fit(train_part, train_part["label"])
 print(f"accuracy on the validation set: {model.score(valid_part, valid_part['label']):.3f}")
 
