@@ -12,11 +12,14 @@ import os
 import numpy as np
 
 #: Bump when the recipe changes, so an old set on disk is not reused.
-VERSION = 1
+VERSION = 2
 
 
 def make_photos(folder, n=300, seed=0):
     """Write ``n`` distinct photo-like JPEGs ``0.jpg ... (n-1).jpg`` into ``folder``.
+
+    ``labels.csv`` (``id,label``) beside them names the photo each was cut
+    from (``china`` or ``flower``): a small two-class colour task.
 
     Parameters
     ----------
@@ -42,10 +45,14 @@ def make_photos(folder, n=300, seed=0):
     ids = [str(i) for i in range(n)]
     if os.path.exists(stamp):
         return ids
-    sources = load_sample_images().images  # two uint8 (427, 640, 3) photos
+    data = load_sample_images()  # two uint8 (427, 640, 3) photos
+    names = [os.path.splitext(os.path.basename(f))[0] for f in data.filenames]
     rng = np.random.default_rng(seed)
+    labels = []
     for i in ids:
-        src = sources[rng.integers(len(sources))]
+        k = rng.integers(len(data.images))
+        src = data.images[k]
+        labels.append(names[k])
         h, w = src.shape[:2]
         # A random crop of 55-100 % of each side...
         ch, cw = int(h * rng.uniform(0.55, 1.0)), int(w * rng.uniform(0.55, 1.0))
@@ -61,6 +68,8 @@ def make_photos(folder, n=300, seed=0):
         size = (500, 375) if rng.random() < 0.8 else (375, 500)
         out = out.resize(size, Image.Resampling.BICUBIC)
         out.save(os.path.join(folder, f"{i}.jpg"), quality=int(rng.integers(80, 96)))
+    with open(os.path.join(folder, "labels.csv"), "w") as f:
+        f.write("id,label\n" + "".join(f"{i},{label}\n" for i, label in zip(ids, labels)))
     with open(stamp, "w") as f:
         f.write("ok\n")
     return ids

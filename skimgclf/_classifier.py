@@ -67,7 +67,7 @@ def build_cnn(
     input_shape,
     n_classes,
     *,
-    conv_blocks=2,
+    conv_blocks=3,
     filters=32,
     convs_per_block=1,
     kernel_size=3,
@@ -219,7 +219,7 @@ class CNNClassifier(KerasClassifier):
 
     Parameters
     ----------
-    conv_blocks : int, default=2
+    conv_blocks : int, default=3
         Number of convolution blocks.
     filters : int or list of (int or list of int), default=32
         Filters of the first block, doubled in each later block; or one
@@ -268,10 +268,12 @@ class CNNClassifier(KerasClassifier):
         Maximum number of passes over the training data.
     batch_size : int, default=64
         Samples per gradient step.
-    validation_split : float, default=0.1
+    validation_split : float, default=0.0
         Fraction of the training data held out, stratified and drawn with
-        ``random_state``, to monitor validation loss and accuracy. ``0``
-        trains on everything.
+        ``random_state``, to monitor validation loss and accuracy (and for
+        early stopping). ``0`` trains on everything: with the cosine schedule
+        the last epoch is usually the best, and on mnist10k the 10 % more
+        training images beat early stopping on a held-out tenth.
     early_stopping : bool, default=True
         Stop when the validation loss has not improved for ``patience``
         epochs and restore the best weights (needs ``validation_split > 0``).
@@ -373,7 +375,7 @@ class CNNClassifier(KerasClassifier):
     def __init__(
         self,
         *,
-        conv_blocks=2,
+        conv_blocks=3,
         filters=32,
         convs_per_block=1,
         kernel_size=3,
@@ -395,7 +397,7 @@ class CNNClassifier(KerasClassifier):
         lr_schedule="cosine",
         epochs=15,
         batch_size=64,
-        validation_split=0.1,
+        validation_split=0.0,
         early_stopping=True,
         patience=4,
         class_weight=None,
@@ -681,8 +683,17 @@ class CNNClassifier(KerasClassifier):
                 "arguments before using this estimator."
             )
         X = self._check_images(X, reset=False)
-        proba = self.model_.predict(X, batch_size=max(256, self.batch_size), verbose=0, **kwargs)
-        return np.asarray(proba, dtype=np.float32).reshape(X.shape[0], -1)
+        if kwargs:
+            proba = self.model_.predict(X, batch_size=max(256, self.batch_size), verbose=0, **kwargs)
+            return np.asarray(proba, dtype=np.float32).reshape(X.shape[0], -1)
+        # Calling the network directly on large chunks skips what
+        # Model.predict builds on every call (a dataset, an iterator, a traced
+        # function): the same numbers, without a fixed cost of a fraction of a
+        # second per call, which dominates scoring a few thousand images.
+        chunk = int(min(1024, max(32, 2**20 // max(1, X.shape[1] * X.shape[2]))))
+        parts = [keras.ops.convert_to_numpy(self.model_(X[start:start + chunk], training=False))
+                 for start in range(0, X.shape[0], chunk)]
+        return np.concatenate(parts).astype(np.float32, copy=False).reshape(X.shape[0], -1)
 
     def predict_proba(self, X, **kwargs):
         """Class probabilities of images ``X``.

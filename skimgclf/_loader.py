@@ -625,7 +625,9 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         show = bool(self.verbose) and sys.stderr.isatty()
         with tqdm(total=len(paths), initial=1, desc="loading images", unit="img",
                   disable=not show, delay=1.0, leave=False) as bar:
-            chunk = 256
+            # Chunks amortise the pool's overhead on tiny images, yet give
+            # every thread several of them on a few hundred large photos.
+            chunk = max(8, min(256, -(-len(paths) // (4 * n_jobs))))
             starts = range(1, len(paths), chunk)
 
             def work(start):
@@ -634,7 +636,7 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
                     fill(i, read(i, paths[i]))
                 return stop - start
 
-            if n_jobs == 1 or len(paths) <= chunk:
+            if n_jobs == 1 or len(paths) <= 2 * chunk:
                 for start in starts:
                     bar.update(work(start))
             else:
