@@ -180,6 +180,11 @@ def decode_image(path, color_mode="grayscale", target_size=None, max_pixels=DEFA
     arr = _decode_fast(path, color_mode, target_size, max_pixels)
     if arr is not None:
         return arr
+    return _decode_pil(path, color_mode, target_size, max_pixels)
+
+
+def _decode_pil(path, color_mode, target_size, max_pixels):
+    """The Pillow path of :func:`decode_image`: every format and mode, and the errors."""
     mode, channels = COLOR_MODES[color_mode]
     try:
         with warnings.catch_warnings():

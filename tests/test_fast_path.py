@@ -191,3 +191,17 @@ def test_batch_cache_without_inotify_checks_every_file(tmp_path, monkeypatch):
     again = loader.transform(ids)
     assert again is not first
     np.testing.assert_allclose(again[2, ..., 0], (255 - arrays[2]) / np.float32(255), atol=1e-7)
+
+
+def test_seed_architecture_is_expressible():
+    """padding="valid" and per-convolution filters give the seed tutorial's network exactly."""
+    from skimgclf._classifier import build_cnn
+
+    model = build_cnn((28, 28, 1), 10, conv_blocks=1, filters=[[32, 64]], convs_per_block=2,
+                      padding="valid", batch_norm=False, conv_dropout=0.25, global_pooling="flatten",
+                      hidden_layers=1, units=128, dropout=0.5)
+    convs = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
+    assert [c.filters for c in convs] == [32, 64]
+    assert [tuple(c.output.shape[1:]) for c in convs] == [(26, 26, 32), (24, 24, 64)]
+    assert model.count_params() == 1_199_882  # the seed network's parameter count
+    assert not any(type(layer).__name__ == "BatchNormalization" for layer in model.layers)
