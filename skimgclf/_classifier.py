@@ -582,7 +582,6 @@ class CNNClassifier(KerasClassifier):
     # -- building and training -----------------------------------------------------
     def _build_keras_model(self):
         # scikeras would wrap this in its leaking tensorflow_random_state.
-        keras.backend.clear_session(free_memory=False)
         return self._keras_build_fn(meta=self._get_metadata())
 
     def _keras_build_fn(self, meta):
@@ -608,7 +607,7 @@ class CNNClassifier(KerasClassifier):
             random_flip=self.random_flip,
         )
         model.compile(
-            optimizer=self._make_optimizer(meta["n_train_steps_"]),
+            optimizer=self._make_optimizer(meta.get("n_train_steps_")),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
@@ -616,7 +615,9 @@ class CNNClassifier(KerasClassifier):
 
     def _make_optimizer(self, total_steps):
         lr = float(self.learning_rate)
-        if self.lr_schedule == "cosine":
+        # partial_fit builds the network without a planned number of steps:
+        # no schedule can be laid out then, so the rate stays constant.
+        if self.lr_schedule == "cosine" and total_steps:
             lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, int(total_steps)))
         classes = {
             "adam": keras.optimizers.Adam,

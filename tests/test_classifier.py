@@ -1,0 +1,238 @@
+"""CNNClassifier: the scikit-learn contract, with real (short) training."""
+
+import numpy as np
+import pytest
+from sklearn.base import clone, is_classifier
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import StackingClassifier, VotingClassifier
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, check_cv, cross_val_score
+
+from skimgclf import CNNClassifier
+
+from .conftest import make_blobs_images
+
+TINY = dict(conv_blocks=1, filters=4, units=8, epochs=2, batch_size=16,
+            random_shift=0.0, random_rotation=0.0, random_zoom=0.0, validation_split=0.0)
+
+
+def tiny(**kw):
+    return CNNClassifier(**{**TINY, "random_state": 0, **kw})
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_blobs_images(60, n_classes=3)
+    return X.astype(np.float32) / 255, y
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    X, y = data
+    return tiny(epochs=3).fit(X, y)
+
+
+def test_is_a_classifier_and_cv_is_stratified(data):
+    X, y = data
+    clf = tiny()
+    assert is_classifier(clf)
+    assert clf.__sklearn_tags__().estimator_type == "classifier"
+    assert isinstance(check_cv(3, y, classifier=is_classifier(clf)), StratifiedKFold)
+    scores = cross_val_score(tiny(epochs=1), X, y, cv=2)
+    assert scores.shape == (2,) and np.all((scores >= 0) & (scores <= 1))
+
+
+def test_init_only_stores_params_and_clone_is_unfitted(fitted):
+    params = CNNClassifier().get_params()
+    assert params["hidden_layers"] == 1 and "model" not in params and "loss" not in params
+    twin = clone(fitted)
+    assert twin.get_params() == fitted.get_params()
+    assert not hasattr(twin, "model_") and not hasattr(twin, "classes_")
+    with pytest.raises(NotFittedError):
+        twin.predict(np.zeros((1, 8, 8, 1)))
+    with pytest.raises(ValueError, match="Invalid parameter 'nope'"):
+        tiny().set_params(nope=1)
+    assert tiny().set_params(units=32).units == 32
+    assert "CNNClassifier(" in repr(tiny()) and "\t" not in repr(tiny())
+
+
+def test_predict_proba_shape_and_classes_order(fitted, data):
+    X, y = data
+    assert list(fitted.classes_) == [0, 1, 2]
+    proba = fitted.predict_proba(X[:1])
+    assert proba.shape == (1, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    full = fitted.predict_proba(X)
+    assert full.shape == (60, 3)
+    np.testing.assert_array_equal(fitted.predict(X), fitted.classes_[full.argmax(axis=1)])
+    assert fitted.predict(X[:1]).shape == (1,)
+
+
+@pytest.mark.parametrize("labels", [
+    np.array(["cat", "dog"]),
+    np.array(["b", "a", "c", "d"]),
+    np.array([10, -3]),
+])
+def test_string_and_integer_labels(labels):
+    X, y = make_blobs_images(32, n_classes=len(labels))
+    y_lab = labels[y]
+    clf = tiny(epochs=1).fit(X, y_lab)
+    np.testing.assert_array_equal(clf.classes_, np.sort(labels))
+    assert set(clf.predict(X)) <= set(labels)
+    assert clf.predict_proba(X[:1]).shape == (1, len(labels))
+    assert 0.0 <= clf.score(X, y_lab) <= 1.0
+
+
+def test_same_random_state_gives_identical_predictions_and_does_not_leak(data):
+    from tensorflow.python.framework import config as tf_config
+
+    X, y = data
+    kw = dict(dropout=0.5, random_shift=0.1, validation_split=0.2, epochs=2)
+    a = tiny(**kw).fit(X, y).predict_proba(X)
+    b = tiny(**kw).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
+    assert not tf_config.is_op_determinism_enabled()
+    # After a seeded fit, unseeded fits with dropout still work and differ.
+    u1 = CNNClassifier(**{**TINY, "dropout": 0.5}).fit(X, y)
+    u2 = CNNClassifier(**{**TINY, "dropout": 0.5}).fit(X, y)
+    w1, w2 = u1.model_.get_weights()[0], u2.model_.get_weights()[0]
+    assert not np.array_equal(w1, w2)
+    # The global Python and NumPy streams are given back untouched.
+    import random
+
+    np_state, py_state = np.random.get_state(), random.getstate()
+    tiny().fit(X, y)
+    assert random.getstate() == py_state
+    after = np.random.get_state()
+    assert np.array_equal(after[1], np_state[1]) and after[2] == np_state[2]
+
+
+def test_validation_split_is_stratified_random_and_restores_best_weights(data):
+    X, y = data
+    order = np.argsort(y, kind="stable")  # sorted labels: a "last rows" split would be one class
+    Xs, ys = X[order], y[order]
+    clf = tiny(validation_split=0.25, epochs=6, early_stopping=True, patience=1, learning_rate=0.05,
+               lr_schedule="constant")
+    train, val = clf._validation_indices(Xs, ys, 0)
+    assert sorted(np.bincount(ys[val]).tolist()) == [5, 5, 5]
+    assert not np.array_equal(np.sort(val), np.arange(45, 60))
+    clf.fit(Xs, ys)
+    hist = clf.history_
+    assert set(hist) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert len(hist["loss"]) == len(hist["val_loss"]) <= 6
+    loss, _ = clf.model_.evaluate(Xs[val], ys[val], verbose=0)
+    assert loss == pytest.approx(min(hist["val_loss"]), rel=1e-3, abs=1e-4)
+
+
+def test_history_without_validation(fitted):
+    assert set(fitted.history_) == {"loss", "accuracy"}
+    assert len(fitted.history_["loss"]) == 3
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float64, np.float32, np.int64])
+def test_any_numeric_dtype_at_predict(fitted, data, dtype):
+    X, _ = data
+    ref = fitted.predict_proba(X[:8])
+    raw = np.rint(X[:8] * 255)
+    if dtype == np.uint8:
+        Xd = raw.astype(np.uint8)  # uint8 is scaled to [0, 1], as the loader does
+    else:
+        Xd = (raw / 255).astype(dtype) if dtype != np.int64 else None
+    if Xd is None:
+        out = fitted.predict_proba(np.zeros((2, 8, 8, 1), dtype=np.int64))
+        assert out.shape == (2, 3)
+        return
+    np.testing.assert_allclose(fitted.predict_proba(Xd), ref, atol=1e-5)
+
+
+def test_fit_on_uint8_images(data):
+    X, y = data
+    clf = tiny(epochs=1).fit(np.rint(X * 255).astype(np.uint8), y)
+    np.testing.assert_allclose(clf.predict_proba(X), clf.predict_proba(np.rint(X * 255).astype(np.uint8)),
+                               atol=1e-5)
+
+
+def test_single_3d_image_gets_a_clear_error(fitted, data):
+    X, _ = data
+    with pytest.raises(ValueError, match=r"X\[np.newaxis\]"):
+        fitted.predict(X[0])
+
+
+def test_sklearn_meta_estimators(data):
+    X, y = data
+    cal = CalibratedClassifierCV(tiny(epochs=1), cv=2).fit(X, y)
+    assert cal.predict_proba(X[:2]).shape == (2, 3)
+    vote = VotingClassifier([("a", tiny(epochs=1)), ("b", tiny(epochs=1, random_state=1))], voting="soft")
+    vote.fit(X, y)
+    assert vote.predict_proba(X[:2]).shape == (2, 3)
+    # Stacking's final estimator sees predict_proba of the CNN on flattened features.
+    stack = StackingClassifier([("cnn", tiny(epochs=1))], final_estimator=LogisticRegression(), cv=2)
+    stack.fit(X, y)
+    assert stack.predict(X[:3]).shape == (3,)
+
+
+def test_architecture_parameters_shape_the_network(data):
+    X, y = data
+    clf = tiny(conv_blocks=2, filters=[4, 6], hidden_layers=2, units=[12, 10], activation="tanh",
+               batch_norm=False, epochs=1).fit(X, y)
+    kinds = [type(layer).__name__ for layer in clf.model_.layers]
+    assert kinds.count("Conv2D") == 2 and kinds.count("Dense") == 3
+    assert "BatchNormalization" not in kinds
+    dense = [layer for layer in clf.model_.layers if type(layer).__name__ == "Dense"]
+    assert [d.units for d in dense] == [12, 10, 3]
+    acts = [layer.activation.__name__ for layer in clf.model_.layers if type(layer).__name__ == "Activation"]
+    assert set(acts) == {"tanh"}
+
+
+def test_network_adapts_to_tiny_and_large_inputs():
+    from skimgclf._classifier import build_cnn
+
+    small = build_cnn((8, 8, 1), 3, conv_blocks=5, filters=4)
+    assert all(d is None or d >= 1 for layer in small.layers for d in layer.output.shape)
+    big = build_cnn((96, 96, 3), 3, conv_blocks=2, filters=4)
+    assert any(type(layer).__name__ == "GlobalAveragePooling2D" for layer in big.layers)
+    assert big.count_params() < 50_000
+
+
+def test_augmentation_only_while_training(data):
+    X, y = data
+    clf = tiny(random_shift=0.2, random_zoom=0.2, random_rotation=0.1, random_flip="horizontal",
+               epochs=1).fit(X, y)
+    kinds = {type(layer).__name__ for layer in clf.model_.layers}
+    assert {"RandomTranslation", "RandomZoom", "RandomRotation", "RandomFlip"} <= kinds
+    np.testing.assert_array_equal(clf.predict_proba(X), clf.predict_proba(X))
+    train_out = np.asarray(clf.model_(X[:8], training=True))
+    assert not np.allclose(train_out, clf.predict_proba(X[:8]))
+
+
+def test_class_weight_changes_training(data):
+    X, y = data
+    plain = tiny(epochs=1).fit(X, y)
+    weighted = tiny(epochs=1, class_weight={0: 10.0, 1: 1.0, 2: 1.0}).fit(X, y)
+    balanced = tiny(epochs=1, class_weight="balanced").fit(X, y)
+    assert weighted.history_["loss"][0] != pytest.approx(plain.history_["loss"][0])
+    assert balanced.history_["loss"][0] == pytest.approx(plain.history_["loss"][0], rel=1e-4)  # already balanced
+
+
+def test_many_fits_do_not_keep_models_alive(data):
+    import gc
+    import weakref
+
+    X, y = data
+    refs = []
+    for i in range(3):
+        clf = tiny(epochs=1, random_state=i).fit(X, y)
+        refs.append(weakref.ref(clf.model_))
+        del clf
+    gc.collect()
+    assert sum(r() is not None for r in refs) == 0
+
+
+def test_partial_fit_trains_one_epoch_at_a_time(data):
+    X, y = data
+    clf = tiny()
+    clf.partial_fit(X, y, classes=[0, 1, 2])
+    clf.partial_fit(X, y)
+    assert len(clf.history_["loss"]) >= 1
+    assert clf.predict_proba(X[:2]).shape == (2, 3)

@@ -1,0 +1,250 @@
+"""ImageFolderLoader on real image files: inputs, ids, sizes, modes, scaling, cache, progress."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from sklearn.base import clone
+
+import skimgclf
+from skimgclf import ImageFolderLoader
+from skimgclf import _loader
+
+from .conftest import write_images
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    skimgclf.clear_cache()
+    yield
+    skimgclf.clear_cache()
+
+
+def _gray(n=5, size=8, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, size=(n, size, size), dtype=np.uint8)
+
+
+def test_importing_the_loader_does_not_import_tensorflow():
+    code = (
+        "import sys; import skimgclf; from skimgclf import ImageFolderLoader, save, load, clear_cache; "
+        "from skimgclf.datasets import make_sample_dataset; "
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TF imported'; print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+def test_all_input_forms_give_the_same_array(tmp_path):
+    imgs = _gray()
+    ids = write_images(tmp_path, imgs)
+    loader = ImageFolderLoader(tmp_path, target_size=(8, 8))
+    expected = imgs[..., None].astype(np.float32) / 255
+    forms = [
+        pd.DataFrame({"id": ids, "label": list("abcab")}),
+        pd.Series(ids),
+        ids,
+        [str(i) for i in ids],
+        np.array(ids),
+        np.array(ids).reshape(-1, 1),
+    ]
+    for X in forms:
+        out = loader.fit_transform(X)
+        assert out.dtype == np.float32 and out.shape == (5, 8, 8, 1)
+        np.testing.assert_allclose(out, expected, atol=1e-6)
+
+
+def test_other_id_column(tmp_path):
+    ids = write_images(tmp_path, _gray(3))
+    df = pd.DataFrame({"image": ids})
+    assert ImageFolderLoader(tmp_path, id_column="image", target_size=(8, 8)).fit_transform(df).shape[0] == 3
+
+
+def test_string_ids_keep_leading_zeros(tmp_path):
+    a, b = _gray(2)
+    write_images(tmp_path, [a, b], ids=["0013035", "13035"])
+    (tmp_path / "train.csv").write_text("id\n0013035\n")
+    df = pd.read_csv(tmp_path / "train.csv", dtype=str)
+    out = ImageFolderLoader(tmp_path, target_size=(8, 8), scale=None).fit_transform(df)
+    np.testing.assert_array_equal(out[0, ..., 0], a)
+
+
+def test_integer_ids_read_as_float_name_the_integer_file(tmp_path):
+    imgs = _gray(2)
+    write_images(tmp_path, imgs, ids=[12, 13])
+    (tmp_path / "t.csv").write_text("id,label\n12,1\n,2\n13,3\n")
+    df = pd.read_csv(tmp_path / "t.csv").dropna()
+    assert df["id"].dtype == float  # pandas made them 12.0, 13.0
+    out = ImageFolderLoader(tmp_path, target_size=(8, 8), scale=None).fit_transform(df)
+    np.testing.assert_array_equal(out[:, ..., 0], imgs)
+
+
+def test_suffix_is_appended_only_when_the_id_names_no_file(tmp_path):
+    a, b, c = _gray(3)
+    Image.fromarray(a).save(tmp_path / "x.png")
+    Image.fromarray(b).save(tmp_path / "y.bmp")
+    Image.fromarray(c).save(tmp_path / "z.jpg.png")
+    out = ImageFolderLoader(tmp_path, target_size=(8, 8), scale=None).fit_transform(["x", "y.bmp", "z.jpg"])
+    np.testing.assert_array_equal(out[0, ..., 0], a)
+    np.testing.assert_array_equal(out[1, ..., 0], b)
+    np.testing.assert_array_equal(out[2, ..., 0], c)
+    jpg = ImageFolderLoader(tmp_path, suffix=".bmp", target_size=(8, 8), scale=None).fit_transform(["y"])
+    np.testing.assert_array_equal(jpg[0, ..., 0], b)
+
+
+def test_target_size_resizes_and_none_keeps_size(tmp_path):
+    write_images(tmp_path, _gray(3, size=20))
+    assert ImageFolderLoader(tmp_path, target_size=(12, 6)).fit_transform([0, 1, 2]).shape == (3, 12, 6, 1)
+    assert ImageFolderLoader(tmp_path, target_size=None).fit_transform([0, 1, 2]).shape == (3, 20, 20, 1)
+
+
+@pytest.mark.parametrize("mode,channels", [("grayscale", 1), ("rgb", 3), ("rgba", 4)])
+def test_color_modes_give_their_channel_count(tmp_path, mode, channels):
+    rgb = np.random.default_rng(1).integers(0, 256, size=(2, 10, 10, 3), dtype=np.uint8)
+    write_images(tmp_path, rgb)
+    out = ImageFolderLoader(tmp_path, color_mode=mode, target_size=(10, 10)).fit_transform([0, 1])
+    assert out.shape == (2, 10, 10, channels)
+    if mode == "rgb":
+        np.testing.assert_allclose(out, rgb / 255, atol=1e-6)
+    if mode == "rgba":
+        np.testing.assert_allclose(out[..., 3], 1.0)
+    if mode == "grayscale":  # ITU-R 601 luma, as Pillow's "L"
+        luma = rgb @ np.array([0.299, 0.587, 0.114])
+        np.testing.assert_allclose(out[..., 0] * 255, luma, atol=1.0)
+
+
+def test_grayscale_image_in_rgb_mode_repeats_the_channel(tmp_path):
+    write_images(tmp_path, _gray(1))
+    out = ImageFolderLoader(tmp_path, color_mode="rgb", target_size=(8, 8)).fit_transform([0])
+    np.testing.assert_array_equal(out[..., 0], out[..., 1])
+    np.testing.assert_array_equal(out[..., 0], out[..., 2])
+
+
+@pytest.mark.parametrize("scale,lo,hi", [("unit", 0.0, 1.0), ("symmetric", -1.0, 1.0), (None, 0.0, 255.0)])
+def test_scaling(tmp_path, scale, lo, hi):
+    img = np.zeros((8, 8), np.uint8)
+    img[:4] = 255
+    write_images(tmp_path, [img])
+    out = ImageFolderLoader(tmp_path, target_size=(8, 8), scale=scale).fit_transform([0])
+    assert out.min() == pytest.approx(lo) and out.max() == pytest.approx(hi)
+
+
+def test_tiny_and_large_images(tmp_path):
+    tiny = np.random.default_rng(0).integers(0, 256, size=(8, 8), dtype=np.uint8)
+    Image.fromarray(tiny).save(tmp_path / "tiny.png")
+    yy, xx = np.mgrid[0:1536, 0:2048]
+    photo = np.stack([(xx % 256), (yy % 256), ((xx + yy) % 256)], axis=-1).astype(np.uint8)
+    Image.fromarray(photo).save(tmp_path / "photo.jpg", quality=90)
+    out = ImageFolderLoader(tmp_path, color_mode="rgb", target_size=(32, 32)).fit_transform(["tiny", "photo.jpg"])
+    assert out.shape == (2, 32, 32, 3)
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    assert out[1].std() > 0.05  # the photo's content survived the reduced-scale decode
+
+
+def test_set_params_points_at_another_folder(tmp_path):
+    train, test = _gray(2, seed=1), _gray(2, seed=2)
+    write_images(tmp_path / "train", train)
+    write_images(tmp_path / "test", test)
+    loader = ImageFolderLoader(tmp_path / "train", target_size=(8, 8), scale=None).fit([0, 1])
+    np.testing.assert_array_equal(loader.transform([0, 1])[..., 0], train)
+    loader.set_params(image_dir=tmp_path / "test")
+    np.testing.assert_array_equal(loader.transform([0, 1])[..., 0], test)
+
+
+def test_params_clone_and_repr(tmp_path):
+    loader = ImageFolderLoader(str(tmp_path), target_size=(16, 16), color_mode="rgb")
+    twin = clone(loader)
+    assert twin.get_params() == loader.get_params()
+    assert "color_mode='rgb'" in repr(loader)
+    assert not hasattr(ImageFolderLoader(), "image_shape_")
+
+
+def _count_decodes(monkeypatch):
+    calls = []
+    for name in ("decode_image", "_decode_fast"):
+        real = getattr(_loader, name)
+
+        def counting(path, *args, _real=real, **kwargs):
+            out = _real(path, *args, **kwargs)
+            if out is not None:
+                calls.append(path)
+            return out
+
+        monkeypatch.setattr(_loader, name, counting)
+    return calls
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_cache_reuses_decoded_images_and_notices_changes(tmp_path, monkeypatch, suffix):
+    imgs = _gray(6)
+    write_images(tmp_path, imgs, suffix=suffix)
+    calls = _count_decodes(monkeypatch)
+    loader = ImageFolderLoader(tmp_path, suffix=suffix, target_size=(8, 8), n_jobs=1)
+    first = loader.fit_transform([0, 1, 2, 3, 4, 5])
+    assert len(calls) == 6
+    again = clone(loader).fit_transform([0, 1, 2, 3, 4, 5])  # a clone, as in a grid search
+    np.testing.assert_array_equal(again, first)
+    assert len(calls) == 6
+    if suffix == ".jpg":  # decoded images are also cached one by one
+        sub = clone(loader).fit_transform([5, 4, 3])
+        np.testing.assert_array_equal(sub, first[[5, 4, 3]])
+        assert len(calls) == 6
+    new = np.zeros((8, 8), np.uint8)
+    Image.fromarray(new).save(tmp_path / f"4{suffix}")
+    os.utime(tmp_path / f"4{suffix}", ns=(0, 10**18))
+    changed = loader.transform([0, 1, 2, 3, 4, 5])
+    np.testing.assert_allclose(changed[4, ..., 0], new / 255, atol=0.02)
+    np.testing.assert_array_equal(changed[:4], first[:4])
+    no_cache = ImageFolderLoader(tmp_path, suffix=suffix, target_size=(8, 8), cache=False, n_jobs=1)
+    before = len(calls)
+    no_cache.fit_transform([0, 1])
+    no_cache.fit_transform([0, 1])
+    assert len(calls) - before == 4
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path, monkeypatch):
+    write_images(tmp_path, _gray(3))
+    seen = []
+
+    class Bar:
+        def __init__(self, *args, disable=False, **kwargs):
+            seen.append(disable)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, n=1):
+            pass
+
+    monkeypatch.setattr(_loader, "tqdm", Bar)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    ImageFolderLoader(tmp_path, target_size=(8, 8), cache=False, verbose=1).fit_transform([0, 1, 2])
+    ImageFolderLoader(tmp_path, target_size=(8, 8), cache=False, verbose=0).fit_transform([0, 1, 2])
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    ImageFolderLoader(tmp_path, target_size=(8, 8), cache=False, verbose=1).fit_transform([0, 1, 2])
+    assert seen == [False, True, True]
+
+
+def test_no_progress_output_when_not_a_terminal(tmp_path):
+    write_images(tmp_path, _gray(300, size=8))
+    code = (
+        "import sys; from skimgclf import ImageFolderLoader; "
+        f"X = ImageFolderLoader({str(tmp_path)!r}, target_size=(8, 8), verbose=1).fit_transform(list(range(300))); "
+        "print(X.shape)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "(300, 8, 8, 1)"
+    assert out.stderr == ""
+
+
+def test_empty_id_list_gives_an_empty_array(tmp_path):
+    out = ImageFolderLoader(tmp_path, target_size=(8, 8), color_mode="rgb").fit_transform([])
+    assert out.shape == (0, 8, 8, 3)

@@ -1,0 +1,107 @@
+"""The loader and the classifier together: split, grid search, joblib in another process, mnist10k."""
+
+import json
+import subprocess
+import sys
+import time
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.pipeline import make_pipeline
+
+import skimgclf
+from skimgclf import CNNClassifier, ImageFolderLoader
+from skimgclf import _loader
+
+SMALL = dict(conv_blocks=1, filters=8, units=16, epochs=3, batch_size=32, random_shift=0.0,
+             random_rotation=0.0, random_zoom=0.0, validation_split=0.0, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def layout(digits_layout):
+    train = pd.read_csv(digits_layout["train_csv"], dtype={"id": str})
+    return digits_layout, train
+
+
+def _pipe(train_dir, **kw):
+    return make_pipeline(ImageFolderLoader(train_dir, target_size=(8, 8)), CNNClassifier(**{**SMALL, **kw}))
+
+
+def test_pipeline_on_a_train_test_split_of_the_csv(layout):
+    paths, train = layout
+    tr, va = train_test_split(train, test_size=0.25, random_state=0, stratify=train["label"])
+    pipe = _pipe(paths["train_dir"], epochs=8).fit(tr, tr["label"])
+    assert pipe.score(va, va["label"]) > 0.8
+    pipe.set_params(imagefolderloader__image_dir=paths["test_dir"])
+    test = pd.read_csv(paths["test_csv"], dtype={"id": str})
+    pred = pipe.predict(test)
+    truth = pd.read_csv(paths["test_labels_csv"], dtype={"id": str})
+    assert list(truth["id"]) == list(test["id"])
+    assert (pred == truth["label"].to_numpy()).mean() > 0.8
+
+
+def test_grid_search_over_layers_units_activations_decodes_images_once_per_split(layout, monkeypatch):
+    paths, train = layout
+    train = train.iloc[:400]
+    skimgclf.clear_cache()
+    calls = []
+    for name in ("decode_image", "_decode_fast"):
+        real = getattr(_loader, name)
+
+        def counting(path, *args, _real=real, **kwargs):
+            out = _real(path, *args, **kwargs)
+            calls.append(path)
+            return out
+
+        monkeypatch.setattr(_loader, name, counting)
+    grid = {
+        "cnnclassifier__hidden_layers": [1, 2],
+        "cnnclassifier__units": [8, 16],
+        "cnnclassifier__activation": ["relu", "tanh"],
+    }
+    search = GridSearchCV(_pipe(paths["train_dir"], epochs=1), grid, cv=2, error_score="raise")
+    search.fit(train, train["label"])
+    assert len(search.cv_results_["params"]) == 8
+    assert set(search.best_params_) == set(grid)
+    assert search.best_estimator_.predict(train.iloc[:5]).shape == (5,)
+    # 8 candidates x 2 folds read 2 x (train + test) sets plus the refit set:
+    # each distinct set is decoded once, whatever the number of candidates.
+    assert len(calls) <= 3 * len(train)
+
+
+def test_joblib_round_trip_in_a_new_process(layout, tmp_path):
+    paths, train = layout
+    pipe = _pipe(paths["train_dir"], epochs=2).fit(train, train["label"])
+    test = pd.read_csv(paths["test_csv"], dtype={"id": str})
+    pipe.set_params(imagefolderloader__image_dir=paths["test_dir"])
+    expected = pipe.predict_proba(test)
+    model = tmp_path / "pipe.joblib"
+    joblib.dump(pipe, model)
+    code = f"""
+import json, sys, joblib, pandas as pd
+pipe = joblib.load({str(model)!r})
+pipe.set_params(imagefolderloader__image_dir={paths['test_dir']!r})
+test = pd.read_csv({paths['test_csv']!r}, dtype={{"id": str}})
+print(json.dumps(pipe.predict_proba(test).tolist()))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = np.asarray(json.loads(out.stdout.strip().splitlines()[-1]), dtype=np.float32)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_default_pipeline_on_mnist10k(mnist10k):
+    train = pd.read_csv(mnist10k / "train.csv", dtype={"id": str})
+    test = pd.read_csv(mnist10k / "test.csv", dtype={"id": str})
+    truth = pd.read_csv(mnist10k / "test_labels.csv", dtype={"id": str})
+    pipe = make_pipeline(ImageFolderLoader(mnist10k / "train"), CNNClassifier(random_state=0))
+    start = time.perf_counter()
+    pipe.fit(train, train["label"])
+    fit_s = time.perf_counter() - start
+    pipe.set_params(imagefolderloader__image_dir=mnist10k / "test")
+    accuracy = float((pipe.predict(test) == truth["label"].to_numpy()).mean())
+    print(f"mnist10k default pipeline: test accuracy {accuracy:.4f}, fit {fit_s:.0f} s")
+    assert accuracy >= 0.985
