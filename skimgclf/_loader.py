@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from tqdm.auto import tqdm
 
-from ._images import COLOR_MODES, DEFAULT_MAX_PIXELS, ImageDecodeError, _decode_fast, _decode_pil
+from ._images import COLOR_MODES, DEFAULT_MAX_PIXELS, ImageDecodeError, _decode_fast, decode_image
 
 __all__ = ["ImageFolderLoader", "clear_cache", "ids_from_table"]
 
@@ -679,10 +679,10 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
                     key = (path, st.st_size, st.st_mtime_ns, color_mode, target, max_pixels)
                     arr = _CACHE.get(key)
                     if arr is None:
-                        arr = _decode_pil(path, color_mode, target, max_pixels)
+                        arr = decode_image(path, color_mode, target, max_pixels)
                         _CACHE.put(key, arr)
                     return arr
-                return _decode_pil(path, color_mode, target, max_pixels)
+                return decode_image(path, color_mode, target, max_pixels)
             except FileNotFoundError:
                 raise ImageDecodeError(
                     f"row {row}: no image for id {ids[row]!r}: {path} does not exist"
