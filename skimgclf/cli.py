@@ -208,6 +208,31 @@ def _formatter(prog):
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
 
+def _add_dask_options(parser, what):
+    group = parser.add_argument_group(
+        "Dask cluster (needs: pip install 'skimgclf[dask]')",
+        textwrap.fill(f"Run on a Dask cluster: {what}. The workers read the images themselves, so the "
+                      "image folder must be at the same path on every worker (a shared file system).",
+                      width=79))
+    where = group.add_mutually_exclusive_group()
+    where.add_argument("--dask-scheduler", metavar="ADDRESS",
+                       help="address of a running scheduler, e.g. tcp://10.0.0.5:8786")
+    where.add_argument("--dask-local", type=_positive_int, metavar="N",
+                       help="start a local cluster of N worker processes sharing this machine's cores")
+
+
+@contextlib.contextmanager
+def _dask_client(args, image_dirs):
+    """A Dask client if --dask-scheduler or --dask-local was given, else None."""
+    if args.dask_scheduler is None and args.dask_local is None:
+        yield None
+        return
+    from ._dask import client_for
+
+    with client_for(args.dask_scheduler, args.dask_local, image_dirs=image_dirs) as client:
+        yield client
+
+
 def build_parser():
     """Build the argument parser of the ``skimgclf`` command.
 
@@ -281,6 +306,7 @@ examples:
                          help="add one probability column per class, named proba_<class>")
     predict.add_argument("--chunk-size", type=_positive_int, default=4096, metavar="N",
                          help="rows loaded and predicted at a time (default: 4096)")
+    _add_dask_options(predict, "each chunk is scored on a worker")
 
     evaluate = sub.add_parser(
         "evaluate", parents=[common, _table_parent("column of true labels (default: label)")],
@@ -345,6 +371,7 @@ examples:
                              "uses every core in one process, so more jobs rarely help on a small "
                              "machine; with N > 1 each process gets cores/N TensorFlow threads and its "
                              "own copy of the images in memory")
+    _add_dask_options(search, "every fold of every candidate is fitted on a worker")
 
     demo = sub.add_parser(
         "demo", parents=[common], formatter_class=_formatter,
@@ -658,12 +685,27 @@ def _write_train_report(folder, history, y_val, y_pred, classes, metrics, consol
     console.result(f"report written to {folder}: {', '.join(os.path.basename(p) for p in written)}")
 
 
-def _predict_chunks(model, args, console, label_column=None):
-    """Yield (chunk, probabilities) over the CSV, loading chunk by chunk."""
+def _predict_chunks(model, args, console, label_column=None, client=None):
+    """Yield (chunk, probabilities) over the CSV, loading chunk by chunk (on Dask workers with a client)."""
     loader = model.steps[0][1]
-    loader.set_params(image_dir=_image_dir(args, args.csv), id_column=args.id_column, verbose=0)
+    # cache=False: every chunk is loaded once, and keeping the chunks in the
+    # loader's cache would make memory grow with the length of the CSV.
+    loader.set_params(image_dir=_image_dir(args, args.csv), id_column=args.id_column, verbose=0, cache=False)
     total = count_rows(args.csv)
     done = 0
+    if client is not None:
+        from ._dask import score_chunks
+
+        chunks = iter_table(args.csv, id_column=args.id_column, label_column=label_column,
+                            chunksize=args.chunk_size)
+        # score_chunks counts "row N" of its errors from the start of the CSV.
+        with console.progress(total=total, desc="predicting", unit="img") as bar, \
+                _csv_lines(args.csv, range(sys.maxsize)):
+            for chunk, proba in score_chunks(client, args.model, chunks, image_dir=loader.image_dir,
+                                             id_column=args.id_column, pipeline=model):
+                bar.update(len(chunk))
+                yield chunk, proba
+        return
     with console.progress(total=total, desc="predicting", unit="img") as bar:
         for chunk in iter_table(args.csv, id_column=args.id_column, label_column=label_column,
                                 chunksize=args.chunk_size):
@@ -690,9 +732,10 @@ def cmd_predict(args, console):
     start = time.perf_counter()
     n = 0
     _makedirs_for(args.out)
-    with atomic_write(args.out, suffix=".csv") as tmp:
+    with _dask_client(args, [_image_dir(args, args.csv)]) as client, \
+            atomic_write(args.out, suffix=".csv") as tmp:
         with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            for chunk, proba in _predict_chunks(model, args, console):
+            for chunk, proba in _predict_chunks(model, args, console, client=client):
                 out = pd.DataFrame({args.id_column: chunk[args.id_column].to_numpy(),
                                     args.label_column: classes[np.argmax(proba, axis=1)]})
                 if args.proba:
@@ -844,7 +887,14 @@ def cmd_search(args, console):
     pipe = _make_pipeline(args, image_dir, settings, console)
     grids = _qualify_grid(grids, pipe, args.grid)
     n_jobs = args.n_jobs
-    if n_jobs != 1:
+    on_dask = args.dask_scheduler is not None or args.dask_local is not None
+    if on_dask and n_jobs != 1:
+        raise CLIError("--n-jobs starts processes on this machine; with --dask-scheduler or --dask-local "
+                       "the cluster's workers fit the candidates (leave --n-jobs out)")
+    if on_dask:
+        n_jobs = -1  # as many tasks at once as the cluster has threads
+        pipe[-1].set_params(verbose=0)
+    elif n_jobs != 1:
         n_proc = os.cpu_count() or 1
         workers = n_proc if n_jobs < 0 else min(n_jobs, n_proc)
         os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(max(1, n_proc // workers)))
@@ -853,9 +903,14 @@ def cmd_search(args, console):
     search = GridSearchCV(pipe, grids, cv=StratifiedKFold(args.cv, shuffle=True, random_state=args.seed),
                           scoring=args.scoring, n_jobs=n_jobs, refit=True, error_score="raise",
                           verbose=0 if console.quiet else 3)
-    start = time.perf_counter()
-    search.fit(df[[args.id_column]], y)
-    seconds = time.perf_counter() - start
+    with _dask_client(args, [image_dir]) as client:
+        import joblib
+
+        backend = joblib.parallel_config(backend="dask") if client is not None else contextlib.nullcontext()
+        start = time.perf_counter()
+        with backend:
+            search.fit(df[[args.id_column]], y)
+        seconds = time.perf_counter() - start
 
     cv = pd.DataFrame(search.cv_results_)
     table = pd.DataFrame({
