@@ -15,6 +15,7 @@ import os
 import random
 import sys
 import weakref
+import zlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -190,22 +191,108 @@ class _EpochBar(keras.callbacks.Callback):
 _INFERENCE = weakref.WeakKeyDictionary()
 
 
+def _weights_stamp(model):
+    """A checksum of the weights, so a cached inference function follows retraining."""
+    crc = 0
+    for w in model.get_weights():
+        crc = zlib.crc32(np.ascontiguousarray(w).view(np.uint8), crc)
+    return crc
+
+
+def _fold(layer, bn):
+    """``(kernel, bias)`` of ``layer`` (Conv2D or Dense) with the batch norm after it folded in."""
+    var = keras.ops.convert_to_numpy(bn.moving_variance).astype(np.float64)
+    mean = keras.ops.convert_to_numpy(bn.moving_mean).astype(np.float64)
+    gamma = keras.ops.convert_to_numpy(bn.gamma).astype(np.float64) if bn.scale else 1.0
+    beta = keras.ops.convert_to_numpy(bn.beta).astype(np.float64) if bn.center else 0.0
+    scale = gamma / np.sqrt(var + bn.epsilon)
+    kernel = keras.ops.convert_to_numpy(layer.kernel).astype(np.float64) * scale
+    bias = keras.ops.convert_to_numpy(layer.bias).astype(np.float64) if layer.use_bias else 0.0
+    bias = beta + (bias - mean) * scale
+    return kernel.astype(np.float32), np.broadcast_to(bias, scale.shape).astype(np.float32)
+
+
+def _inference_steps(model):
+    """The layers of a chain-shaped network for inference, batch norm folded.
+
+    A list of ``("conv", kernel, bias, conv)``, ``("dense", kernel, bias)``
+    and ``("layer", layer)`` steps, or None when the network is not a simple
+    chain of layers (then it is called as it is). Folding a batch
+    normalisation into the convolution before it saves a pass over the
+    largest tensors and lets TensorFlow fuse convolution, bias and ReLU.
+    """
+    try:
+        layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+        if len(model.inputs) != 1 or len(model.outputs) != 1:
+            return None
+        previous = model.inputs[0]
+        for layer in layers:
+            if layer.input is not previous:
+                return None
+            previous = layer.output
+        if previous is not model.outputs[0]:
+            return None
+    except (AttributeError, ValueError):
+        return None
+    steps, i = [], 0
+    while i < len(layers):
+        layer, bn = layers[i], layers[i + 1] if i + 1 < len(layers) else None
+        foldable = (
+            isinstance(bn, keras.layers.BatchNormalization)
+            and bn.axis in (-1, len(bn.input.shape) - 1)
+            and getattr(layer, "activation", None) is keras.activations.linear
+            and layer.compute_dtype == "float32"
+        )
+        if foldable and type(layer) is keras.layers.Conv2D and layer.data_format == "channels_last" \
+                and layer.groups == 1:
+            steps.append(("conv",) + _fold(layer, bn) + (layer,))
+            i += 2
+        elif foldable and type(layer) is keras.layers.Dense and len(layer.input.shape) == 2:
+            steps.append(("dense",) + _fold(layer, bn))
+            i += 2
+        else:
+            steps.append(("layer", layer))
+            i += 1
+    return steps
+
+
 def _inference_function(model):
     """A traced ``images -> probabilities`` function of ``model``, or None.
 
-    Cached per model (weakly: it goes with the model). None where the Keras
-    backend is not TensorFlow; the caller then uses ``Model.predict``.
+    Cached per model (weakly: it goes with the model) and rebuilt when the
+    weights change. None where the Keras backend is not TensorFlow; the
+    caller then uses ``Model.predict``.
     """
     if keras.backend.backend() != "tensorflow":
         return None
-    fn = _INFERENCE.get(model)
-    if fn is None:
-        import tensorflow as tf
+    stamp = _weights_stamp(model)
+    cached = _INFERENCE.get(model)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    import tensorflow as tf
 
+    steps = _inference_steps(model)
+    spec = tf.TensorSpec((None,) + tuple(model.input_shape[1:]), tf.float32)
+    if steps is None:
         ref = weakref.ref(model)  # the function must not keep the model alive
-        spec = tf.TensorSpec((None,) + tuple(model.input_shape[1:]), tf.float32)
-        fn = tf.function(lambda x: ref()(x, training=False), input_signature=[spec])
-        _INFERENCE[model] = fn
+
+        def run(x):
+            return ref()(x, training=False)
+    else:
+        def run(x):
+            for step in steps:
+                if step[0] == "conv":
+                    _, kernel, bias, conv = step
+                    x = tf.nn.conv2d(x, kernel, strides=conv.strides, padding=conv.padding.upper(),
+                                     dilations=conv.dilation_rate)
+                    x = tf.nn.bias_add(x, bias)
+                elif step[0] == "dense":
+                    x = tf.matmul(x, step[1]) + step[2]
+                else:
+                    x = step[1](x, training=False)
+            return x
+    fn = tf.function(run, input_signature=[spec])
+    _INFERENCE[model] = (stamp, fn)
     return fn
 
 
