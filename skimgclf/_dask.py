@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 import tempfile
 import threading
 from collections import OrderedDict, deque
@@ -43,8 +42,8 @@ __all__ = [
     "configure_workers",
     "local_cluster",
     "score_chunks",
-    "worker_env",
     "warm_up",
+    "worker_env",
     "worker_threads_info",
 ]
 
@@ -532,23 +531,6 @@ def _model_blob(model):
     return blob, hashlib.sha256(blob).hexdigest()
 
 
-_ROW = re.compile(r"^row (\d+): ")
-
-
-def _shift_rows(exc, start):
-    """``exc`` with its "row N:" (a row of a chunk) turned into a row of the whole table."""
-    match = _ROW.match(str(exc)) if isinstance(exc, ValueError) else None
-    if match is None or not start:
-        return exc
-    message = f"row {int(match.group(1)) + start}: {str(exc)[match.end():]}"
-    try:
-        shifted = type(exc)(message)
-    except TypeError:  # pragma: no cover - an exception type with other arguments
-        shifted = ValueError(message)
-    shifted.__cause__ = exc
-    return shifted
-
-
 def score_chunks(client, model, chunks, *, image_dir=None, id_column="id", window=None, pipeline=None):
     """Score chunks of a table of ids on a Dask cluster, in order.
 
@@ -606,10 +588,11 @@ def score_chunks(client, model, chunks, *, image_dir=None, id_column="id", windo
     else:
         local = model
     if not (isinstance(local, Pipeline) and isinstance(local.steps[0][1], ImageFolderLoader)):
-        raise ValueError("model must be a Pipeline whose first step is an ImageFolderLoader")
+        raise TypeError("model must be a Pipeline whose first step is an ImageFolderLoader")
     params = local.steps[0][1].get_params()
     root = params["image_dir"] if image_dir is None else image_dir
-    params.update(image_dir=os.path.abspath(os.fspath(root)), id_column=id_column, cache=False, verbose=0)
+    params.update(image_dir=os.path.abspath(os.fspath(root)), id_column=id_column, cache=False,
+                  cache_dir=None, verbose=0)
     blob, digest = _model_blob(model)
     blob_future = client.scatter(blob, broadcast=True, hash=False)
     if window is None:
@@ -634,6 +617,8 @@ def score_chunks(client, model, chunks, *, image_dir=None, id_column="id", windo
 
 
 def _collect(item):
+    from ._scoring import _shift_rows
+
     chunk, start, future = item
     try:
         proba = future.result()

@@ -437,6 +437,17 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         Whether to keep loaded arrays and decoded images in the process-wide
         cache. The arrays returned are then shared with the cache and
         read-only (``X.copy()`` gives a writable one).
+    cache_dir : str, path-like or None, default=None
+        A folder on a local disk for an on-disk cache of decoded images
+        (created if missing): each image is decoded once, stored in a
+        memory-mapped file keyed by its path, size and modification time and
+        this loader's colour mode, target size and ``max_pixels``, and read
+        from there afterwards, by every process on the machine (grid-search
+        and Dask workers included). Images are then not kept one by one in
+        memory, and loaded arrays of 64 MiB or more are memory maps of a
+        (deleted) file in the folder, so a data set larger than memory can
+        be loaded; with ``cache=True`` such arrays are still reused while
+        the files are unchanged. Delete the folder to reclaim its space.
     max_pixels : int or None, default=64_000_000
         Images with more pixels are refused before decoding (decompression
         bombs). ``None`` disables the check.
@@ -476,6 +487,7 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         "color_mode": [StrOptions(set(COLOR_MODES))],
         "scale": [StrOptions({"unit", "symmetric"}), None],
         "cache": ["boolean"],
+        "cache_dir": [str, os.PathLike, None],
         "max_pixels": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "n_jobs": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "verbose": ["verbose"],
@@ -491,6 +503,7 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         color_mode="grayscale",
         scale="unit",
         cache=True,
+        cache_dir=None,
         max_pixels=DEFAULT_MAX_PIXELS,
         n_jobs=None,
         verbose=1,
@@ -502,6 +515,7 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         self.color_mode = color_mode
         self.scale = scale
         self.cache = cache
+        self.cache_dir = cache_dir
         self.max_pixels = max_pixels
         self.n_jobs = n_jobs
         self.verbose = verbose
@@ -604,9 +618,17 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
                 batch = None  # a missing file: the read below reports it
 
         read = self._reader(ids, target)
+        store = None
+        if self.cache_dir is not None:
+            from ._diskcache import open_cache
+
+            store = open_cache(self.cache_dir, self.color_mode, target, self.max_pixels)
+            if store is not None:
+                read = store.reader(paths, read)
         first = read(0, paths[0])
         shape = first.shape
-        out = np.empty((len(paths),) + shape, dtype=np.float32)
+        out = np.empty((len(paths),) + shape, dtype=np.float32) if store is None else \
+            store.empty((len(paths),) + shape)
         factor, offset = {"unit": (1 / 255, 0.0), "symmetric": (2 / 255, -1.0), None: (1.0, 0.0)}[self.scale]
 
         def fill(i, arr):
@@ -643,6 +665,8 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
                 with ThreadPoolExecutor(n_jobs) as pool:
                     for done in pool.map(work, starts):
                         bar.update(done)
+        if store is not None:
+            store.close()  # writes the images decoded last
         self.image_shape_ = shape
         if self.cache:
             # Shared with the cache, so nobody may change it in place.
@@ -665,7 +689,9 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
 
     def _reader(self, ids, target):
         """Return ``read(row, path) -> uint8 array`` using the cache if enabled."""
-        color_mode, max_pixels, use_cache = self.color_mode, self.max_pixels, self.cache
+        # With a disk cache, decoded images are kept there, not in memory too.
+        color_mode, max_pixels = self.color_mode, self.max_pixels
+        use_cache = self.cache and self.cache_dir is None
 
         def read(row, path):
             try:

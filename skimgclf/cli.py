@@ -685,27 +685,14 @@ def _write_train_report(folder, history, y_val, y_pred, classes, metrics, consol
     console.result(f"report written to {folder}: {', '.join(os.path.basename(p) for p in written)}")
 
 
-def _predict_chunks(model, args, console, label_column=None, client=None):
-    """Yield (chunk, probabilities) over the CSV, loading chunk by chunk (on Dask workers with a client)."""
+def _predict_chunks(model, args, console, label_column=None):
+    """Yield (chunk, probabilities) over the CSV, loading chunk by chunk."""
     loader = model.steps[0][1]
     # cache=False: every chunk is loaded once, and keeping the chunks in the
     # loader's cache would make memory grow with the length of the CSV.
     loader.set_params(image_dir=_image_dir(args, args.csv), id_column=args.id_column, verbose=0, cache=False)
     total = count_rows(args.csv)
     done = 0
-    if client is not None:
-        from ._dask import score_chunks
-
-        chunks = iter_table(args.csv, id_column=args.id_column, label_column=label_column,
-                            chunksize=args.chunk_size)
-        # score_chunks counts "row N" of its errors from the start of the CSV.
-        with console.progress(total=total, desc="predicting", unit="img") as bar, \
-                _csv_lines(args.csv, range(sys.maxsize)):
-            for chunk, proba in score_chunks(client, args.model, chunks, image_dir=loader.image_dir,
-                                             id_column=args.id_column, pipeline=model):
-                bar.update(len(chunk))
-                yield chunk, proba
-        return
     with console.progress(total=total, desc="predicting", unit="img") as bar:
         for chunk in iter_table(args.csv, id_column=args.id_column, label_column=label_column,
                                 chunksize=args.chunk_size):
@@ -718,9 +705,7 @@ def _predict_chunks(model, args, console, label_column=None, client=None):
 
 def cmd_predict(args, console):
     """``skimgclf predict``: write id,label (and probabilities) for a CSV of ids."""
-    import pandas as pd
-
-    from ._report import atomic_write
+    from ._scoring import predict_csv
 
     _check_file_out(args.out, "--out")
     if os.path.exists(args.csv) and os.path.exists(args.out) and os.path.samefile(args.csv, args.out):
@@ -728,21 +713,16 @@ def cmd_predict(args, console):
     if args.label_column == args.id_column:
         raise CLIError(f"--label-column and --id-column are both {args.id_column!r}")
     model = _load_model(args.model)
-    classes = model.steps[-1][1].classes_
+    image_dir = _image_dir(args, args.csv)
     start = time.perf_counter()
-    n = 0
     _makedirs_for(args.out)
-    with _dask_client(args, [_image_dir(args, args.csv)]) as client, \
-            atomic_write(args.out, suffix=".csv") as tmp:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            for chunk, proba in _predict_chunks(model, args, console, client=client):
-                out = pd.DataFrame({args.id_column: chunk[args.id_column].to_numpy(),
-                                    args.label_column: classes[np.argmax(proba, axis=1)]})
-                if args.proba:
-                    for j, c in enumerate(classes):
-                        out[f"proba_{c}"] = proba[:, j]
-                out.to_csv(fh, header=n == 0, index=False, float_format="%.6g", lineterminator="\n")
-                n += len(chunk)
+    # Chunk by chunk (bounded memory), here or on Dask workers; the file
+    # appears only when complete. Errors name the CSV's line.
+    with _dask_client(args, [image_dir]) as client, \
+            console.progress(total=count_rows(args.csv), desc="predicting", unit="img") as bar:
+        n = predict_csv(model, args.csv, args.out, image_dir=image_dir, id_column=args.id_column,
+                        label_column=args.label_column, proba=args.proba, chunk_size=args.chunk_size,
+                        client=client, model_file=args.model, progress=bar.update)
     seconds = time.perf_counter() - start
     console.result(f"predictions for {n} images written to {args.out} ({_fmt_seconds(seconds)})")
     return {"n": n, "out": args.out}

@@ -15,18 +15,19 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
-import joblib  # noqa: E402
-from sklearn.base import clone  # noqa: E402
-from sklearn.model_selection import GridSearchCV, StratifiedKFold  # noqa: E402
-from sklearn.pipeline import make_pipeline  # noqa: E402
+import joblib
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.pipeline import make_pipeline
 
-from .conftest import make_blobs_images, write_images  # noqa: E402
-from skimgclf import _dask  # noqa: E402
-from skimgclf.cli import main  # noqa: E402
+from skimgclf import _dask
+from skimgclf.cli import main
+
+from .conftest import make_blobs_images, write_images
 
 #: Tiny, learnable settings: 8x8 images, one block, no augmentation.
-NET = dict(conv_blocks=1, filters=8, units=16, epochs=3, batch_size=8, learning_rate=0.01,
-           random_shift=0.0, random_rotation=0.0, random_zoom=0.0, random_state=0)
+NET = {"conv_blocks": 1, "filters": 8, "units": 16, "epochs": 3, "batch_size": 8, "learning_rate": 0.01,
+       "random_shift": 0.0, "random_rotation": 0.0, "random_zoom": 0.0, "random_state": 0}
 #: Ids written verbatim in the CSVs: leading zeros, letters, a dash.
 IDS = [f"{i:03d}" if i % 3 else f"img-{i}" for i in range(48)]
 
@@ -184,7 +185,8 @@ def test_cli_predict_on_the_cluster_writes_the_same_file(client, data, model_fil
     assert main(common + ["--out", str(tmp_path / "here.csv")]) == 0
     # A real command-line process, scoring on the cluster's workers.
     result = subprocess.run([sys.executable, "-m", "skimgclf", *common, "--out", str(tmp_path / "there.csv"),
-                             "--dask-scheduler", address], capture_output=True, text=True, timeout=300)
+                             "--dask-scheduler", address], check=False, capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode == 0, result.stderr
     assert f"predictions for {len(IDS)} images written to" in result.stdout
     here, there = (tmp_path / "here.csv").read_bytes(), (tmp_path / "there.csv").read_bytes()

@@ -1,0 +1,228 @@
+"""Scoring a table of image ids of any length in bounded memory.
+
+A fitted ``Pipeline(ImageFolderLoader, CNNClassifier)`` predicts a whole
+table at once with ``predict`` -- every image in memory together. For a
+table of millions of rows, :func:`predict_csv` reads the CSV, loads and
+scores it chunk by chunk, and writes the predictions as it goes: memory is
+set by ``chunk_size``, not by the length of the table. With a Dask client
+the chunks are scored on the cluster's workers (:mod:`skimgclf._dask`), and
+the file written is the same. ``skimgclf predict`` is this function.
+
+Importing this module never imports TensorFlow or Dask.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+
+__all__ = ["iter_predict_proba", "predict_csv", "prediction_table"]
+
+_ROW = re.compile(r"^row (\d+): ")
+
+
+def _shift_rows(exc, start):
+    """``exc`` with its "row N:" (a row of a chunk) turned into a row of the whole table."""
+    match = _ROW.match(str(exc)) if isinstance(exc, ValueError) else None
+    if match is None or not start:
+        return exc
+    message = f"row {int(match.group(1)) + start}: {str(exc)[match.end():]}"
+    try:
+        shifted = type(exc)(message)
+    except TypeError:  # pragma: no cover - an exception type with other arguments
+        shifted = ValueError(message)
+    shifted.__cause__ = exc
+    return shifted
+
+
+def _split(model):
+    """``(loader, rest)`` of a fitted pipeline that starts with an ImageFolderLoader."""
+    from sklearn.pipeline import Pipeline
+
+    from ._loader import ImageFolderLoader
+
+    if not (isinstance(model, Pipeline) and isinstance(model.steps[0][1], ImageFolderLoader)):
+        raise TypeError("model must be a fitted Pipeline whose first step is an ImageFolderLoader, "
+                         f"not {type(model).__name__}")
+    return model.steps[0][1], model[1:]
+
+
+def iter_predict_proba(model, chunks, *, image_dir=None, id_column="id", client=None, model_file=None):
+    """Class probabilities of a table given chunk by chunk, one chunk in memory at a time.
+
+    Parameters
+    ----------
+    model : Pipeline
+        A fitted ``Pipeline(ImageFolderLoader, ..., classifier)``. It is not
+        changed: each chunk is loaded by a copy of its loader.
+    chunks : iterable of DataFrame
+        The table in chunks (``skimgclf._tables.iter_table``, or
+        ``pandas.read_csv(..., chunksize=N)``), ids in ``id_column``.
+    image_dir : str, path-like or None, default=None
+        Folder of the images; ``None`` keeps the loader's ``image_dir``.
+    id_column : str, default="id"
+        The column of ids.
+    client : distributed.Client or None, default=None
+        Score the chunks on this Dask cluster's workers instead of here (see
+        :func:`skimgclf._dask.score_chunks`).
+    model_file : str, path-like or None, default=None
+        With a client: the file ``model`` was loaded from, sent to the
+        workers as it is (otherwise ``model`` is saved to send it).
+
+    Yields
+    ------
+    chunk : DataFrame
+        The next chunk, as given.
+    proba : ndarray of shape (len(chunk), n_classes)
+        Its probabilities, in the order of the classifier's ``classes_``.
+
+    Raises
+    ------
+    ValueError
+        A loading error; its "row N" counts from the start of the table.
+    """
+    loader, rest = _split(model)
+    if client is not None:
+        from ._dask import score_chunks
+
+        yield from score_chunks(client, model_file if model_file is not None else model, chunks,
+                                image_dir=image_dir, id_column=id_column, pipeline=model)
+        return
+    from ._loader import ImageFolderLoader
+
+    params = loader.get_params()
+    if image_dir is not None:
+        params["image_dir"] = image_dir
+    # Each chunk is read once: neither cache would be used again, and the
+    # in-memory one would grow with the length of the table.
+    params.update(id_column=id_column, cache=False, cache_dir=None, verbose=0)
+    chunk_loader = ImageFolderLoader(**params)
+    start = 0
+    for chunk in chunks:
+        try:
+            proba = rest.predict_proba(chunk_loader.transform(chunk[[id_column]]))
+        except ValueError as exc:
+            shifted = _shift_rows(exc, start)
+            if shifted is exc:
+                raise
+            raise shifted from None
+        start += len(chunk)
+        yield chunk, proba
+
+
+def prediction_table(chunk, proba, classes, *, id_column="id", label_column="label", with_proba=False):
+    """The rows of a predictions CSV for one chunk.
+
+    Parameters
+    ----------
+    chunk : DataFrame
+        The chunk; its ids are written as they are.
+    proba : ndarray of shape (len(chunk), n_classes)
+        Its probabilities.
+    classes : ndarray of shape (n_classes,)
+        The classifier's ``classes_``.
+    id_column, label_column : str, default="id", "label"
+        Column names written.
+    with_proba : bool, default=False
+        Add one column ``proba_<class>`` per class.
+
+    Returns
+    -------
+    DataFrame
+        ``id, label`` (and the probabilities), in the chunk's order.
+    """
+    import pandas as pd
+
+    out = pd.DataFrame({id_column: chunk[id_column].to_numpy(),
+                        label_column: classes[np.argmax(proba, axis=1)]})
+    if with_proba:
+        for j, c in enumerate(classes):
+            out[f"proba_{c}"] = proba[:, j]
+    return out
+
+
+def predict_csv(model, csv, out, *, image_dir=None, id_column="id", label_column="label", proba=False,
+                chunk_size=4096, client=None, model_file=None, progress=None):
+    """Write predictions for every row of a CSV of image ids, in bounded memory.
+
+    The CSV is read, loaded and scored ``chunk_size`` rows at a time, and
+    each chunk's predictions are written before the next is read. The ids
+    are written exactly as in the CSV (read as text), in its order. The
+    output appears only when complete (a temporary file renamed over it).
+
+    Parameters
+    ----------
+    model : Pipeline
+        A fitted ``Pipeline(ImageFolderLoader, ..., classifier)``, such as
+        one loaded with :func:`skimgclf.load`.
+    csv : str or path-like
+        The CSV with an ``id_column``; other columns are ignored.
+    out : str or path-like
+        The predictions CSV to write: ``id,label`` and, with ``proba``, one
+        column ``proba_<class>`` per class.
+    image_dir : str, path-like or None, default=None
+        Folder of the images; ``None`` keeps the loader's ``image_dir``.
+    id_column : str, default="id"
+        The column of ids, read and written.
+    label_column : str, default="label"
+        The name of the label column written.
+    proba : bool, default=False
+        Also write the class probabilities.
+    chunk_size : int, default=4096
+        Rows loaded and scored at a time.
+    client : distributed.Client or None, default=None
+        Score the chunks on a Dask cluster; the file written is the same.
+    model_file : str, path-like or None, default=None
+        With a client: the file ``model`` was loaded from.
+    progress : callable or None, default=None
+        Called with the number of rows of each chunk written.
+
+    Returns
+    -------
+    int
+        The number of rows written.
+
+    Raises
+    ------
+    ValueError
+        If the CSV or an image cannot be read; the message names the CSV's
+        line. No output file is written then.
+
+    Examples
+    --------
+    >>> from skimgclf import load                                   # doctest: +SKIP
+    >>> from skimgclf._scoring import predict_csv                   # doctest: +SKIP
+    >>> predict_csv(load("model.skimgclf"), "test.csv", "predictions.csv",
+    ...             image_dir="test/")                              # doctest: +SKIP
+    200000
+    """
+    from ._report import atomic_write
+    from ._tables import iter_table
+
+    classes = model.steps[-1][1].classes_
+    csv = os.fspath(csv)
+    n = 0
+    with atomic_write(out, suffix=".csv") as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+        chunks = iter_table(csv, id_column=id_column, chunksize=chunk_size)
+        try:
+            for chunk, p in iter_predict_proba(model, chunks, image_dir=image_dir, id_column=id_column,
+                                               client=client, model_file=model_file):
+                table = prediction_table(chunk, p, classes, id_column=id_column,
+                                         label_column=label_column, with_proba=proba)
+                table.to_csv(fh, header=n == 0, index=False, float_format="%.6g", lineterminator="\n")
+                n += len(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+        except ValueError as exc:
+            match = _ROW.match(str(exc))
+            if match is None:
+                raise
+            message = f"{csv} line {int(match.group(1)) + 2}: {str(exc)[match.end():]}"
+            try:
+                error = type(exc)(message)
+            except TypeError:  # pragma: no cover - an exception type with other arguments
+                error = ValueError(message)
+            raise error from exc
+    return n

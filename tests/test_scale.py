@@ -1,0 +1,205 @@
+"""Past memory: the loader's on-disk image cache and bounded-memory scoring (no Dask needed)."""
+
+import os
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from skimgclf import ImageFolderLoader, _diskcache, _loader
+from skimgclf._scoring import iter_predict_proba, predict_csv
+from skimgclf._tables import iter_table
+
+from .conftest import make_blobs_images, write_images
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """30 plain 8x8 PNGs and 10 12x12 JPEGs (resized: the slow path)."""
+    X, _ = make_blobs_images(40, size=8)
+    write_images(tmp_path / "img", X[:30, ..., 0])
+    big = np.repeat(np.repeat(X[30:, ..., 0], 3, axis=1), 3, axis=2)[:, :12, :12]
+    write_images(tmp_path / "img", big, ids=range(30, 40), suffix=".jpg")
+    ids = [str(i) for i in range(30)] + [f"{i}.jpg" for i in range(30, 40)]
+    return tmp_path / "img", ids
+
+
+class _Decodes:
+    """Counts the decodes of both decoders of the loader."""
+
+    def __init__(self, monkeypatch):
+        self.n = 0
+        self.lock = threading.Lock()
+        for name in ("_decode_fast", "decode_image"):
+            original = getattr(_loader, name)
+            monkeypatch.setattr(_loader, name, self._counting(original))
+
+    def _counting(self, original):
+        def counted(*args, **kwargs):
+            with self.lock:
+                self.n += 1
+            return original(*args, **kwargs)
+
+        return counted
+
+
+def test_disk_cache_gives_the_same_pixels_and_decodes_once(folder, tmp_path, monkeypatch):
+    image_dir, ids = folder
+    expected = ImageFolderLoader(image_dir, target_size=(8, 8), cache=False).transform(ids)
+    decodes = _Decodes(monkeypatch)
+    cache = tmp_path / "cache"
+    first = ImageFolderLoader(image_dir, target_size=(8, 8), cache=False, cache_dir=cache).transform(ids)
+    assert decodes.n >= len(ids)
+    np.testing.assert_array_equal(first, expected)
+    decodes.n = 0
+    again = ImageFolderLoader(image_dir, target_size=(8, 8), cache=False, cache_dir=str(cache)).transform(ids[::-1])
+    assert decodes.n == 0  # every image came from the memory-mapped file
+    np.testing.assert_array_equal(again, expected[::-1])
+    # Another decoding setting is another store; the pixels of each are right.
+    rgb = ImageFolderLoader(image_dir, target_size=(6, 6), color_mode="rgb", cache=False, cache_dir=cache)
+    np.testing.assert_array_equal(
+        rgb.transform(ids), ImageFolderLoader(image_dir, target_size=(6, 6), color_mode="rgb",
+                                              cache=False).transform(ids))
+    stores = sorted(p.name for p in cache.iterdir() if p.name.startswith("images-"))
+    assert len(stores) == 2
+    assert {p.name for p in (cache / stores[0]).iterdir()} >= {"index.sqlite", "setting.json"}
+
+
+def test_disk_cache_notices_a_changed_file(folder, tmp_path):
+    image_dir, ids = folder
+    loader = ImageFolderLoader(image_dir, target_size=(8, 8), cache=False, cache_dir=tmp_path / "cache")
+    before = loader.transform(ids[:3])
+    path = image_dir / "1.png"
+    Image.fromarray(np.full((8, 8), 77, np.uint8)).save(path)
+    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10**9))
+    after = loader.transform(ids[:3])
+    np.testing.assert_array_equal(after[[0, 2]], before[[0, 2]])
+    assert np.allclose(after[1], 77 / 255)
+
+
+def test_disk_cache_is_shared_with_another_process(folder, tmp_path):
+    image_dir, ids = folder
+    cache = tmp_path / "cache"
+    expected = ImageFolderLoader(image_dir, target_size=(8, 8), cache=False, cache_dir=cache).transform(ids)
+    np.save(tmp_path / "expected.npy", expected)
+    code = f"""
+import numpy as np
+from skimgclf import ImageFolderLoader, _loader
+calls = []
+for name in ("_decode_fast", "decode_image"):
+    setattr(_loader, name, lambda *a, _f=getattr(_loader, name), **k: calls.append(1) or _f(*a, **k))
+X = ImageFolderLoader({str(image_dir)!r}, target_size=(8, 8), cache=False, cache_dir={str(cache)!r}).transform({ids!r})
+assert not calls, len(calls)
+np.testing.assert_array_equal(X, np.load({str(tmp_path / "expected.npy")!r}))
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_disk_cache_concurrent_loaders_store_every_image_once_right(folder, tmp_path, monkeypatch):
+    image_dir, ids = folder
+    monkeypatch.setattr(_diskcache, "_FLUSH_EVERY", 3)  # many small transactions
+    cache = tmp_path / "cache"
+    parts = [ids[i::4] for i in range(4)] + [ids]
+
+    def load(part):
+        return ImageFolderLoader(image_dir, target_size=(8, 8), cache=False, cache_dir=cache,
+                                 n_jobs=2).transform(part)
+
+    with ThreadPoolExecutor(5) as pool:
+        results = list(pool.map(load, parts))
+    expected = ImageFolderLoader(image_dir, target_size=(8, 8), cache=False).transform(ids)
+    for part, got in zip(parts, results):
+        np.testing.assert_array_equal(got, expected[[ids.index(i) for i in part]])
+    decodes = _Decodes(monkeypatch)
+    np.testing.assert_array_equal(load(ids), expected)
+    assert decodes.n == 0
+
+
+def test_large_batches_are_memory_maps_of_deleted_files(folder, tmp_path, monkeypatch):
+    image_dir, ids = folder
+    monkeypatch.setattr(_diskcache, "OUTPUT_MEMMAP_BYTES", 1024)
+    cache = tmp_path / "cache"
+    X = ImageFolderLoader(image_dir, target_size=(8, 8), cache_dir=cache).transform(ids)
+    assert isinstance(X, np.memmap) and not X.flags.writeable
+    np.testing.assert_array_equal(X, ImageFolderLoader(image_dir, target_size=(8, 8), cache=False).transform(ids))
+    assert os.listdir(cache / "tmp") == []  # the file lives only as long as the array
+    small = ImageFolderLoader(image_dir, target_size=(8, 8), cache_dir=cache).transform(ids[:2])
+    assert type(small) is np.ndarray
+
+
+def test_disk_cache_keeps_the_loader_errors_and_validates_the_parameter(folder, tmp_path):
+    image_dir, ids = folder
+    loader = ImageFolderLoader(image_dir, target_size=(8, 8), cache_dir=tmp_path / "cache")
+    with pytest.raises(ValueError, match=r"^row 1: no image for id 'gone': .*gone\.png does not exist"):
+        loader.transform(["0", "gone"])
+    with pytest.raises(ValueError, match=r"The 'cache_dir' parameter of ImageFolderLoader must be"):
+        ImageFolderLoader(image_dir, cache_dir=3).fit()
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.warns(RuntimeWarning, match="disk cache .* cannot be used"):
+        X = ImageFolderLoader(image_dir, target_size=(8, 8), cache=False, cache_dir=blocker).transform(ids)
+    assert X.shape == (40, 8, 8, 1)
+
+
+def test_pipeline_trains_on_memory_mapped_images(folder, tmp_path, monkeypatch):
+    from sklearn.pipeline import make_pipeline
+
+    from skimgclf import CNNClassifier
+
+    image_dir, ids = folder
+    monkeypatch.setattr(_diskcache, "OUTPUT_MEMMAP_BYTES", 1024)
+    y = np.arange(40) % 2
+    pipe = make_pipeline(
+        ImageFolderLoader(image_dir, target_size=(8, 8), cache=False, cache_dir=tmp_path / "cache"),
+        CNNClassifier(conv_blocks=1, filters=8, units=16, epochs=2, random_state=0, random_shift=0.0,
+                      random_rotation=0.0, random_zoom=0.0))
+    pipe.fit(ids, y)
+    assert pipe.predict_proba(ids).shape == (40, 2)
+
+
+# --------------------------------------------------------- bounded scoring
+@pytest.fixture(scope="module")
+def scored_model(tmp_path_factory):
+    from sklearn.pipeline import make_pipeline
+
+    from skimgclf import CNNClassifier
+
+    root = tmp_path_factory.mktemp("scoring")
+    X, y = make_blobs_images(30)
+    ids = [f"{i:04d}" for i in range(30)]
+    write_images(root / "img", X[..., 0], ids=ids)
+    pipe = make_pipeline(ImageFolderLoader(root / "img", target_size=(8, 8), verbose=0),
+                         CNNClassifier(conv_blocks=1, filters=8, units=16, epochs=2, random_state=0))
+    pipe.fit(ids, np.where(y == 0, "a", "b"))
+    pd.DataFrame({"id": ids}).to_csv(root / "test.csv", index=False)
+    return root, ids, pipe
+
+
+def test_predict_csv_chunk_by_chunk_matches_predict(scored_model, tmp_path):
+    root, ids, pipe = scored_model
+    _loader.clear_cache()
+    n = predict_csv(pipe, root / "test.csv", tmp_path / "out.csv", proba=True, chunk_size=7)
+    assert n == 30
+    # Nothing of the chunks stayed in memory, and the model was not changed.
+    assert len(_loader._BATCHES) == 0 and pipe[0].cache is True
+    out = pd.read_csv(tmp_path / "out.csv", dtype=str)
+    assert out["id"].tolist() == ids  # "0007" stays "0007"
+    assert out["label"].tolist() == pipe.predict(ids).tolist()
+    np.testing.assert_allclose(out[["proba_a", "proba_b"]].astype(float), pipe.predict_proba(ids), atol=1e-5)
+
+
+def test_predict_csv_error_names_the_line_and_writes_nothing(scored_model, tmp_path):
+    root, ids, pipe = scored_model
+    csv = tmp_path / "bad.csv"
+    csv.write_text("id\n" + "\n".join(ids[:12] + ["missing"] + ids[12:]) + "\n")
+    with pytest.raises(ValueError, match=rf"^{csv} line 14: no image for id 'missing'"):
+        predict_csv(pipe, csv, tmp_path / "out.csv", image_dir=root / "img", chunk_size=5)
+    assert sorted(os.listdir(tmp_path)) == ["bad.csv"]
+    # The generator underneath counts rows from the start of the table.
+    with pytest.raises(ValueError, match=r"^row 12: "):
+        list(iter_predict_proba(pipe, iter_table(csv, chunksize=5), image_dir=root / "img"))
