@@ -205,3 +205,19 @@ def test_seed_architecture_is_expressible():
     assert [tuple(c.output.shape[1:]) for c in convs] == [(26, 26, 32), (24, 24, 64)]
     assert model.count_params() == 1_199_882  # the seed network's parameter count
     assert not any(type(layer).__name__ == "BatchNormalization" for layer in model.layers)
+
+
+def test_folded_inference_matches_keras_and_follows_new_weights():
+    """predict folds batch norm into the layer before it: same numbers as Keras' own predict."""
+    from skimgclf import CNNClassifier
+    from skimgclf._classifier import _inference_steps
+
+    X = RNG.random((120, 8, 8, 1), dtype=np.float32)
+    y = np.arange(120) % 3
+    clf = CNNClassifier(conv_blocks=2, filters=4, units=8, epochs=1, random_state=0).fit(X, y)
+    kinds = [step[0] for step in _inference_steps(clf.model_)]
+    assert kinds.count("conv") == 2 and kinds.count("dense") == 1
+    np.testing.assert_allclose(clf.predict_proba(X), clf.model_.predict(X, verbose=0), atol=1e-5)
+    bn = next(layer for layer in clf.model_.layers if type(layer).__name__ == "BatchNormalization")
+    bn.moving_mean.assign(bn.moving_mean + 0.5)  # the weights change: no stale folded copy
+    np.testing.assert_allclose(clf.predict_proba(X), clf.model_.predict(X, verbose=0), atol=1e-5)
