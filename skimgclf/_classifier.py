@@ -296,6 +296,56 @@ def _inference_function(model):
     return fn
 
 
+def _file_backed(X):
+    """Whether ``X`` is (a view of) a memory-mapped file, such as a ``numpy.memmap``."""
+    import mmap
+
+    seen = 0
+    while X is not None and seen < 32:
+        if isinstance(X, (np.memmap, mmap.mmap)):
+            return True
+        X, seen = getattr(X, "base", None), seen + 1
+    return False
+
+
+def _all_finite(X, rows=4096):
+    """``np.isfinite(X).all()`` without a temporary as large as ``X`` for large arrays."""
+    if X.nbytes <= 64 * 1024**2:
+        return bool(np.isfinite(X).all())
+    return all(np.isfinite(X[i:i + rows]).all() for i in range(0, X.shape[0], rows))
+
+
+class _MappedBatches(keras.utils.PyDataset):
+    """Batches of memory-mapped images, read from the file as training asks for them.
+
+    The rows are shuffled every epoch (``shuffle=True``); within a batch they
+    are read in file order, so reads move forward through the file.
+    """
+
+    def __init__(self, X, y, sample_weight, rows, batch_size, shuffle, seed=None):
+        super().__init__()
+        self.X, self.y, self.sample_weight = X, y, sample_weight
+        self.rows = np.asarray(rows)
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self._rng = np.random.default_rng(seed)
+        self._order = self.rows.copy()
+        if shuffle:
+            self._rng.shuffle(self._order)
+
+    def __len__(self):
+        return math.ceil(len(self.rows) / self.batch_size)
+
+    def __getitem__(self, index):
+        idx = np.sort(self._order[index * self.batch_size:(index + 1) * self.batch_size])
+        batch = (np.asarray(self.X[idx], dtype=np.float32), self.y[idx])
+        return batch if self.sample_weight is None else batch + (self.sample_weight[idx],)
+
+    def on_epoch_end(self):
+        if self.shuffle:
+            self._rng.shuffle(self._order)
+
+
 def _positive_ints(value):
     return isinstance(value, (list, tuple)) and len(value) > 0 and all(
         isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in value
@@ -622,7 +672,7 @@ class CNNClassifier(KerasClassifier):
             X = X.astype(np.float32) / np.float32(65535)
         else:
             X = X.astype(np.float32, copy=False)
-        if not np.isfinite(X).all():
+        if not _all_finite(X):
             raise ValueError("X contains NaN or infinity")
         if reset:
             self.image_shape_ = tuple(int(v) for v in X.shape[1:])
@@ -763,6 +813,8 @@ class CNNClassifier(KerasClassifier):
                                 random_state=seed if seed is not None else np.random.randint(2**31 - 1))
 
     def _fit_keras_model(self, X, y, sample_weight, warm_start, epochs, initial_epoch, **kwargs):
+        if _file_backed(X):
+            return self._fit_mapped(X, y, sample_weight, epochs, initial_epoch, **kwargs)
         callbacks = []
         fit_args = dict(batch_size=self.batch_size, epochs=initial_epoch + epochs,
                         initial_epoch=initial_epoch, shuffle=True,
@@ -783,6 +835,35 @@ class CNNClassifier(KerasClassifier):
         fit_args.update(kwargs)
         fit_args["callbacks"] = callbacks + list(fit_args.get("callbacks") or [])
         hist = self.model_.fit(X, y, sample_weight=sample_weight, **fit_args)
+        self.history_ = {k: [float(v) for v in vals] for k, vals in hist.history.items()
+                         if k != "learning_rate"}
+
+    def _fit_mapped(self, X, y, sample_weight, epochs, initial_epoch, **kwargs):
+        """Train on memory-mapped images (``ImageFolderLoader(cache_dir=...)``) batch by batch.
+
+        Keras would copy a whole array into memory first; here each batch is
+        read from the file when it is needed, so the images may be larger
+        than memory. Same shuffling, split, early stopping and progress as
+        the in-memory path.
+        """
+        callbacks = []
+        seed = getattr(self, "_fit_seed_", None)
+        fit_args = dict(epochs=initial_epoch + epochs, initial_epoch=initial_epoch,
+                        verbose=2 if self.verbose >= 2 else 0)
+        split = getattr(self, "_split_", None)
+        train = np.arange(X.shape[0]) if split is None else split[0]
+        if split is not None:
+            fit_args["validation_data"] = _MappedBatches(X, y, sample_weight, split[1], self.batch_size,
+                                                         shuffle=False)
+            if self.early_stopping:
+                callbacks.append(keras.callbacks.EarlyStopping(
+                    monitor="val_loss", patience=self.patience, restore_best_weights=True))
+        if self.verbose == 1:
+            callbacks.append(_EpochBar(initial_epoch + epochs, initial_epoch))
+        fit_args.update(kwargs)
+        fit_args["callbacks"] = callbacks + list(fit_args.get("callbacks") or [])
+        data = _MappedBatches(X, y, sample_weight, train, self.batch_size, shuffle=True, seed=seed)
+        hist = self.model_.fit(data, **fit_args)
         self.history_ = {k: [float(v) for v in vals] for k, vals in hist.history.items()
                          if k != "learning_rate"}
 

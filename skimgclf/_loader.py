@@ -8,6 +8,7 @@ from __future__ import annotations
 import numbers
 import os
 import re
+import stat
 import struct
 import sys
 import threading
@@ -142,11 +143,20 @@ def _resolve_paths(root, ids, suffix):
     """
     entries = None
     if len(ids) >= 64:
+        # A chunk of a much larger folder (a CSV scored in chunks): one
+        # lstat per id costs far less than listing the whole folder again.
+        known = _FOLDER_ENTRIES.get(root)
+        if known is not None and 4 * len(ids) < known:
+            return _resolve_paths_by_lstat(root, ids, suffix)
         try:
             with os.scandir(root) as it:
                 entries = {e.name: e for e in it}
         except OSError:
             entries = None
+        else:
+            if len(_FOLDER_ENTRIES) >= 256:
+                _FOLDER_ENTRIES.clear()
+            _FOLDER_ENTRIES[root] = len(entries)
     if not entries:
         return [_resolve_path(root, image_id, suffix, row) for row, image_id in enumerate(ids)]
     prefix = os.path.join(root, "")
@@ -159,6 +169,35 @@ def _resolve_paths(root, ids, suffix):
                 entry = entries.get(image_id + suffix)
             if entry is not None and not entry.is_symlink() and entry.is_file(follow_symlinks=False):
                 real = prefix + entry.name
+        out.append(real if real is not None else _resolve_path(root, image_id, suffix, row))
+    return out
+
+
+#: Entries of each folder at its last listing: only decides listing vs lstat.
+_FOLDER_ENTRIES = {}
+
+
+def _resolve_paths_by_lstat(root, ids, suffix):
+    """:func:`_resolve_paths` with one ``lstat`` per id instead of a folder listing.
+
+    The same answers: a plain name whose entry is a regular file, not a
+    link, is ``root/name``; an entry of another kind (link, folder) or no
+    entry at all goes through :func:`_resolve_path` and its checks.
+    """
+    prefix = os.path.join(root, "")
+    out = []
+    for row, image_id in enumerate(ids):
+        real = None
+        if image_id not in (".", "..") and not _NOT_PLAIN.search(image_id):
+            names = (image_id, image_id + suffix) if suffix and not image_id.endswith(suffix) else (image_id,)
+            for name in names:
+                try:
+                    mode = os.lstat(prefix + name).st_mode
+                except (OSError, ValueError):
+                    continue  # no such entry: try the name with the suffix
+                if stat.S_ISREG(mode):
+                    real = prefix + name
+                break  # an entry of this name: as the listing, no second name
         out.append(real if real is not None else _resolve_path(root, image_id, suffix, row))
     return out
 

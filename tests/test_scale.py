@@ -146,20 +146,29 @@ def test_disk_cache_keeps_the_loader_errors_and_validates_the_parameter(folder, 
     assert X.shape == (40, 8, 8, 1)
 
 
-def test_pipeline_trains_on_memory_mapped_images(folder, tmp_path, monkeypatch):
+def test_pipeline_trains_on_memory_mapped_images_batch_by_batch(folder, tmp_path, monkeypatch):
     from sklearn.pipeline import make_pipeline
 
-    from skimgclf import CNNClassifier
+    from skimgclf import CNNClassifier, _classifier
 
     image_dir, ids = folder
     monkeypatch.setattr(_diskcache, "OUTPUT_MEMMAP_BYTES", 1024)
-    y = np.arange(40) % 2
+    batches = []
+    original = _classifier._MappedBatches.__getitem__
+    monkeypatch.setattr(_classifier._MappedBatches, "__getitem__",
+                        lambda self, i: batches.append(i) or original(self, i))
+    y = np.arange(40) % 2  # make_blobs_images: class k has its bright square in quadrant k
     pipe = make_pipeline(
         ImageFolderLoader(image_dir, target_size=(8, 8), cache=False, cache_dir=tmp_path / "cache"),
-        CNNClassifier(conv_blocks=1, filters=8, units=16, epochs=2, random_state=0, random_shift=0.0,
-                      random_rotation=0.0, random_zoom=0.0))
+        CNNClassifier(conv_blocks=1, filters=8, units=16, epochs=6, batch_size=8, learning_rate=0.01,
+                      validation_split=0.25, random_state=0, random_shift=0.0, random_rotation=0.0,
+                      random_zoom=0.0))
     pipe.fit(ids, y)
-    assert pipe.predict_proba(ids).shape == (40, 2)
+    # Keras read the training and validation batches from the memory map.
+    assert len(batches) >= 6 * (4 + 2)
+    history = pipe[-1].history_
+    assert len(history["val_loss"]) >= 1 and len(history["loss"]) == len(history["val_loss"])
+    assert np.mean(pipe.predict(ids) == y) >= 0.75
 
 
 # --------------------------------------------------------- bounded scoring
@@ -203,3 +212,34 @@ def test_predict_csv_error_names_the_line_and_writes_nothing(scored_model, tmp_p
     # The generator underneath counts rows from the start of the table.
     with pytest.raises(ValueError, match=r"^row 12: "):
         list(iter_predict_proba(pipe, iter_table(csv, chunksize=5), image_dir=root / "img"))
+
+
+def test_chunks_of_a_large_folder_are_resolved_without_listing_it_again(tmp_path, monkeypatch):
+    X, _ = make_blobs_images(8)
+    folder = tmp_path / "many"
+    write_images(folder, X[..., 0], ids=range(8))
+    for i in range(8, 1200):  # hard links: a large folder quickly
+        os.link(folder / f"{i % 8}.png", folder / f"{i}.png")
+    os.symlink(folder / "3.png", folder / "inside.png")
+    outside = tmp_path / "secret.png"
+    outside.write_bytes((folder / "0.png").read_bytes())
+    os.symlink(outside, folder / "outside.png")
+    (folder / "sub").mkdir()
+    os.link(folder / "5.png", folder / "sub" / "x.png")
+    ids = [str(i) for i in range(1200)]
+    loader = ImageFolderLoader(folder, target_size=(8, 8), cache=False, verbose=0)
+    whole = loader.transform(ids)  # lists the folder once
+    listings = []
+    original = os.scandir
+    monkeypatch.setattr(_loader.os, "scandir", lambda *a: listings.append(a) or original(*a))
+    chunk = ids[100:170] + ["inside", "sub/x", "7.png"]
+    got = loader.transform(chunk)
+    assert listings == []  # 73 ids of a 1,204-entry folder: one lstat each
+    np.testing.assert_array_equal(got[:70], whole[100:170])
+    np.testing.assert_array_equal(got[70:], whole[[3, 5, 7]])
+    with pytest.raises(ValueError, match=r"row 70: id 'outside' resolves to .*secret\.png, outside the image "
+                                         r"folder"):
+        loader.transform(ids[:70] + ["outside"])
+    with pytest.raises(ValueError, match=r"row 64: no image for id 'gone'"):
+        loader.transform(ids[:64] + ["gone"])
+    assert listings == []
