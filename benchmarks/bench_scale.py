@@ -107,18 +107,41 @@ def train_model(tmp, images, labels):
 
 
 # --------------------------------------------------------------- memory
+def _anon_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def peak_rss(command):
-    """Run ``command``; return (seconds, peak resident set size in MiB) of that process."""
+    """Run ``command``; return (seconds, peak RSS MiB, peak anonymous RSS MiB) of that process.
+
+    The peak RSS is the kernel's (``ru_maxrss``); it counts the pages of
+    memory-mapped files too, which the system can drop at any time. The
+    anonymous part (heap, arrays in memory) is what a data set larger than
+    memory must not grow: sampled every 20 ms from ``/proc/PID/status``.
+    """
     start = time.perf_counter()
     proc = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    anon = 0
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        anon = max(anon, _anon_kib(proc.pid))
+        time.sleep(0.02)
     seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode(errors="replace")
     proc.stderr.close()
     if proc.returncode != 0:
         raise RuntimeError(f"{command[:4]}... failed ({proc.returncode}):\n{err[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024  # KiB on Linux
+    return seconds, usage.ru_maxrss / 1024, anon / 1024  # KiB on Linux
 
 
 WHOLE_TABLE = textwrap.dedent("""
@@ -130,8 +153,21 @@ WHOLE_TABLE = textwrap.dedent("""
 """)
 
 
-def bench_memory(tmp, sizes, chunk_size):
+FIT = textwrap.dedent("""
+    import sys, numpy as np, pandas as pd
+    from skimgclf import CNNClassifier, ImageFolderLoader
+    csv, folder, labels, cache_dir = sys.argv[1:5]
+    table = pd.read_csv(csv, dtype=str)
+    y = np.load(labels)[np.arange(len(table)) % len(np.load(labels))]
+    X = ImageFolderLoader(folder, cache=False, cache_dir=None if cache_dir == "-" else cache_dir,
+                          verbose=0).transform(table)
+    CNNClassifier(conv_blocks=1, filters=8, units=16, epochs=1, batch_size=256, random_state=0).fit(X, y)
+""")
+
+
+def bench_memory(tmp, sizes, chunk_size, train):
     images, labels = distinct_images(500)
+    np.save(tmp / "labels.npy", np.asarray(labels, dtype=str))
     t = time.perf_counter()
     model = train_model(tmp, images, labels)
     log(f"model trained on {len(images)} distinct images in {time.perf_counter() - t:.1f} s")
@@ -142,16 +178,27 @@ def bench_memory(tmp, sizes, chunk_size):
         csv = write_folder(folder, n, images)
         log(f"{n:,} images generated in {time.perf_counter() - t:.1f} s ({folder})")
         out = tmp / f"pred{n}.csv"
-        seconds, rss = peak_rss([sys.executable, "-m", "skimgclf", "predict", str(model), str(csv),
-                                 "--images", str(folder), "--out", str(out), "--quiet",
-                                 "--chunk-size", str(chunk_size)])
-        lines = sum(1 for _ in open(out)) - 1
-        assert lines == n, (lines, n)
-        log(f"  skimgclf predict, chunks of {chunk_size}: peak RSS {rss:,.0f} MiB, {seconds:.1f} s "
-            f"({n / seconds:,.0f} images/s)")
-        whole_seconds, whole_rss = peak_rss([sys.executable, "-c", WHOLE_TABLE, str(model), str(csv), str(folder)])
-        log(f"  whole table at once (model.predict_proba): peak RSS {whole_rss:,.0f} MiB, {whole_seconds:.1f} s")
-        rows.append((n, rss, seconds, whole_rss, whole_seconds))
+        row = {"n": n}
+        row["predict"] = peak_rss([sys.executable, "-m", "skimgclf", "predict", str(model), str(csv),
+                                   "--images", str(folder), "--out", str(out), "--quiet",
+                                   "--chunk-size", str(chunk_size)])
+        with open(out) as fh:
+            assert sum(1 for _ in fh) - 1 == n
+        row["whole"] = peak_rss([sys.executable, "-c", WHOLE_TABLE, str(model), str(csv), str(folder)])
+        if train:
+            row["fit_ram"] = peak_rss([sys.executable, "-c", FIT, str(csv), str(folder), str(tmp / "labels.npy"), "-"])
+            cache = tmp / f"cache{n}"
+            row["fit_disk"] = peak_rss([sys.executable, "-c", FIT, str(csv), str(folder), str(tmp / "labels.npy"),
+                                        str(cache)])
+            shutil.rmtree(cache)
+        for key, what in (("predict", f"skimgclf predict, chunks of {chunk_size}"),
+                          ("whole", "whole table at once (model.predict_proba)"),
+                          ("fit_ram", "fit 1 epoch, images in memory"),
+                          ("fit_disk", "fit 1 epoch, ImageFolderLoader(cache_dir=...)")):
+            if key in row:
+                seconds, rss, anon = row[key]
+                log(f"  {what}: peak RSS {rss:,.0f} MiB (anonymous {anon:,.0f} MiB), {seconds:.1f} s")
+        rows.append(row)
         shutil.rmtree(folder)
         out.unlink()
     return rows
@@ -273,6 +320,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--photos", type=int, default=5000)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-train", action="store_true", help="no training figures in the memory part")
     parser.add_argument("--skip-search", action="store_true")
     parser.add_argument("--skip-cache", action="store_true")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
@@ -281,24 +329,30 @@ def main(argv=None):
     if args.quick:
         args.sizes, args.epochs, args.repeats, args.photos = [2000, 6000], 1, 1, 500
     tmp = Path(tempfile.mkdtemp(prefix="skimgclf-scale-", dir=args.tmp))
-    lines = [f"cores: {len(os.sched_getaffinity(0))}, load average at start: "
-             f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}", ""]
+    lines = [(f"cores: {len(os.sched_getaffinity(0))}, load average at start: "
+              f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}"), ""]
     try:
         if not args.skip_memory:
-            log("== peak memory while scoring")
-            rows = bench_memory(tmp, args.sizes, args.chunk_size)
-            lines += ["| images | `skimgclf predict` peak RSS | time | whole table at once: peak RSS | time |",
-                      "|---:|---:|---:|---:|---:|"]
-            lines += [f"| {n:,} | {rss:,.0f} MiB | {s:.1f} s | {wrss:,.0f} MiB | {ws:.1f} s |"
-                      for n, rss, s, wrss, ws in rows]
+            log("== peak memory while scoring (and training)")
+            rows = bench_memory(tmp, args.sizes, args.chunk_size, not args.skip_train)
+            lines += ["Peak RSS (anonymous part in brackets: heap and in-memory arrays) and time, fresh process:",
+                      "", "| images | what | peak RSS | anonymous | time |", "|---:|---|---:|---:|---:|"]
+            for row in rows:
+                for key, what in (("predict", f"`skimgclf predict` (chunks of {args.chunk_size})"),
+                                  ("whole", "`model.predict_proba(whole table)`"),
+                                  ("fit_ram", "load + fit 1 epoch, in memory"),
+                                  ("fit_disk", "load + fit 1 epoch, `cache_dir=`")):
+                    if key in row:
+                        seconds, rss, anon = row[key]
+                        lines.append(f"| {row['n']:,} | {what} | {rss:,.0f} MiB | {anon:,.0f} MiB | {seconds:.1f} s |")
             lines.append("")
         if not args.skip_search:
             log("== grid search: one process vs Dask workers")
             serial, spread, up = bench_search(tmp, args.workers, args.epochs, args.repeats)
             lines += ["| grid search (digits, 4 x 3 folds) | seconds (best of runs) |", "|---|---:|",
                       f"| one process (TensorFlow on all cores) | {serial:.1f} |",
-                      f"| {args.workers} Dask workers, 1 task + cores/{args.workers} TF threads each | {spread:.1f} "
-                      f"(+{up:.1f} start) |",
+                      (f"| {args.workers} Dask workers, 1 task + cores/{args.workers} TF threads each | "
+                       f"{spread:.1f} (+{up:.1f} start) |"),
                       f"| ratio one process / Dask | {serial / spread:.2f} |", ""]
         if not args.skip_cache:
             log("== on-disk cache of decoded images")

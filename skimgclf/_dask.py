@@ -244,8 +244,9 @@ def local_cluster(n_workers=2, *, threads_per_worker=1, tf_threads=None, memory_
         Passed to ``LocalCluster``: each worker's memory limit.
     **kwargs : dict
         Other ``distributed.LocalCluster`` arguments (``env`` entries are
-        added to the thread variables). The dashboard is off unless
-        ``dashboard_address`` is given.
+        added to the thread variables). The scheduler's HTTP server (the
+        dashboard) listens on a free port of 127.0.0.1 unless
+        ``dashboard_address`` says otherwise.
 
     Returns
     -------
@@ -274,7 +275,9 @@ def local_cluster(n_workers=2, *, threads_per_worker=1, tf_threads=None, memory_
     if tf_threads is None:
         tf_threads = max(1, _cores() // (n_workers * threads_per_worker))
     env = {**worker_env(tf_threads), **kwargs.pop("env", {})}
-    kwargs.setdefault("dashboard_address", None)
+    # Its HTTP server (dashboard, metrics) on a free port of this machine
+    # only, not on every interface at 8787.
+    kwargs.setdefault("dashboard_address", "127.0.0.1:0")
     kwargs.setdefault("processes", True)
     return distributed.LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
                                     memory_limit=memory_limit, env=env, **kwargs)
@@ -421,6 +424,29 @@ def check_workers(client, image_dirs=()):
     return len(views)
 
 
+def _quiet_nanny_close():
+    """Drop the nanny's "Worker process still alive after 4.0 seconds, killing" warning.
+
+    Worker processes that imported TensorFlow take a few seconds to exit when
+    a local cluster closes, and the nanny then ends them, as intended: not
+    worth a warning on the command line. Returns the function that removes
+    the filter again.
+    """
+    import logging
+
+    logger = logging.getLogger("distributed.nanny")
+    quiet = _CloseFilter()
+    logger.addFilter(quiet)
+    return lambda: logger.removeFilter(quiet)
+
+
+class _CloseFilter:
+    """A logging filter dropping the nanny's "still alive ... killing" warning."""
+
+    def filter(self, record):
+        return "still alive after" not in record.getMessage()
+
+
 @contextlib.contextmanager
 def client_for(scheduler=None, n_local=None, *, tf_threads=None, image_dirs=(), timeout=30, warm=True):
     """A connected ``distributed.Client``: to a scheduler, or to a new local cluster.
@@ -464,6 +490,7 @@ def client_for(scheduler=None, n_local=None, *, tf_threads=None, image_dirs=(), 
                 raise DaskSetupError(f"no Dask scheduler answers at {scheduler} ({exc})") from None
             configure_workers(client, tf_threads)
         else:
+            stack.callback(_quiet_nanny_close())
             cluster = stack.enter_context(local_cluster(int(n_local), tf_threads=tf_threads))
             client = stack.enter_context(distributed.Client(cluster))
         check_workers(client, image_dirs)
