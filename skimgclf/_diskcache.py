@@ -206,15 +206,7 @@ class DiskImageCache:
                     blob = b"".join(arr.tobytes() for _, _, arr in items)
                     # Pixels first, then the rows that point at them: a crash
                     # in between leaves unreferenced bytes, never a bad hit.
-                    fd = os.open(self._data_path(key), os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0),
-                                 0o644)
-                    try:
-                        view, offset = memoryview(blob), n * itemsize
-                        while view:
-                            written = os.pwrite(fd, view, offset)
-                            view, offset = view[written:], offset + written
-                    finally:
-                        os.close(fd)
+                    _write_at(self._data_path(key), blob, n * itemsize)
                     db.executemany(
                         "INSERT OR IGNORE INTO images VALUES (?, ?, ?, ?, ?)",
                         [(path, sig[0], sig[1], key, n + j) for j, (path, sig, _) in enumerate(items)])
@@ -261,6 +253,20 @@ class DiskImageCache:
         except OSError:  # pragma: no cover - Windows: delete when the array goes
             weakref.finalize(out, _remove, path)
         return out
+
+
+def _write_at(path, blob, offset):
+    """Write ``blob`` at ``offset`` of ``path`` (created if missing)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
+    try:
+        view = memoryview(blob)
+        if not hasattr(os, "pwrite"):  # pragma: no cover - Windows
+            os.lseek(fd, offset, os.SEEK_SET)
+        while view:
+            written = os.pwrite(fd, view, offset) if hasattr(os, "pwrite") else os.write(fd, view)
+            view, offset = view[written:], offset + written
+    finally:
+        os.close(fd)
 
 
 def open_cache(cache_dir, color_mode, target_size, max_pixels):
