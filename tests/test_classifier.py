@@ -11,7 +11,7 @@ from sklearn.model_selection import StratifiedKFold, check_cv, cross_val_score
 
 from skimgclf import CNNClassifier
 
-from .conftest import make_blobs_images
+from conftest import make_blobs_images
 
 TINY = dict(conv_blocks=1, filters=4, units=8, epochs=2, batch_size=16,
             random_shift=0.0, random_rotation=0.0, random_zoom=0.0, validation_split=0.0)

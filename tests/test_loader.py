@@ -14,7 +14,7 @@ import skimgclf
 from skimgclf import ImageFolderLoader
 from skimgclf import _loader
 
-from .conftest import write_images
+from conftest import write_images
 
 
 @pytest.fixture(autouse=True)
