@@ -23,7 +23,7 @@ from sklearn.pipeline import make_pipeline
 from skimgclf import _dask
 from skimgclf.cli import main
 
-from .conftest import make_blobs_images, write_images
+from conftest import make_blobs_images, write_images
 
 #: Tiny, learnable settings: 8x8 images, one block, no augmentation.
 NET = {"conv_blocks": 1, "filters": 8, "units": 16, "epochs": 3, "batch_size": 8, "learning_rate": 0.01,

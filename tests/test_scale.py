@@ -15,7 +15,7 @@ from skimgclf import ImageFolderLoader, _diskcache, _loader
 from skimgclf._scoring import iter_predict_proba, predict_csv
 from skimgclf._tables import iter_table
 
-from .conftest import make_blobs_images, write_images
+from conftest import make_blobs_images, write_images
 
 
 @pytest.fixture
