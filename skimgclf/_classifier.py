@@ -424,7 +424,7 @@ class CNNClassifier(KerasClassifier):
         Initial learning rate.
     lr_schedule : {"cosine", "constant"}, default="cosine"
         ``"cosine"`` decays the learning rate to zero over ``epochs``.
-    epochs : int, default=12
+    epochs : int, default=10
         Maximum number of passes over the training data.
     batch_size : int, default=64
         Samples per gradient step.
@@ -555,7 +555,7 @@ class CNNClassifier(KerasClassifier):
         optimizer="adam",
         learning_rate=0.002,
         lr_schedule="cosine",
-        epochs=12,
+        epochs=10,
         batch_size=64,
         validation_split=0.0,
         early_stopping=True,
