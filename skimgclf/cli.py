@@ -35,9 +35,9 @@ PROG = "skimgclf"
 #: The defaults are only shown in --help; an option left out is not passed, so
 #: the classifier's own default applies (tests check the two agree).
 NETWORK_OPTIONS = [
-    ("--epochs", "epochs", "positive", 15, "maximum passes over the training images"),
+    ("--epochs", "epochs", "positive", 12, "maximum passes over the training images"),
     ("--batch-size", "batch_size", "positive", 64, "images per gradient step"),
-    ("--conv-blocks", "conv_blocks", "count", 2, "convolution blocks (each: conv, batch norm, pooling)"),
+    ("--conv-blocks", "conv_blocks", "count", 3, "convolution blocks (each: conv, batch norm, pooling)"),
     ("--filters", "filters", "positive", 32, "filters of the first block, doubled in each later block"),
     ("--hidden-layers", "hidden_layers", "count", 1, "dense hidden layers after the convolutions"),
     ("--units", "units", "positive", 128, "units of each dense hidden layer"),
@@ -47,9 +47,6 @@ NETWORK_OPTIONS = [
     ("--optimizer", "optimizer", "name", "adam", "optimizer: adam, adamw, nadam, rmsprop, sgd"),
     ("--learning-rate", "learning_rate", "rate", 0.002, "initial learning rate (cosine decay to 0)"),
     ("--patience", "patience", "count", 4, "epochs without a lower monitored validation loss before stopping"),
-    ("--monitor-split", "validation_split", "fraction", 0.1,
-     "fraction of the training images the network watches every epoch (early stopping and the "
-     "validation curves of --report); 0 trains on all of them without early stopping"),
 ]
 
 #: PIL modes read as one channel by the colour-mode detection.
@@ -194,6 +191,13 @@ def _network_parent():
                          "fraction": (_fraction, "X"), "rate": (_rate, "X")}[kind]
         group.add_argument(flag, dest=f"net_{dest}", type=kind, metavar=metavar,
                            help=f"{text} (default: {default})")
+    # The command line always monitors a held-out part of the training rows (the
+    # API default trains on all of them): --report draws validation curves.
+    group.add_argument("--monitor-split", dest="net_validation_split", type=_fraction, default=0.1,
+                       metavar="X",
+                       help="fraction of the training images the network watches every epoch "
+                            "(early stopping and the validation curves of --report); 0 trains on "
+                            "all of them without early stopping (default: 0.1)")
     group.add_argument("--no-augment", action="store_true",
                        help="no random shifts, rotations and zooms while training "
                             "(default: shift 0.1, rotation 0.03 turn, zoom 0.1)")
@@ -520,6 +524,7 @@ def _import_backend():
 def _network_kwargs(args):
     kwargs = {dest: getattr(args, f"net_{dest}") for _, dest, *_ in NETWORK_OPTIONS
               if getattr(args, f"net_{dest}") is not None}
+    kwargs["validation_split"] = args.net_validation_split
     if args.no_augment:
         kwargs.update(random_shift=0.0, random_rotation=0.0, random_zoom=0.0)
     if args.flip:

@@ -368,6 +368,7 @@ LOADER_BAD = {
     "color_mode": ["cmyk"],
     "scale": ["minmax", 255],
     "cache": ["yes"],
+    "cache_dir": [3, ["a"]],
     "max_pixels": [0, 1.5],
     "n_jobs": [0, 1.5],
     "verbose": [-1, "loud"],
