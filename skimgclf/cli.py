@@ -35,7 +35,7 @@ PROG = "skimgclf"
 #: The defaults are only shown in --help; an option left out is not passed, so
 #: the classifier's own default applies (tests check the two agree).
 NETWORK_OPTIONS = [
-    ("--epochs", "epochs", "positive", 12, "maximum passes over the training images"),
+    ("--epochs", "epochs", "positive", 10, "maximum passes over the training images"),
     ("--batch-size", "batch_size", "positive", 64, "images per gradient step"),
     ("--conv-blocks", "conv_blocks", "count", 3, "convolution blocks (each: conv, batch norm, pooling)"),
     ("--filters", "filters", "positive", 32, "filters of the first block, doubled in each later block"),
