@@ -108,44 +108,26 @@ class _Console:
 
 
 # ------------------------------------------------------------------- parsing
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
+def _number(cast, accept, requirement):
+    """An argparse type: ``cast`` the text, then require ``accept(value)``."""
+    noun = "an integer" if cast is int else "a number"
+
+    def parse(text):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"{text!r} must be {requirement}")
+        return value
+
+    return parse
 
 
-def _count(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 0")
-    return value
-
-
-def _rate(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
-    return value
-
-
-def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be in [0, 1)")
-    return value
+_positive_int = _number(int, lambda v: v >= 1, "at least 1")
+_count = _number(int, lambda v: v >= 0, "at least 0")
+_rate = _number(float, lambda v: v > 0, "positive")
+_fraction = _number(float, lambda v: 0 <= v < 1, "in [0, 1)")
 
 
 def _common_parent():
