@@ -813,57 +813,39 @@ class CNNClassifier(KerasClassifier):
                                 random_state=seed if seed is not None else np.random.randint(2**31 - 1))
 
     def _fit_keras_model(self, X, y, sample_weight, warm_start, epochs, initial_epoch, **kwargs):
-        if _file_backed(X):
-            return self._fit_mapped(X, y, sample_weight, epochs, initial_epoch, **kwargs)
-        callbacks = []
-        fit_args = dict(batch_size=self.batch_size, epochs=initial_epoch + epochs,
-                        initial_epoch=initial_epoch, shuffle=True,
-                        verbose=2 if self.verbose >= 2 else 0)
         split = getattr(self, "_split_", None)
-        if split is not None:
-            train, val = split
-            val_data = (X[val], y[val]) if sample_weight is None else (X[val], y[val], sample_weight[val])
-            X, y = X[train], y[train]
-            if sample_weight is not None:
-                sample_weight = sample_weight[train]
-            fit_args["validation_data"] = val_data
-            if self.early_stopping:
-                callbacks.append(keras.callbacks.EarlyStopping(
-                    monitor="val_loss", patience=self.patience, restore_best_weights=True))
-        if self.verbose == 1:
-            callbacks.append(_EpochBar(initial_epoch + epochs, initial_epoch))
-        fit_args.update(kwargs)
-        fit_args["callbacks"] = callbacks + list(fit_args.get("callbacks") or [])
-        hist = self.model_.fit(X, y, sample_weight=sample_weight, **fit_args)
-        self.history_ = {k: [float(v) for v in vals] for k, vals in hist.history.items()
-                         if k != "learning_rate"}
-
-    def _fit_mapped(self, X, y, sample_weight, epochs, initial_epoch, **kwargs):
-        """Train on memory-mapped images (``ImageFolderLoader(cache_dir=...)``) batch by batch.
-
-        Keras would copy a whole array into memory first; here each batch is
-        read from the file when it is needed, so the images may be larger
-        than memory. Same shuffling, split, early stopping and progress as
-        the in-memory path.
-        """
-        callbacks = []
-        seed = getattr(self, "_fit_seed_", None)
         fit_args = dict(epochs=initial_epoch + epochs, initial_epoch=initial_epoch,
                         verbose=2 if self.verbose >= 2 else 0)
-        split = getattr(self, "_split_", None)
-        train = np.arange(X.shape[0]) if split is None else split[0]
-        if split is not None:
-            fit_args["validation_data"] = _MappedBatches(X, y, sample_weight, split[1], self.batch_size,
-                                                         shuffle=False)
-            if self.early_stopping:
-                callbacks.append(keras.callbacks.EarlyStopping(
-                    monitor="val_loss", patience=self.patience, restore_best_weights=True))
+        if _file_backed(X):
+            # Memory-mapped images (ImageFolderLoader(cache_dir=...)): Keras
+            # would copy the whole array into memory first; read each batch
+            # from the file when it is needed instead.
+            train = np.arange(X.shape[0]) if split is None else split[0]
+            if split is not None:
+                fit_args["validation_data"] = _MappedBatches(X, y, sample_weight, split[1],
+                                                             self.batch_size, shuffle=False)
+            data = _MappedBatches(X, y, sample_weight, train, self.batch_size, shuffle=True,
+                                  seed=getattr(self, "_fit_seed_", None))
+            args = (data,)
+        else:
+            if split is not None:
+                train, val = split
+                fit_args["validation_data"] = (X[val], y[val]) if sample_weight is None else (
+                    X[val], y[val], sample_weight[val])
+                X, y = X[train], y[train]
+                if sample_weight is not None:
+                    sample_weight = sample_weight[train]
+            fit_args.update(batch_size=self.batch_size, shuffle=True, sample_weight=sample_weight)
+            args = (X, y)
+        callbacks = []
+        if split is not None and self.early_stopping:
+            callbacks.append(keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=self.patience, restore_best_weights=True))
         if self.verbose == 1:
             callbacks.append(_EpochBar(initial_epoch + epochs, initial_epoch))
         fit_args.update(kwargs)
         fit_args["callbacks"] = callbacks + list(fit_args.get("callbacks") or [])
-        data = _MappedBatches(X, y, sample_weight, train, self.batch_size, shuffle=True, seed=seed)
-        hist = self.model_.fit(data, **fit_args)
+        hist = self.model_.fit(*args, **fit_args)
         self.history_ = {k: [float(v) for v in vals] for k, vals in hist.history.items()
                          if k != "learning_rate"}
 
