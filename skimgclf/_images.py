@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import struct
-import warnings
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -187,29 +186,29 @@ def _decode_pil(path, color_mode, target_size, max_pixels):
     """The Pillow path of :func:`decode_image`: every format and mode, and the errors."""
     mode, channels = COLOR_MODES[color_mode]
     try:
-        with warnings.catch_warnings():
-            # max_pixels (checked below, before decoding) governs, not
-            # Pillow's warning; Pillow's hard limit (2 * Image.MAX_IMAGE_PIXELS)
-            # still refuses larger images in Image.open.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                w, h = img.size
-                if max_pixels is not None and w * h > max_pixels:
-                    raise ImageDecodeError(
-                        f"{path}: image of {w}x{h} pixels exceeds max_pixels={max_pixels} "
-                        "(possible decompression bomb); refused before decoding"
-                    )
-                if target_size is not None and img.format == "JPEG":
-                    # Let libjpeg decode at a reduced scale when that is still
-                    # at least as large as the target: much faster for photos.
-                    img.draft(mode if mode != "RGBA" else "RGB", (target_size[1], target_size[0]))
-                img = ImageOps.exif_transpose(img)
-                img = _to_8bit(img)
-                if img.mode != mode:
-                    img = img.convert(mode)
-                if target_size is not None and img.size != (target_size[1], target_size[0]):
-                    img = img.resize((target_size[1], target_size[0]), Image.Resampling.BILINEAR)
-                arr = np.asarray(img, dtype=np.uint8)
+        # max_pixels (checked below, before decoding) governs. Pillow may also
+        # warn (DecompressionBombWarning) past Image.MAX_IMAGE_PIXELS, and its
+        # hard limit still refuses larger images in Image.open. No
+        # warnings.catch_warnings() here: it is not thread-safe, and the
+        # loader decodes in threads.
+        with Image.open(path) as img:
+            w, h = img.size
+            if max_pixels is not None and w * h > max_pixels:
+                raise ImageDecodeError(
+                    f"{path}: image of {w}x{h} pixels exceeds max_pixels={max_pixels} "
+                    "(possible decompression bomb); refused before decoding"
+                )
+            if target_size is not None and img.format == "JPEG":
+                # Let libjpeg decode at a reduced scale when that is still
+                # at least as large as the target: much faster for photos.
+                img.draft(mode if mode != "RGBA" else "RGB", (target_size[1], target_size[0]))
+            img = ImageOps.exif_transpose(img)
+            img = _to_8bit(img)
+            if img.mode != mode:
+                img = img.convert(mode)
+            if target_size is not None and img.size != (target_size[1], target_size[0]):
+                img = img.resize((target_size[1], target_size[0]), Image.Resampling.BILINEAR)
+            arr = np.asarray(img, dtype=np.uint8)
     except ImageDecodeError:
         raise
     except FileNotFoundError as exc:
