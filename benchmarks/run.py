@@ -149,16 +149,23 @@ def mnist_arrays(quick):
 
 
 # ------------------------------------------------------------------ figures
+def mnist_train_loader(args):
+    """The mnist10k training table (2,000 rows with --quick) and a silent loader for it."""
+    import skimgclf
+
+    table = pd.read_csv(MNIST10K / "train.csv")
+    if args.quick:
+        table = table.iloc[:2000]
+    return table, skimgclf.ImageFolderLoader(MNIST10K / "train", verbose=0)
+
+
 def fig_loader_png(bench, args):
     """1. ImageFolderLoader vs the seed loop on the 8,000 mnist10k train PNGs."""
     if not have_mnist(bench, "loader_png"):
         return
     import skimgclf
 
-    table = pd.read_csv(MNIST10K / "train.csv")
-    if args.quick:
-        table = table.iloc[:2000]
-    loader = skimgclf.ImageFolderLoader(MNIST10K / "train", verbose=0)
+    table, loader = mnist_train_loader(args)
 
     def ours():
         skimgclf.clear_cache()  # a first load every time
@@ -206,10 +213,7 @@ def fig_reload(bench, args):
         return
     import skimgclf
 
-    table = pd.read_csv(MNIST10K / "train.csv")
-    if args.quick:
-        table = table.iloc[:2000]
-    loader = skimgclf.ImageFolderLoader(MNIST10K / "train", verbose=0)
+    table, loader = mnist_train_loader(args)
     first, again = [], []
     for _ in range(args.repeats + 1):
         skimgclf.clear_cache()
@@ -233,10 +237,7 @@ def fig_memory(bench, args):
         return
     import skimgclf
 
-    table = pd.read_csv(MNIST10K / "train.csv")
-    if args.quick:
-        table = table.iloc[:2000]
-    loader = skimgclf.ImageFolderLoader(MNIST10K / "train", verbose=0)
+    table, loader = mnist_train_loader(args)
     seed_load(MNIST10K / "train", table.iloc[:10])
 
     def peak(fn):
