@@ -85,8 +85,9 @@ class DiskImageCache:
         os.makedirs(self.folder, exist_ok=True)
         about = os.path.join(self.folder, "setting.json")
         if not os.path.exists(about):
-            tmp = f"{about}.{os.getpid()}.tmp"
-            with open(tmp, "w", encoding="utf-8") as fh:
+            # A temporary name of its own per writer (threads share the pid).
+            fd, tmp = tempfile.mkstemp(prefix="setting.", suffix=".tmp", dir=self.folder)
+            with open(fd, "w", encoding="utf-8") as fh:
                 json.dump(setting, fh)
             os.replace(tmp, about)
         self._db = sqlite3.connect(os.path.join(self.folder, "index.sqlite"), timeout=120,

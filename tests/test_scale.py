@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -110,8 +111,12 @@ def test_disk_cache_concurrent_loaders_store_every_image_once_right(folder, tmp_
         return ImageFolderLoader(image_dir, target_size=(8, 8), cache=False, cache_dir=cache,
                                  n_jobs=2).transform(part)
 
-    with ThreadPoolExecutor(5) as pool:
+    with warnings.catch_warnings(record=True) as caught, ThreadPoolExecutor(5) as pool:
+        warnings.simplefilter("always")
         results = list(pool.map(load, parts))
+    # Every loader could use the cache (none fell back with a warning, as
+    # when two threads once raced for the same temporary file name).
+    assert [str(w.message) for w in caught if "disk cache" in str(w.message)] == []
     expected = ImageFolderLoader(image_dir, target_size=(8, 8), cache=False).transform(ids)
     for part, got in zip(parts, results):
         np.testing.assert_array_equal(got, expected[[ids.index(i) for i in part]])
