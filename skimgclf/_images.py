@@ -75,6 +75,12 @@ def _opencv():
         else:
             _CV2_FLAGS.update(grayscale=cv2.IMREAD_GRAYSCALE, rgb=cv2.IMREAD_COLOR_RGB,
                               rgba=cv2.IMREAD_UNCHANGED)
+            # EXIF rotation is Pillow's job (files that have one never get here).
+            keep = cv2.IMREAD_IGNORE_ORIENTATION
+            for scale, gray in ((1, cv2.IMREAD_GRAYSCALE), (2, cv2.IMREAD_REDUCED_GRAYSCALE_2),
+                                (4, cv2.IMREAD_REDUCED_GRAYSCALE_4), (8, cv2.IMREAD_REDUCED_GRAYSCALE_8)):
+                _CV2_REDUCED["grayscale", scale] = gray | keep
+                _CV2_REDUCED["rgb", scale] = gray | cv2.IMREAD_COLOR_RGB | keep
         _cv2 = cv2
     return _cv2
 
@@ -86,7 +92,7 @@ def _png_fast_flag(data, color_mode, target_size, max_pixels):
     w, h, depth, ctype, _, _, interlace = struct.unpack_from(">IIBBBBB", data, 16)
     if depth != 8 or ctype != _PNG_COLOR_TYPE[color_mode] or interlace != 0 or w == 0 or h == 0:
         return None
-    if max_pixels is not None and w * h > max_pixels:
+    if _too_many_pixels(w * h, max_pixels):
         return None  # Pillow refuses it with the usual message
     if target_size is not None and (h, w) != tuple(target_size):
         return None
@@ -108,24 +114,153 @@ def _png_fast_flag(data, color_mode, target_size, max_pixels):
     return _CV2_FLAGS[color_mode]
 
 
-def _decode_fast(path, color_mode, target_size, max_pixels):
-    """Decode ``path`` with OpenCV where provably equal to Pillow; None otherwise."""
+# JPEG: Pillow's ``draft`` asks libjpeg to decode at 1/2, 1/4 or 1/8 scale
+# when that is still at least the target size, then resizes. OpenCV's
+# IMREAD_REDUCED_* flags ask the same libjpeg(-turbo) for the same scale with
+# the GIL released and less overhead per file, so the fast path decodes with
+# OpenCV and then resizes exactly as the Pillow path does (:func:`_resize`):
+# the same pixels (tests compare both paths). Only files where that holds take it:
+# 8-bit baseline, extended or progressive Huffman JPEGs with 1 or 3
+# components, a resize target, no EXIF/XMP rotation, no Adobe (CMYK/RGB
+# transform) or multi-picture segments, and the end-of-image marker present.
+_JPEG_SOI = b"\xff\xd8\xff"
+_JPEG_EOI = b"\xff\xd9"
+_JPEG_SOF_OK = frozenset({0xC0, 0xC1, 0xC2})
+_JPEG_SOF_OTHER = frozenset({0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+_CV2_REDUCED = {}
+
+
+def _exif_orientation(payload):
+    """The orientation tag of an APP1 ``Exif`` payload: 1 if absent, None if unreadable."""
+    tiff = payload[6:]
+    if len(tiff) < 8 or tiff[:2] not in (b"II", b"MM"):
+        return None
+    order = "<" if tiff[:2] == b"II" else ">"
+    try:
+        magic, ifd = struct.unpack_from(order + "HI", tiff, 2)
+        if magic != 42:
+            return None
+        (count,) = struct.unpack_from(order + "H", tiff, ifd)
+        for k in range(count):
+            tag, kind, _, value = struct.unpack_from(order + "HHI4s", tiff, ifd + 2 + 12 * k)
+            if tag == 0x0112:
+                return struct.unpack_from(order + "H", value)[0] if kind == 3 else None
+    except struct.error:
+        return None
+    return 1
+
+
+def _jpeg_fast_scale(data, color_mode, target_size, max_pixels):
+    """libjpeg's scale (1, 2, 4 or 8) for ``data`` if the fast path equals Pillow's, else None."""
+    if color_mode == "rgba" or target_size is None or not data.endswith(_JPEG_EOI):
+        return None
+    pos, end, exif_seen, size = 2, len(data), False, None
+    while pos + 4 <= end:
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xDA:  # start of scan: the header is complete
+            break
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            pos += 2
+            continue
+        (length,) = struct.unpack_from(">H", data, pos + 2)
+        body = data[pos + 4:pos + 2 + length]
+        if marker in _JPEG_SOF_OK:
+            if len(body) < 6:
+                return None
+            precision, h, w, components = struct.unpack_from(">BHHB", body)
+            if precision != 8 or components not in (1, 3) or size is not None:
+                return None
+            size = (w, h)
+        elif marker in _JPEG_SOF_OTHER or marker == 0xEE:  # lossless, arithmetic; Adobe
+            return None
+        elif marker == 0xE1:
+            if body.startswith(b"Exif\x00\x00"):
+                if not exif_seen and _exif_orientation(body) not in (1, 0):
+                    return None  # rotated (or unreadable): exif_transpose's job
+                exif_seen = True
+            elif b"Orientation" in body:  # XMP, which Pillow also reads for rotation
+                return None
+        elif marker == 0xE2 and body.startswith(b"MPF\x00"):
+            return None
+        pos += 2 + length
+    if size is None or size[0] == 0 or size[1] == 0:
+        return None
+    if _too_many_pixels(size[0] * size[1], max_pixels):
+        return None
+    # Pillow's draft(): the largest of 8, 4, 2, 1 not above either ratio.
+    ratio = min(size[0] // target_size[1], size[1] // target_size[0])
+    return next((a for a in (8, 4, 2) if ratio >= a), 1)
+
+
+def _resize(arr, target_size):
+    """``arr`` (uint8, ``(h, w)`` or ``(h, w, c)``) resized to ``target_size`` = ``(height, width)``.
+
+    Shrinking averages the source pixels each target pixel covers (OpenCV's
+    ``INTER_AREA``: no aliasing, and faster than Pillow's filters);
+    enlarging interpolates bilinearly (``INTER_LINEAR``). An image already
+    of the target size is returned as it is.
+    """
+    h, w = target_size
+    if arr.shape[:2] == (h, w):
+        return arr
+    cv2 = _cv2 if _cv2 is not None else _opencv()
+    if not cv2:  # pragma: no cover - opencv-python-headless is a dependency
+        raise ImportError("resizing images needs OpenCV: pip install opencv-python-headless")
+    shrink = h <= arr.shape[0] and w <= arr.shape[1]
+    out = cv2.resize(arr, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return out.reshape((h, w) + arr.shape[2:])
+
+
+def _too_many_pixels(pixels, max_pixels):
+    """Whether Pillow would refuse or warn (left to the Pillow path and its messages)."""
+    limit = Image.MAX_IMAGE_PIXELS
+    return (max_pixels is not None and pixels > max_pixels) or (limit is not None and pixels > limit)
+
+
+def _read_for_fast_path(path):
+    """The bytes of a PNG or JPEG file of at most 16 MiB; a prefix for other files; None if unreadable."""
     try:
         fd = os.open(path, _OPEN_FLAGS)
     except (OSError, TypeError, ValueError):
         return None  # Pillow reports it
     try:
         data = os.read(fd, _FIRST_READ)
-        if len(data) == _FIRST_READ and data.startswith(_PNG_SIGNATURE):
+        if len(data) == _FIRST_READ and data.startswith((_PNG_SIGNATURE, _JPEG_SOI)):
             size = os.fstat(fd).st_size
             if size > _FAST_MAX_BYTES:
                 return None
-            data += os.read(fd, size - len(data))  # a short read fails the checks below
+            data += os.read(fd, size - len(data))  # a short read fails the checks
     except OSError:
         return None
     finally:
         os.close(fd)
-    flag = _png_fast_flag(data, color_mode, target_size, max_pixels)
+    return data
+
+
+def _decode_fast(path, color_mode, target_size, max_pixels, data=None):
+    """Decode ``path`` with OpenCV where provably equal to Pillow; None otherwise.
+
+    ``data`` is the file's content from :func:`_read_for_fast_path`, if the
+    caller has read it already.
+    """
+    if data is None:
+        data = _read_for_fast_path(path)
+        if data is None:
+            return None
+    scale = None
+    if data.startswith(_PNG_SIGNATURE):
+        flag = _png_fast_flag(data, color_mode, target_size, max_pixels)
+    elif data.startswith(_JPEG_SOI):
+        scale = _jpeg_fast_scale(data, color_mode, target_size, max_pixels)
+        flag = None if scale is None or not (_cv2 if _cv2 is not None else _opencv()) else \
+            _CV2_REDUCED[color_mode, scale]
+    else:
+        return None
     if flag is None:
         return None
     cv2 = _cv2
@@ -136,6 +271,8 @@ def _decode_fast(path, color_mode, target_size, max_pixels):
     channels = COLOR_MODES[color_mode][1]
     if arr is None or arr.dtype != np.uint8:
         return None
+    if scale is not None:
+        arr = _resize(arr, target_size)  # as the Pillow path does, for the same pixels
     if arr.ndim == 2:
         arr = arr[:, :, np.newaxis]
     if arr.shape[2] != channels:
@@ -172,9 +309,12 @@ def decode_image(path, color_mode="grayscale", target_size=None, max_pixels=DEFA
 
     Notes
     -----
-    Plain 8-bit PNGs already in the requested mode and size are decoded with
-    OpenCV (same pixels, much less per-file overhead); everything else with
-    Pillow.
+    Plain 8-bit PNGs already in the requested mode and size, and plain JPEGs
+    to be resized (no EXIF rotation, 1 or 3 channels), are decoded with
+    OpenCV: the same pixels as Pillow, with less overhead per file and, for
+    JPEGs, libjpeg's reduced-scale decoding. Everything else goes through
+    Pillow. Resizing averages pixel areas when shrinking and interpolates
+    bilinearly when enlarging.
     """
     arr = _decode_fast(path, color_mode, target_size, max_pixels)
     if arr is not None:
@@ -206,8 +346,6 @@ def _decode_pil(path, color_mode, target_size, max_pixels):
             img = _to_8bit(img)
             if img.mode != mode:
                 img = img.convert(mode)
-            if target_size is not None and img.size != (target_size[1], target_size[0]):
-                img = img.resize((target_size[1], target_size[0]), Image.Resampling.BILINEAR)
             arr = np.asarray(img, dtype=np.uint8)
     except ImageDecodeError:
         raise
@@ -228,6 +366,8 @@ def _decode_pil(path, color_mode, target_size, max_pixels):
         raise ImageDecodeError(f"{path}: not a readable image file") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageDecodeError(f"{path}: cannot decode image ({exc})") from exc
+    if target_size is not None:
+        arr = _resize(arr, target_size)
     if arr.ndim == 2:
         arr = arr[:, :, np.newaxis]
     if arr.shape[2] != channels:  # pragma: no cover - PIL guarantees the mode

@@ -12,6 +12,7 @@ import stat
 import struct
 import sys
 import threading
+import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
@@ -21,9 +22,22 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from tqdm.auto import tqdm
 
-from ._images import COLOR_MODES, DEFAULT_MAX_PIXELS, ImageDecodeError, _decode_fast, decode_image
+from ._images import (
+    _PNG_SIGNATURE,
+    COLOR_MODES,
+    DEFAULT_MAX_PIXELS,
+    ImageDecodeError,
+    _decode_fast,
+    _read_for_fast_path,
+    decode_image,
+)
 
 __all__ = ["ImageFolderLoader", "clear_cache", "ids_from_table"]
+
+#: Rows (at most) and seconds decoded in the calling thread first, to time the decoding.
+_PROBE_ROWS, _PROBE_SECONDS = 32, 1e-3
+#: Threads are used when one image takes at least this long to decode.
+_THREADS_FROM_SECONDS = 100e-6
 
 _UNSAFE_PART = re.compile(r"(^|[\\/])\.\.([\\/]|$)")
 
@@ -670,40 +684,55 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
             store.empty((len(paths),) + shape)
         factor, offset = {"unit": (1 / 255, 0.0), "symmetric": (2 / 255, -1.0), None: (1.0, 0.0)}[self.scale]
 
-        def fill(i, arr):
-            if arr.shape != shape:
-                raise ValueError(
-                    f"row {i}: image {paths[i]} has shape {arr.shape}, but {paths[0]} has "
-                    f"{shape}; with target_size=None all images must have the same size "
-                    "(set target_size=(height, width) to resize them)"
-                )
-            np.multiply(arr, np.float32(factor), out=out[i], casting="unsafe")
+        def work(start, stop):
+            # Decode a run of rows into a small uint8 buffer, then scale the
+            # whole run at once: one NumPy call per run, not per image.
+            buf = np.empty((stop - start,) + shape, dtype=np.uint8)
+            for i in range(start, stop):
+                arr = first if i == 0 else read(i, paths[i])
+                if arr.shape != shape:
+                    raise ValueError(
+                        f"row {i}: image {paths[i]} has shape {arr.shape}, but {paths[0]} has "
+                        f"{shape}; with target_size=None all images must have the same size "
+                        "(set target_size=(height, width) to resize them)"
+                    )
+                buf[i - start] = arr
+            np.multiply(buf, np.float32(factor), out=out[start:stop])
             if offset:
-                out[i] += np.float32(offset)
+                out[start:stop] += np.float32(offset)
+            return stop - start
 
-        fill(0, first)
+        n = len(paths)
         n_jobs = self.n_jobs or min(4, os.cpu_count() or 1)
         show = bool(self.verbose) and sys.stderr.isatty()
-        with tqdm(total=len(paths), initial=1, desc="loading images", unit="img",
-                  disable=not show, delay=1.0, leave=False) as bar:
-            # Chunks amortise the pool's overhead on tiny images, yet give
-            # every thread several of them on a few hundred large photos.
-            chunk = max(8, min(256, -(-len(paths) // (4 * n_jobs))))
-            starts = range(1, len(paths), chunk)
-
-            def work(start):
-                stop = min(start + chunk, len(paths))
-                for i in range(start, stop):
-                    fill(i, read(i, paths[i]))
-                return stop - start
-
-            if n_jobs == 1 or len(paths) <= 2 * chunk:
-                for start in starts:
-                    bar.update(work(start))
+        with tqdm(total=n, desc="loading images", unit="img", disable=not show, delay=1.0,
+                  leave=False) as bar:
+            # A first run decoded in this thread tells whether threads pay:
+            # small images (a 28x28 PNG takes ~15 us) are mostly Python work
+            # under the GIL, and two threads handing it back and forth were
+            # measured 1.5x slower than one. Larger decodes (photos, resizing)
+            # release the GIL for most of their time and scale with threads.
+            # Either way every image is decoded the same way: only the number
+            # of threads depends on the timing, never the pixels.
+            # The probe stops after a millisecond: slow images are clear by then.
+            done, t0, elapsed = 1, time.perf_counter(), 0.0
+            bar.update(work(0, 1))
+            while done < min(n, _PROBE_ROWS) and elapsed < _PROBE_SECONDS:
+                bar.update(work(done, done + 1))
+                done += 1
+                elapsed = time.perf_counter() - t0
+            per_image = elapsed / max(1, done - 1)
+            # Chunks amortise the pool's overhead, yet give every thread
+            # several of them on a few hundred large photos.
+            chunk = max(8, min(256, -(-(n - done) // (4 * n_jobs))))
+            runs = [(start, min(start + chunk, n)) for start in range(done, n, chunk)]
+            if n_jobs == 1 or len(runs) < 2 or per_image < _THREADS_FROM_SECONDS:
+                for start, stop in runs:
+                    bar.update(work(start, stop))
             else:
                 with ThreadPoolExecutor(n_jobs) as pool:
-                    for done in pool.map(work, starts):
-                        bar.update(done)
+                    for count in pool.map(lambda run: work(*run), runs):
+                        bar.update(count)
         if store is not None:
             store.close()  # writes the images decoded last
         self.image_shape_ = shape
@@ -735,19 +764,26 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         def read(row, path):
             try:
                 # Plain PNGs decode faster than a cache lookup would cost:
-                # never cached one by one (batches are).
-                arr = _decode_fast(path, color_mode, target, max_pixels)
-                if arr is not None:
-                    return arr
+                # never cached one by one (batches are). Other files are.
+                data = _read_for_fast_path(path)
+                png = data is not None and data.startswith(_PNG_SIGNATURE)
+                if png:
+                    arr = _decode_fast(path, color_mode, target, max_pixels, data)
+                    if arr is not None:
+                        return arr
+                key = None
                 if use_cache:
                     st = os.stat(path)
                     key = (path, st.st_size, st.st_mtime_ns, color_mode, target, max_pixels)
                     arr = _CACHE.get(key)
-                    if arr is None:
-                        arr = decode_image(path, color_mode, target, max_pixels)
-                        _CACHE.put(key, arr)
-                    return arr
-                return decode_image(path, color_mode, target, max_pixels)
+                    if arr is not None:
+                        return arr
+                arr = None if png or data is None else _decode_fast(path, color_mode, target, max_pixels, data)
+                if arr is None:  # Pillow, for every other file (and the errors)
+                    arr = decode_image(path, color_mode, target, max_pixels)
+                if key is not None:
+                    _CACHE.put(key, arr)
+                return arr
             except FileNotFoundError:
                 raise ImageDecodeError(
                     f"row {row}: no image for id {ids[row]!r}: {path} does not exist"

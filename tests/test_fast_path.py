@@ -221,3 +221,139 @@ def test_folded_inference_matches_keras_and_follows_new_weights():
     bn = next(layer for layer in clf.model_.layers if type(layer).__name__ == "BatchNormalization")
     bn.moving_mean.assign(bn.moving_mean + 0.5)  # the weights change: no stale folded copy
     np.testing.assert_allclose(clf.predict_proba(X), clf.model_.predict(X, verbose=0), atol=1e-5)
+
+
+# ------------------------------------------------------------------ JPEG fast path
+def photo(shape):
+    """A crop of a real photograph shipped with scikit-learn (``china.jpg``)."""
+    from sklearn.datasets import load_sample_image
+
+    img = load_sample_image("china.jpg")[100:100 + shape[0], 150:150 + shape[1]]
+    return img if len(shape) == 3 else np.asarray(Image.fromarray(img).convert("L"))
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+@pytest.mark.parametrize("source", ["L", "RGB"])
+@pytest.mark.parametrize("color_mode", ["grayscale", "rgb"])
+@pytest.mark.parametrize("target", [(64, 64), (28, 28), (100, 80), (90, 120), (150, 210)])
+def test_jpeg_fast_path_equals_pillow(tmp_path, monkeypatch, progressive, source, color_mode, target):
+    """Reduced-scale OpenCV decoding + the shared resize give the Pillow path's pixels."""
+    path = tmp_path / "p.jpg"
+    shape = (180, 240, 3) if source == "RGB" else (180, 240)
+    Image.fromarray(photo(shape)).save(path, quality=90, progressive=progressive)
+    fast = _images._decode_fast(path, color_mode, target, _images.DEFAULT_MAX_PIXELS)
+    assert fast is not None, "a plain JPEG to be resized takes the fast path"
+    slow = pil_only(monkeypatch, path, color_mode, target)
+    assert fast.shape == slow.shape == target + ({"grayscale": 1, "rgb": 3}[color_mode],)
+    np.testing.assert_array_equal(fast, slow)
+
+
+def test_jpeg_decodes_at_reduced_scale_like_pillows_draft(tmp_path, monkeypatch):
+    """The scale is Pillow's draft() choice: the largest of 1/8, 1/4, 1/2 still >= the target."""
+    import cv2
+
+    path = tmp_path / "p.jpg"
+    Image.fromarray(photo((180, 240, 3))).save(path, quality=90)
+    seen = []
+    real = cv2.imdecode
+    monkeypatch.setattr(cv2, "imdecode", lambda buf, flag: seen.append(real(buf, flag).shape) or real(buf, flag))
+    for target, decoded in [((20, 20), (23, 30, 3)), ((40, 40), (45, 60, 3)), ((60, 100), (90, 120, 3)),
+                            ((120, 200), (180, 240, 3))]:
+        _images._decode_fast(path, "rgb", target, None)
+        assert seen.pop() == decoded
+        with Image.open(path) as img:
+            img.draft("RGB", (target[1], target[0]))
+            assert img.size == (decoded[1], decoded[0])
+
+
+def _jpeg_with_xmp_orientation(path):
+    """A JPEG whose only orientation is in an XMP packet (Pillow reads it there too)."""
+    Image.fromarray(photo((60, 80, 3))).save(path, quality=90)
+    xmp = (b'http://ns.adobe.com/xap/1.0/\x00<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+           b'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
+           b'xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>')
+    data = path.read_bytes()
+    segment = b"\xff\xe1" + (len(xmp) + 2).to_bytes(2, "big") + xmp
+    path.write_bytes(data[:2] + segment + data[2:])
+
+
+def test_jpegs_that_pillow_must_handle_fall_back(tmp_path, monkeypatch):
+    """Rotation (EXIF or XMP), CMYK, truncation, RGBA, no resize, bombs: never the fast path."""
+    target = (32, 32)
+    rotated = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(photo((60, 80, 3))).save(rotated, exif=exif, quality=90)
+    upright = tmp_path / "upright.jpg"
+    exif[0x0112] = 1
+    Image.fromarray(photo((60, 80, 3))).save(upright, exif=exif, quality=90)
+    xmp = tmp_path / "xmp.jpg"
+    _jpeg_with_xmp_orientation(xmp)
+    cmyk = tmp_path / "cmyk.jpg"
+    Image.fromarray(photo((60, 80, 3))).convert("CMYK").save(cmyk, quality=90)
+    cut = tmp_path / "cut.jpg"
+    Image.fromarray(photo((60, 80, 3))).save(cut, quality=90)
+    cut.write_bytes(cut.read_bytes()[:-200])
+
+    assert _images._decode_fast(upright, "rgb", target, None) is not None  # orientation 1: nothing to do
+    for path in (rotated, xmp, cmyk, cut):
+        assert _images._decode_fast(path, "rgb", target, None) is None, path.name
+    assert _images._decode_fast(upright, "rgba", target, None) is None
+    assert _images._decode_fast(upright, "rgb", None, None) is None
+    assert _images._decode_fast(upright, "rgb", target, 100) is None
+
+    # And Pillow does what they need: rotates, converts, reports.
+    assert Image.open(xmp).getexif().get(0x0112) == 6
+    for path in (rotated, xmp):
+        out = decode_image(path, "rgb", (40, 30))
+        expected = _images._resize(np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB")), (40, 30))
+        np.testing.assert_array_equal(out, expected)
+    assert decode_image(cmyk, "rgb", target).shape == (32, 32, 3)
+    with pytest.raises(ImageDecodeError, match="cut.jpg"):
+        decode_image(cut, "rgb", target)
+    with pytest.raises(ImageDecodeError, match="max_pixels"):
+        decode_image(upright, "rgb", target, max_pixels=100)
+
+
+def test_resize_shrinks_by_area_and_enlarges_bilinearly():
+    """Shrinking averages the covered pixels (no aliasing); enlarging interpolates."""
+    stripes = np.zeros((8, 8), np.uint8)
+    stripes[:, ::2] = 200  # one-pixel stripes: nearest-neighbour would keep only one colour
+    small = _images._resize(stripes, (4, 4))
+    np.testing.assert_array_equal(small, np.full((4, 4), 100, np.uint8))
+    ramp = np.array([[0, 100, 200]], np.uint8)
+    big = _images._resize(ramp, (1, 9))
+    assert big[0, 0] == 0 and big[0, -1] == 200
+    assert len(np.unique(big)) > 3, "enlarging interpolates between the pixels, not blocks of copies"
+    colour = np.zeros((10, 10, 3), np.uint8)
+    assert _images._resize(colour, (5, 5)).shape == (5, 5, 3)
+    one = np.zeros((10, 10, 1), np.uint8)
+    assert _images._resize(one, (5, 6)).shape == (5, 6, 1)
+    assert _images._resize(one, (10, 10)) is one
+
+
+def test_loader_uses_threads_only_where_decoding_is_slow(tmp_path, monkeypatch):
+    """A timed first run decides: tiny PNGs stay in this thread, slow decodes go to threads."""
+    import time
+
+    folder = tmp_path / "imgs"
+    arrays = write_folder(folder, n=60)
+    pools = []
+    real_pool = _loader.ThreadPoolExecutor
+    monkeypatch.setattr(_loader, "ThreadPoolExecutor", lambda *a, **k: pools.append(a) or real_pool(*a, **k))
+    monkeypatch.setattr(_loader, "_THREADS_FROM_SECONDS", 0.002)  # 2 ms: far above a tiny PNG
+    loader = ImageFolderLoader(folder, target_size=(12, 12), cache=False, n_jobs=2, verbose=0)
+    fast = loader.transform(range(60))
+    assert pools == []
+
+    real_decode = _loader._decode_fast
+
+    def slow_decode(*args, **kwargs):
+        time.sleep(0.003)
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(_loader, "_decode_fast", slow_decode)
+    slow = loader.transform(range(60))
+    assert pools == [(2,)]
+    np.testing.assert_array_equal(slow, fast)  # same pixels whichever way
+    np.testing.assert_allclose(fast[..., 0], np.stack(arrays) / np.float32(255), atol=1e-7)
