@@ -256,6 +256,46 @@ def _inference_steps(model):
     return steps
 
 
+#: Layers that act on each value alone at inference: rows and columns stay where they are.
+_POINTWISE = ("Activation", "Dropout", "SpatialDropout2D", "ReLU", "LeakyReLU", "ELU", "GaussianNoise",
+              "GaussianDropout", "AlphaDropout")
+
+
+def _conv_window(steps, i, height, width):
+    """Explicit padding and input crop for conv step ``i`` on a ``height x width`` map, or None.
+
+    A "valid" pooling after a convolution (through pointwise layers) ignores
+    the last rows or columns of an odd-sized map: 7x7 pooled by 2 uses
+    6x6. Computing only the outputs it uses gives the same numbers for less
+    work (a quarter of the third convolution of the default network). Returns
+    ``(rows, cols, padding)``: the input rows and columns to keep and the
+    ``tf.nn.conv2d`` explicit padding, or None to convolve as usual.
+    """
+    conv = steps[i][3]
+    if conv.padding != "same" or tuple(conv.strides) != (1, 1) or tuple(conv.dilation_rate) != (1, 1):
+        return None
+    j = i + 1
+    while j < len(steps) and steps[j][0] == "layer" and type(steps[j][1]).__name__ in _POINTWISE:
+        j += 1
+    pool = steps[j][1] if j < len(steps) and steps[j][0] == "layer" else None
+    if type(pool).__name__ not in ("MaxPooling2D", "AveragePooling2D") or pool.padding != "valid" \
+            or pool.data_format != "channels_last":
+        return None
+    keep, padding, all_used = [], [[0, 0]], True
+    for size, k, p, s in zip((height, width), conv.kernel_size, pool.pool_size, pool.strides):
+        if size is None or size < p:
+            return None
+        used = (size - p) // s * s + p  # outputs the pooling reads
+        all_used = all_used and used == size
+        before = (k - 1) // 2  # what "same" pads before
+        last = used - 1 - before + k - 1  # the last input row (or column) those outputs need
+        keep.append(min(size, last + 1))
+        padding.append([before, max(0, last - (size - 1))])
+    if all_used:
+        return None  # plain "same"
+    return keep[0], keep[1], padding + [[0, 0]]
+
+
 def _inference_function(model):
     """A traced ``images -> probabilities`` function of ``model``, or None.
 
@@ -280,11 +320,16 @@ def _inference_function(model):
             return ref()(x, training=False)
     else:
         def run(x):
-            for step in steps:
+            for i, step in enumerate(steps):
                 if step[0] == "conv":
                     _, kernel, bias, conv = step
-                    x = tf.nn.conv2d(x, kernel, strides=conv.strides, padding=conv.padding.upper(),
-                                     dilations=conv.dilation_rate)
+                    window = _conv_window(steps, i, x.shape[1], x.shape[2])
+                    if window is None:
+                        x = tf.nn.conv2d(x, kernel, strides=conv.strides, padding=conv.padding.upper(),
+                                         dilations=conv.dilation_rate)
+                    else:
+                        rows, cols, padding = window
+                        x = tf.nn.conv2d(x[:, :rows, :cols], kernel, strides=1, padding=padding)
                     x = tf.nn.bias_add(x, bias)
                 elif step[0] == "dense":
                     x = tf.matmul(x, step[1]) + step[2]

@@ -357,3 +357,27 @@ def test_loader_uses_threads_only_where_decoding_is_slow(tmp_path, monkeypatch):
     assert pools == [(2,)]
     np.testing.assert_array_equal(slow, fast)  # same pixels whichever way
     np.testing.assert_allclose(fast[..., 0], np.stack(arrays) / np.float32(255), atol=1e-7)
+
+
+@pytest.mark.parametrize("shape, params, windows", [
+    # 14 -> pool -> 7 -> the second convolution computes only the 6x6 the pooling reads
+    ((14, 14, 1), dict(conv_blocks=2), [None, (7, 7, [[0, 0], [1, 0], [1, 0], [0, 0]])]),
+    # an even kernel pads 1 before and 2 after; odd sizes drop the last row/column
+    ((15, 13, 3), dict(conv_blocks=2, kernel_size=4), [(15, 13, [[0, 0], [1, 1], [1, 1], [0, 0]]),
+                                                        (7, 6, [[0, 0], [1, 1], [1, 2], [0, 0]])]),
+    # a 5x5 kernel before average pooling of a 9x11 map: one row is never needed at all
+    ((9, 11, 1), dict(conv_blocks=1, kernel_size=5, pooling="avg"), [(9, 11, [[0, 0], [2, 1], [2, 1], [0, 0]])]),
+])
+def test_inference_skips_outputs_the_pooling_drops(shape, params, windows):
+    """Odd-sized maps before "valid" pooling: only the used outputs are computed, same numbers."""
+    from skimgclf import CNNClassifier
+    from skimgclf._classifier import _conv_window, _inference_steps
+
+    X = RNG.random((90,) + shape, dtype=np.float32)
+    y = np.arange(90) % 3
+    clf = CNNClassifier(filters=4, units=8, epochs=1, random_state=0, **params).fit(X, y)
+    steps = _inference_steps(clf.model_)
+    convs = [i for i, step in enumerate(steps) if step[0] == "conv"]
+    sizes = [tuple(steps[i][3].input.shape[1:3]) for i in convs]
+    assert [_conv_window(steps, i, *hw) for i, hw in zip(convs, sizes)] == windows
+    np.testing.assert_allclose(clf.predict_proba(X), clf.model_.predict(X, verbose=0), atol=1e-5)
