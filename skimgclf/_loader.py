@@ -98,8 +98,10 @@ def ids_from_table(X, id_column="id"):
                 f"the id column {id_column!r} is not in the table; its columns are "
                 f"{[str(c) for c in X.columns]} (set id_column=... to choose another)"
             )
-        values = X[id_column].tolist()
-    elif isinstance(X, pd.Series):
+        X = X[id_column]
+    if isinstance(X, pd.Series):
+        if isinstance(X.dtype, np.dtype) and X.dtype.kind in "iu":
+            return [str(v) for v in X.tolist()]  # NumPy integers: never missing, never booleans
         values = X.tolist()
     elif isinstance(X, (str, bytes, os.PathLike)):
         raise ValueError(
@@ -107,6 +109,8 @@ def ids_from_table(X, id_column="id"):
             "wrap one id in a list, or read a CSV with pandas.read_csv first"
         )
     else:
+        if isinstance(X, np.ndarray) and X.dtype.kind in "iu" and (X.ndim == 1 or X.shape[1:] == (1,)):
+            return [str(v) for v in X.reshape(-1).tolist()]
         arr = np.asarray(X, dtype=object)
         if arr.ndim == 2 and arr.shape[1] == 1:
             arr = arr[:, 0]
@@ -370,6 +374,12 @@ class _Batch:
     @property
     def nbytes(self):
         return self.out.nbytes
+
+
+def _folders_of(paths):
+    """``{os.path.dirname(p) for p in paths}``, with one ``dirname`` per distinct folder."""
+    heads = {p[:p.rfind(os.sep) + 1] for p in paths}  # "folder/": cheap string methods per path
+    return {os.path.dirname(head) for head in heads}
 
 
 def _folder_ids(dirs):
@@ -660,7 +670,7 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         if self.cache:
             # Taken before any file is read: a change while loading makes the
             # stored batch stale at once.
-            dirs = sorted({os.path.dirname(p) for p in paths} | {root})
+            dirs = sorted(_folders_of(paths) | {root})
             try:
                 folders = _folder_ids(dirs)
                 token = _CHANGES.token(dirs)

@@ -176,6 +176,25 @@ def test_batch_cache_reuses_and_notices_changes(tmp_path, monkeypatch):
         table.drop(7)).flags.writeable
 
 
+def test_batch_cache_notices_changes_in_sub_folders(tmp_path):
+    """Ids in sub-folders: a change there (not in the image folder itself) is noticed."""
+    folder = tmp_path / "imgs"
+    arrays = write_folder(folder, n=2)
+    (folder / "a").mkdir()
+    arrays = write_folder(folder / "a" / "b", n=3) + arrays
+    ids = ["a/b/0", "a/b/1", "a/b/2", "0", "1"]
+    assert _loader._folders_of([os.path.join(str(folder), "a", "b", "0.png"), str(folder / "1.png"),
+                                str(folder / "a" / "b" / "2.png")]) == {str(folder / "a" / "b"), str(folder)}
+    skimgclf.clear_cache()
+    loader = ImageFolderLoader(folder, target_size=(12, 12), verbose=0)
+    first = loader.transform(ids)
+    assert loader.transform(ids) is first
+    Image.fromarray(255 - arrays[1], "L").save(folder / "a" / "b" / "1.png")
+    again = loader.transform(ids)
+    assert again is not first
+    np.testing.assert_allclose(again[1, ..., 0], (255 - arrays[1]) / np.float32(255), atol=1e-7)
+
+
 def test_batch_cache_without_inotify_checks_every_file(tmp_path, monkeypatch):
     monkeypatch.setattr(_loader._CHANGES, "token", lambda dirs: None)
     folder = tmp_path / "imgs"
@@ -361,12 +380,16 @@ def test_loader_uses_threads_only_where_decoding_is_slow(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("shape, params, windows", [
     # 14 -> pool -> 7 -> the second convolution computes only the 6x6 the pooling reads
-    ((14, 14, 1), dict(conv_blocks=2), [None, (7, 7, [[0, 0], [1, 0], [1, 0], [0, 0]])]),
+    ((14, 14, 1), dict(conv_blocks=2, padding="same"), [None, (7, 7, [[0, 0], [1, 0], [1, 0], [0, 0]])]),
     # an even kernel pads 1 before and 2 after; odd sizes drop the last row/column
-    ((15, 13, 3), dict(conv_blocks=2, kernel_size=4), [(15, 13, [[0, 0], [1, 1], [1, 1], [0, 0]]),
-                                                        (7, 6, [[0, 0], [1, 1], [1, 2], [0, 0]])]),
+    ((15, 13, 3), dict(conv_blocks=2, kernel_size=4, padding="same"),
+     [(15, 13, [[0, 0], [1, 1], [1, 1], [0, 0]]), (7, 6, [[0, 0], [1, 1], [1, 2], [0, 0]])]),
     # a 5x5 kernel before average pooling of a 9x11 map: one row is never needed at all
-    ((9, 11, 1), dict(conv_blocks=1, kernel_size=5, pooling="avg"), [(9, 11, [[0, 0], [2, 1], [2, 1], [0, 0]])]),
+    ((9, 11, 1), dict(conv_blocks=1, kernel_size=5, pooling="avg", padding="same"),
+     [(9, 11, [[0, 0], [2, 1], [2, 1], [0, 0]])]),
+    # the default on 28x28: 26 pools evenly; 13 -> 11 pooled to 5 reads 10, so 12 input rows;
+    # 5 -> 3 is not pooled
+    ((28, 28, 1), dict(), [None, (12, 12, [[0, 0], [0, 0], [0, 0], [0, 0]]), None]),
 ])
 def test_inference_skips_outputs_the_pooling_drops(shape, params, windows):
     """Odd-sized maps before "valid" pooling: only the used outputs are computed, same numbers."""

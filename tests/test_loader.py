@@ -58,6 +58,24 @@ def test_all_input_forms_give_the_same_array(tmp_path):
         np.testing.assert_allclose(out, expected, atol=1e-6)
 
 
+def test_integer_id_columns_give_the_ids_of_the_general_path():
+    """NumPy integer ids take a shortcut; the text is that of one id at a time, errors stay."""
+    from skimgclf._loader import _id_to_str, ids_from_table
+
+    values = [0, 7, 12, 2**40, 65535]
+    expected = [_id_to_str(v, row) for row, v in enumerate(values)]
+    for X in (pd.DataFrame({"id": values}), pd.Series(values), np.array(values),
+              np.array(values).reshape(-1, 1), pd.Series(values, dtype=np.uint64)):
+        assert ids_from_table(X) == expected
+    assert ids_from_table(np.array([3, 4], np.uint8)) == ["3", "4"]
+    with pytest.raises(ValueError, match="row 1: the id is missing"):  # a nullable column is not NumPy's
+        ids_from_table(pd.Series([1, None], dtype="Int64"))
+    with pytest.raises(ValueError, match=r"shape \(2, 2\)"):
+        ids_from_table(np.array([[1, 2], [3, 4]]))
+    with pytest.raises(ValueError, match="boolean"):
+        ids_from_table(pd.Series([True, False]))
+
+
 def test_other_id_column(tmp_path):
     ids = write_images(tmp_path, _gray(3))
     df = pd.DataFrame({"image": ids})
