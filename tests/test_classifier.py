@@ -236,3 +236,45 @@ def test_partial_fit_trains_one_epoch_at_a_time(data):
     clf.partial_fit(X, y)
     assert len(clf.history_["loss"]) >= 1
     assert clf.predict_proba(X[:2]).shape == (2, 3)
+
+
+def _conv_paddings_and_augmentation(model):
+    import keras
+
+    paddings = [layer.padding for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    augment = {type(layer).__name__: getattr(layer, "factor", None) for layer in model.layers
+               if type(layer).__name__.startswith("Random")}
+    return paddings, augment
+
+
+def test_auto_padding_and_augmentation_follow_the_image_size():
+    """28x28: every convolution trims, augmentation on; 8x8: trimming stops, augmentation off."""
+    from skimgclf._classifier import build_cnn
+
+    model = build_cnn((28, 28, 1), 10)
+    paddings, augment = _conv_paddings_and_augmentation(model)
+    assert paddings == ["valid", "valid", "valid"]  # 28 -> 26 | 13 -> 11 | 5 -> 3
+    assert set(augment) == {"RandomTranslation", "RandomRotation", "RandomZoom"}
+    assert augment["RandomRotation"] == (-0.03, 0.03)
+    flatten = [layer for layer in model.layers if type(layer).__name__ == "Flatten"]
+    assert [tuple(layer.output.shape[1:]) for layer in flatten] == [(3 * 3 * 128,)]
+
+    # 8 -> 6 (still three wide), pooled to 3: trimming 3 would leave 1, so "same" from there.
+    paddings, augment = _conv_paddings_and_augmentation(build_cnn((8, 8, 1), 10))
+    assert paddings == ["valid", "same", "same"] and augment == {}
+    # Explicit values are kept whatever the size.
+    paddings, augment = _conv_paddings_and_augmentation(
+        build_cnn((8, 8, 1), 10, padding="same", random_shift=0.2, random_rotation=0, random_zoom=0))
+    assert paddings == ["same"] * 3 and set(augment) == {"RandomTranslation"}
+    # 16 pixels is where "auto" augmentation starts.
+    assert _conv_paddings_and_augmentation(build_cnn((16, 20, 3), 2))[1] != {}
+    assert _conv_paddings_and_augmentation(build_cnn((15, 40, 3), 2))[1] == {}
+
+
+def test_auto_defaults_train_on_tiny_and_larger_images():
+    """The "auto" defaults build and train end to end on 8x8 and 28x28 images."""
+    for size in (8, 28):
+        X, y = make_blobs_images(40, n_classes=2, size=size)
+        clf = CNNClassifier(filters=4, units=8, epochs=1, random_state=0).fit(X, y)
+        assert clf.predict_proba(X).shape == (40, 2)
+        assert clf.get_params()["padding"] == "auto" and clf.get_params()["random_shift"] == "auto"
