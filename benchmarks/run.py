@@ -340,6 +340,46 @@ def fig_default(bench, args):
               acc >= 0.990, f"on the {s['n_test']:,} held-out test images (worst of {len(s['default_accs'])} fits)")
 
 
+def _holds_up(bench, figure, X, y, args, what):
+    """Default CNNClassifier vs the seed recipe on another data set: mean test accuracy over seeds."""
+    from sklearn.model_selection import train_test_split
+
+    from skimgclf import CNNClassifier
+
+    ours, seed = [], []
+    for k in range(args.repeats):
+        tr, te = train_test_split(np.arange(len(y)), test_size=0.2, stratify=y, random_state=k)
+        clf = CNNClassifier(random_state=k).fit(X[tr], y[tr])
+        ours.append(float(clf.score(X[te], y[te])))
+        keras_model = _seed_fit(X[tr], y[tr], 10)
+        seed.append(float((keras_model.predict(X[te], verbose=0).argmax(1) == y[te]).mean()))
+    a, b = float(np.mean(ours)), float(np.mean(seed))
+    bench.add(figure, f"{a:.4f}", f"{b:.4f}", f"{a - b:+.4f}", ">= seed recipe", a >= b,
+              f"{what}; test accuracy, mean of {args.repeats} splits (default vs the seed recipe)")
+
+
+def fig_other_data(bench, args):
+    """6b. The defaults on other data: scikit-learn's 8x8 digits and colour photos at 64x64."""
+    from photos import VERSION, make_photos
+    from sklearn.datasets import load_digits
+
+    import skimgclf
+
+    digits = load_digits()
+    X = (np.rint(digits.images * (255 / 16)) / 255).astype(np.float32)[..., np.newaxis]
+    _holds_up(bench, "default_digits_8x8", X, digits.target, args,
+              f"{len(X):,} 8x8 grayscale digits (scikit-learn's)")
+
+    folder = WORK / f"photos-v{VERSION}"
+    make_photos(folder, n=300)
+    table = pd.read_csv(folder / "labels.csv")
+    X = skimgclf.ImageFolderLoader(folder, suffix=".jpg", target_size=(64, 64), color_mode="rgb",
+                                   verbose=0).transform(table)
+    y = (table["label"] == table["label"].iloc[0]).to_numpy().astype(int)
+    _holds_up(bench, "default_photos_64x64", X, y, args,
+              f"{len(X)} colour photos at 64x64, which of 2 source photos (an easy task: nothing collapses)")
+
+
 def fig_scoring(bench, args):
     """7. Batch scoring end to end: CSV + images -> predictions CSV, model from a file."""
     if not have_mnist(bench, "batch_scoring"):
@@ -404,6 +444,10 @@ def fig_import(bench, args):
     bench.add("import_loader", fmt_s(loader), fmt_s(base), f"{base / loader:.1f}x", "< 1 s", loader < 1,
               f"`skimgclf.ImageFolderLoader`, no TensorFlow; `import sklearn.base` alone takes "
               f"{fmt_s(sklearn_base)} in the same run")
+    own = max(0.0, loader - sklearn_base)
+    bench.add("import_loader_own", fmt_s(own), fmt_s(sklearn_base), f"{own / sklearn_base:.2f}",
+              "< 0.1 s", own < 0.1, "what importing the loader adds to scikit-learn's own `import sklearn.base` "
+              "(baseline; ratio = ours / it)")
 
 
 FIGURES = {
@@ -414,6 +458,7 @@ FIGURES = {
     "import": fig_import,
     "fit_seed_arch": fig_fit_seed_arch,
     "default": fig_default,
+    "other_data": fig_other_data,
     "batch_scoring": fig_scoring,
 }
 

@@ -242,6 +242,22 @@ def test_folded_inference_matches_keras_and_follows_new_weights():
     np.testing.assert_allclose(clf.predict_proba(X), clf.model_.predict(X, verbose=0), atol=1e-5)
 
 
+@pytest.mark.parametrize("n", [1, 7, 16, 17, 40])
+def test_inference_in_sub_batches_gives_every_row(monkeypatch, n):
+    """Sub-batches of the traced inference: fewer rows than one, exactly some, and a remainder."""
+    from skimgclf import CNNClassifier, _classifier
+
+    monkeypatch.setattr(_classifier, "_inference_rows", lambda shape: 8)
+    X = RNG.random((n, 12, 12, 1), dtype=np.float32)
+    y = np.arange(n) % 2 if n > 1 else np.array([0])
+    clf = CNNClassifier(conv_blocks=1, filters=4, units=8, epochs=1, random_state=0).fit(
+        np.concatenate([X, X]), np.concatenate([y, 1 - y]))
+    proba = clf.predict_proba(X)
+    assert proba.shape == (n, 2)
+    np.testing.assert_allclose(proba, clf.model_.predict(X, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(proba[-1:], clf.predict_proba(X[-1:]), atol=1e-6)  # a row alone, the same
+
+
 # ------------------------------------------------------------------ JPEG fast path
 def photo(shape):
     """A crop of a real photograph shipped with scikit-learn (``china.jpg``)."""
