@@ -30,7 +30,6 @@ model = make_pipeline(
     ImageFolderLoader(workdir / "train", target_size=(8, 8)),
     CNNClassifier(
         conv_blocks=1, filters=16, units=64, epochs=15,
-        random_shift=0, random_rotation=0, random_zoom=0,  # no augmentation for 8x8 images
         random_state=0,
     ),
 )

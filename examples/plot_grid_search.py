@@ -63,7 +63,6 @@ pipe = make_pipeline(
     ImageFolderLoader(workdir / "train", target_size=(8, 8)),
     CNNClassifier(
         conv_blocks=1, filters=8, epochs=8, batch_size=32, validation_split=0,
-        random_shift=0, random_rotation=0, random_zoom=0,  # no augmentation for 8x8 images
         random_state=0,
     ),
 )

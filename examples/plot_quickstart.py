@@ -63,9 +63,10 @@ train_part, valid_part = train_test_split(
 # [0, 1]. :class:`~skimgclf.CNNClassifier` is the network; the tutorial's
 # questions "how many layers, which activation, how many units" are its
 # parameters. These images are tiny, so one convolution block and one hidden
-# layer suffice. The classifier's default training-time augmentation (random
-# shifts, rotations and zooms) helps on real photos and scans, but moving an
-# 8x8 digit by even one pixel changes it a lot, so it is switched off here.
+# layer suffice. The classifier's training-time augmentation (random shifts,
+# rotations and zooms) helps on photos and scans of 16 pixels and more; its
+# default, ``"auto"``, leaves it off for images as small as these 8x8 digits,
+# where moving a digit by a fraction of its size only blurs it.
 from sklearn.pipeline import make_pipeline
 
 from skimgclf import CNNClassifier, ImageFolderLoader
@@ -78,9 +79,6 @@ model = make_pipeline(
         hidden_layers=1,  # dense layers after the convolutions
         units=64,  # units of each dense layer
         activation="relu",
-        random_shift=0,  # no augmentation for 8x8 images
-        random_rotation=0,
-        random_zoom=0,
         epochs=15,
         validation_split=0.1,  # hold out 10% to monitor progress and stop early
         random_state=0,

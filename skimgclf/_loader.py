@@ -459,8 +459,8 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
     """Load the images named by a table of ids into a normalised array.
 
     The transformer of the classic "CSV of ids + folder of images" layout: it
-    maps each id to ``image_dir/<id><suffix>``, decodes the image with Pillow
-    (without importing TensorFlow), converts it to ``color_mode``, resizes it to
+    maps each id to ``image_dir/<id><suffix>``, decodes the image (Pillow or OpenCV,
+    never TensorFlow), converts it to ``color_mode``, resizes it to
     ``target_size`` and scales the pixels. It learns nothing from the data, so
     ``set_params(image_dir=...)`` points a fitted pipeline at another folder.
 
@@ -474,8 +474,9 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
     modification time and decoding parameters. Files changed by another
     machine on a network file system, or through a hard link in another
     folder, may go unnoticed: call :func:`skimgclf.clear_cache` then. Plain
-    8-bit PNGs in the requested mode and size are decoded by OpenCV (the same
-    pixels as Pillow, much faster); everything else by Pillow.
+    8-bit PNGs in the requested mode and size, and plain JPEGs to be resized,
+    are decoded by OpenCV (the same pixels as the Pillow path, much faster);
+    everything else by Pillow.
 
     Parameters
     ----------
@@ -515,7 +516,10 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         Images with more pixels are refused before decoding (decompression
         bombs). ``None`` disables the check.
     n_jobs : int or None, default=None
-        Threads used to decode. ``None`` means ``min(4, os.cpu_count())``.
+        Threads used to decode images that are slow to decode (photos,
+        resizing); small images that decode in microseconds are faster in
+        one thread and stay in the calling one. ``None`` means
+        ``min(4, os.cpu_count())``.
     verbose : int, default=1
         ``0`` is silent; otherwise a progress bar appears on loads that take
         longer than a second, when standard error is a terminal.
