@@ -381,7 +381,10 @@ def _inference_function(model):
         done = tf.reshape(done, tf.concat([[full], tf.shape(done)[2:]], 0))
         return tf.concat([done, run(x[full:])], 0)
 
-    fn = tf.function(run_in_rows, input_signature=[spec])
+    # Traced once, here, and called as a concrete function: a grid search
+    # builds many networks, and tf.function would warn of "retracing" for
+    # every new one.
+    fn = tf.function(run_in_rows, input_signature=[spec]).get_concrete_function()
     _INFERENCE[model] = (stamp, fn)
     return fn
 

@@ -420,3 +420,17 @@ def test_inference_skips_outputs_the_pooling_drops(shape, params, windows):
     sizes = [tuple(steps[i][3].input.shape[1:3]) for i in convs]
     assert [_conv_window(steps, i, *hw) for i, hw in zip(convs, sizes)] == windows
     np.testing.assert_allclose(clf.predict_proba(X), clf.model_.predict(X, verbose=0), atol=1e-5)
+
+
+def test_predicting_with_many_networks_does_not_warn_of_retracing(caplog):
+    """One traced inference graph per network (a grid search fits many): no TensorFlow warning."""
+    import logging
+
+    from skimgclf import CNNClassifier
+
+    X = RNG.random((40, 8, 8, 1), dtype=np.float32)
+    y = np.arange(40) % 2
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        for seed in range(7):
+            CNNClassifier(conv_blocks=1, filters=4, units=8, epochs=1, random_state=seed).fit(X, y).predict(X)
+    assert not [r for r in caplog.records if "run_in_rows" in r.getMessage()]
