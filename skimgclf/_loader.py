@@ -99,9 +99,11 @@ def ids_from_table(X, id_column="id"):
                 f"{[str(c) for c in X.columns]} (set id_column=... to choose another)"
             )
         X = X[id_column]
+    if isinstance(X, pd.Series) and isinstance(X.dtype, np.dtype) and X.dtype.kind in "iu":
+        X = X.to_numpy()  # NumPy integers (pandas' nullable Int64 stays a Series: it may hold NA)
+    if isinstance(X, np.ndarray) and X.dtype.kind in "iu" and (X.ndim == 1 or X.shape[1:] == (1,)):
+        return [str(v) for v in X.reshape(-1).tolist()]  # NumPy integers: never missing, never booleans
     if isinstance(X, pd.Series):
-        if isinstance(X.dtype, np.dtype) and X.dtype.kind in "iu":
-            return [str(v) for v in X.tolist()]  # NumPy integers: never missing, never booleans
         values = X.tolist()
     elif isinstance(X, (str, bytes, os.PathLike)):
         raise ValueError(
@@ -109,8 +111,6 @@ def ids_from_table(X, id_column="id"):
             "wrap one id in a list, or read a CSV with pandas.read_csv first"
         )
     else:
-        if isinstance(X, np.ndarray) and X.dtype.kind in "iu" and (X.ndim == 1 or X.shape[1:] == (1,)):
-            return [str(v) for v in X.reshape(-1).tolist()]
         arr = np.asarray(X, dtype=object)
         if arr.ndim == 2 and arr.shape[1] == 1:
             arr = arr[:, 0]
