@@ -366,10 +366,10 @@ _CHANGES = _FolderChanges()
 class _Batch:
     """A loaded batch: the (read-only) array and what it was loaded under."""
 
-    __slots__ = ("out", "shape", "dirs", "token", "files")
+    __slots__ = ("out", "dirs", "token", "files")
 
-    def __init__(self, out, shape, dirs, token, files):
-        self.out, self.shape, self.dirs, self.token, self.files = out, shape, dirs, token, files
+    def __init__(self, out, dirs, token, files):
+        self.out, self.dirs, self.token, self.files = out, dirs, token, files
 
     @property
     def nbytes(self):
@@ -524,11 +524,6 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         ``0`` is silent; otherwise a progress bar appears on loads that take
         longer than a second, when standard error is a terminal.
 
-    Attributes
-    ----------
-    image_shape_ : tuple of int
-        ``(height, width, channels)`` of the images of the last transform.
-
     See Also
     --------
     skimgclf.CNNClassifier : The classifier this loader feeds.
@@ -666,9 +661,7 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         paths = _resolve_paths(root, ids, self.suffix)
         n_channels = COLOR_MODES[self.color_mode][1]
         if not paths:
-            shape = (0,) + (target or (0, 0)) + (n_channels,)
-            self.image_shape_ = shape[1:]
-            return np.zeros(shape, dtype=np.float32)
+            return np.zeros((0,) + (target or (0, 0)) + (n_channels,), dtype=np.float32)
 
         batch = None
         if self.cache:
@@ -680,7 +673,7 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
                 token = _CHANGES.token(dirs)
                 stable = token is not None and _CHANGES.token([root]) == token_root
                 files = None if stable else (paths, _file_signature(paths))
-                batch = _Batch(None, None, folders, token if stable else None, files)
+                batch = _Batch(None, folders, token if stable else None, files)
             except OSError:
                 batch = None  # a missing file: the read below reports it
 
@@ -749,12 +742,11 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
                         bar.update(count)
         if store is not None:
             store.close()  # writes the images decoded last
-        self.image_shape_ = shape
         if self.cache:
             # Shared with the cache, so nobody may change it in place.
             out.flags.writeable = False
             if batch is not None:
-                batch.out, batch.shape = out, shape
+                batch.out = out
                 _BATCHES.put(batch_key, batch)
         return out
 
@@ -766,7 +758,6 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         if not _batch_valid(batch):
             _BATCHES.discard(key)
             return None
-        self.image_shape_ = batch.shape
         return batch.out
 
     def _reader(self, ids, target):
@@ -818,4 +809,6 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         tags.input_tags.one_d_array = True
         tags.input_tags.string = True
         tags.input_tags.categorical = True
+        # Ids in, float32 images out: no input dtype is preserved.
+        tags.transformer_tags.preserves_dtype = []
         return tags
