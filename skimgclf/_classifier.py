@@ -212,6 +212,8 @@ class _EpochBar(keras.callbacks.Callback):
         self.bar.close()
 
 
+#: Per network (weakly: the entry goes with it): [weights stamp, traced
+#: function or None, pixels asked for under these weights].
 _INFERENCE = weakref.WeakKeyDictionary()
 
 
@@ -325,19 +327,53 @@ def _conv_window(steps, i, height, width):
     return keep[0], keep[1], padding + [[0, 0]]
 
 
+#: Pixels (images x height x width) a network is asked for before its
+#: inference is traced. Tracing and optimising the graph costs ~0.6 s once; it
+#: then runs ~2-3x faster than an eager call (benchmarks/bench_inference.py),
+#: which pays from about this many pixels (~5,000 28x28 images). Smaller work
+#: -- a validation fold, a few test images -- is done eagerly.
+_TRACE_FROM_PIXELS = 2**22
+
+
+def predict_proba(model, X):
+    """Probabilities of the float32 images ``X`` by the Keras ``model``, in chunks.
+
+    Small work calls the network eagerly; once a network has been asked for
+    :data:`_TRACE_FROM_PIXELS` pixels (since its weights last changed) it is
+    traced (:func:`_inference_function`). Both give Keras' numbers (to float
+    rounding: the traced graph folds batch normalisation).
+    """
+    n, h, w = X.shape[:3]
+    stamp = _weights_stamp(model)
+    entry = _INFERENCE.get(model)
+    if entry is None or entry[0] != stamp:
+        entry = _INFERENCE[model] = [stamp, None, 0]
+    entry[2] += n * h * w
+    if entry[1] is None and entry[2] >= _TRACE_FROM_PIXELS:
+        entry[1] = _inference_function(model)
+    if entry[1] is not None:
+        call = entry[1]
+    else:
+        def call(x):
+            return keras.ops.convert_to_numpy(model(x, training=False))
+    # Large chunks: no dataset or iterator per call as in Model.predict
+    # (on mnist10k the traced graph is 3x faster than Model.predict).
+    rows = _inference_rows(X.shape[1:])
+    chunk = max(1, 2**21 // max(1, h * w * rows)) * rows  # ~2 Mi pixels a call
+    parts = [np.asarray(call(X[start:start + chunk])) for start in range(0, n, chunk)]
+    return np.concatenate(parts).astype(np.float32, copy=False).reshape(n, -1)
+
+
 def _inference_function(model):
     """A traced ``images -> probabilities`` function of ``model``, or None.
 
-    Cached per model (weakly: it goes with the model) and rebuilt when the
-    weights change. None where the Keras backend is not TensorFlow; the
-    caller then uses ``Model.predict``.
+    Folds batch normalisation into the layer before it, computes only the
+    convolution outputs a pooling reads, and runs large chunks in sub-batches
+    that stay in the CPU caches. None where the Keras backend is not
+    TensorFlow (the network is then called eagerly).
     """
     if keras.backend.backend() != "tensorflow":
         return None
-    stamp = _weights_stamp(model)
-    cached = _INFERENCE.get(model)
-    if cached is not None and cached[0] == stamp:
-        return cached[1]
     import tensorflow as tf
 
     steps = _inference_steps(model)
@@ -374,19 +410,27 @@ def _inference_function(model):
         # feature maps of a sub-batch stay in the CPU caches instead of a pass
         # through memory for the whole chunk (15 % faster on 28x28 digits).
         # Rows are independent at inference, so the numbers are the same.
+        # The network is never run on an empty batch: TensorFlow's fused
+        # kernels fail on one ("input depth must be evenly divisible"), which
+        # is what a count that is a multiple of ``rows`` would leave over.
         n = tf.shape(x)[0]
         full = n // rows * rows
-        head = tf.reshape(x[:full], tf.concat([[-1, rows], tf.shape(x)[1:]], 0))
-        done = tf.map_fn(run, head, fn_output_signature=out_spec, parallel_iterations=2)
-        done = tf.reshape(done, tf.concat([[full], tf.shape(done)[2:]], 0))
-        return tf.concat([done, run(x[full:])], 0)
+
+        def sub_batches():
+            head = tf.reshape(x[:full], tf.concat([[-1, rows], tf.shape(x)[1:]], 0))
+            done = tf.map_fn(run, head, fn_output_signature=out_spec, parallel_iterations=2)
+            return tf.reshape(done, tf.concat([[full], tf.shape(done)[2:]], 0))
+
+        def rest():
+            return run(x[full:])
+
+        return tf.cond(full == 0, rest,
+                       lambda: tf.cond(full == n, sub_batches, lambda: tf.concat([sub_batches(), rest()], 0)))
 
     # Traced once, here, and called as a concrete function: a grid search
     # builds many networks, and tf.function would warn of "retracing" for
     # every new one.
-    fn = tf.function(run_in_rows, input_signature=[spec]).get_concrete_function()
-    _INFERENCE[model] = (stamp, fn)
-    return fn
+    return tf.function(run_in_rows, input_signature=[spec]).get_concrete_function()
 
 
 def _inference_rows(image_shape):
@@ -748,16 +792,32 @@ class CNNClassifier(KerasClassifier):
 
     # -- data checks ---------------------------------------------------------------
     def _check_images(self, X, reset):
+        """``X`` as float32 images, checked; ``reset`` records the training shape.
+
+        The messages use scikit-learn's own words where its checks expect
+        them (sparse, complex, "Reshape your data", "0 feature(s)",
+        "X has N features, but ... is expecting M features").
+        """
+        name = type(self).__name__
         if hasattr(X, "columns") or (hasattr(X, "dtype") and getattr(X, "ndim", 0) == 1
                                      and not np.issubdtype(X.dtype, np.number)):
             raise ValueError(
-                "CNNClassifier takes an array of images (n_samples, height, width, channels); "
+                f"{name} takes an array of images (n_samples, height, width, channels); "
                 "to pass a table of image ids, put an ImageFolderLoader before it in a pipeline"
             )
+        if hasattr(X, "tocsr") or type(X).__module__.startswith("scipy.sparse"):
+            raise TypeError(f"Sparse data is not supported: {name} takes a dense array of images "
+                            "(n_samples, height, width, channels)")
         X = np.asarray(X)
+        if X.dtype.kind == "c":
+            raise ValueError(f"Complex data not supported: X has dtype {X.dtype}; images hold real numbers")
+        if X.dtype.kind == "O":
+            try:
+                X = X.astype(np.float64)
+            except (TypeError, ValueError) as exc:  # a TypeError stays one, as in check_array
+                raise type(exc)(f"X must hold numbers; got an array of dtype object ({exc})") from None
         if X.dtype.kind not in "biuf":
             raise ValueError(f"X must hold numbers; got an array of dtype {X.dtype}")
-        expected = getattr(self, "image_shape_", None)
         if X.ndim != 4:
             hint = ""
             if X.ndim == 3:
@@ -765,15 +825,24 @@ class CNNClassifier(KerasClassifier):
                         "without a channel axis use X[..., np.newaxis].")
             raise ValueError(
                 f"X must be a 4-D array (n_samples, height, width, channels); got {X.ndim}-D "
-                f"shape {X.shape}." + hint
+                f"shape {X.shape}. Reshape your data to (n_samples, height, width, channels)." + hint
             )
-        if X.shape[0] == 0:
-            raise ValueError("X holds no images (0 samples)")
-        if not reset and expected is not None and tuple(X.shape[1:]) != tuple(expected):
+        n, shape = X.shape[0], tuple(int(v) for v in X.shape[1:])
+        if n == 0:
+            raise ValueError(f"X holds no images (0 samples); a minimum of 1 is required (shape {X.shape})")
+        if 0 in shape:
             raise ValueError(
-                f"X has images of shape {tuple(X.shape[1:])} (height, width, channels), but this "
-                f"CNNClassifier was trained on {tuple(expected)}; load them with the same "
-                "target_size and color_mode"
+                f"X has images of shape {shape} (height, width, channels), but every dimension must "
+                f"be at least 1: found array with 0 feature(s) (shape=({n}, 0)) while a minimum of 1 "
+                "is required."
+            )
+        expected = getattr(self, "image_shape_", None)
+        if not reset and expected is not None and shape != tuple(expected):
+            raise ValueError(
+                f"X has {int(np.prod(shape))} features, but {name} is expecting "
+                f"{int(np.prod(expected))} features as input: its images have shape {shape} (height, "
+                f"width, channels) and the network was trained on {tuple(expected)}; load them with the "
+                "same target_size and color_mode"
             )
         if X.dtype == np.uint8:
             X = X.astype(np.float32) / np.float32(255)
@@ -784,7 +853,8 @@ class CNNClassifier(KerasClassifier):
         if not _all_finite(X):
             raise ValueError("X contains NaN or infinity")
         if reset:
-            self.image_shape_ = tuple(int(v) for v in X.shape[1:])
+            self.image_shape_ = shape
+            self.n_features_in_ = int(np.prod(shape))
             self.X_shape_ = X.shape
             self.X_dtype_ = X.dtype
         return X
@@ -815,7 +885,7 @@ class CNNClassifier(KerasClassifier):
                 classes = np.unique(y)
                 if classes.size < 2:
                     raise ValueError(
-                        f"y has a single class ({classes.tolist()[0]!r}); a classifier needs "
+                        f"y has only 1 class ({classes.tolist()[0]!r}); a classifier needs "
                         "at least 2"
                     )
                 self.target_type_ = self._type_of_target(y)
@@ -884,7 +954,8 @@ class CNNClassifier(KerasClassifier):
         y : array-like of shape (n_samples,)
             Class labels: strings, integers, at least two classes.
         sample_weight : array-like of shape (n_samples,), default=None
-            Weights of the samples in the loss.
+            Weights of the samples in the loss. Rows of weight 0 are left
+            out of training (and of the validation split).
         **kwargs : dict
             Extra arguments for :meth:`keras.Model.fit` (advanced use).
 
@@ -894,27 +965,81 @@ class CNNClassifier(KerasClassifier):
             The fitted classifier.
         """
         self._check_params()
-        X = self._check_images(X, reset=True)
-        self._validate_data(y=y)  # clear label errors before the split
-        seed = self._fit_seed_ = self._seed()
-        self._split_ = self._validation_indices(X, y, seed)
-        n_train = X.shape[0] - (0 if self._split_ is None else len(self._split_[1]))
-        self.n_train_steps_ = math.ceil(n_train / self.batch_size) * self.epochs
+        # The learning-rate schedule is laid out when the network is built,
+        # before scikeras drops the rows of weight 0: count what will train.
+        n_rows = self._rows_trained(X, y, sample_weight)
+        self.n_train_steps_ = math.ceil(n_rows / self.batch_size) * self.epochs
         if sample_weight is not None:
-            sample_weight = np.asarray(sample_weight, dtype=np.float32).copy()
-        with _seeded(seed):
+            # scikeras multiplies class weights into it in place: never the caller's array.
+            sample_weight = np.array(sample_weight, dtype=np.float32)
+        self._fit_seed_ = self._seed()
+        with _seeded(self._fit_seed_):
             super().fit(X, y, sample_weight=sample_weight, **kwargs)
-        del self._split_
         return self
 
-    def _validation_indices(self, X, y, seed):
-        """Stratified (train, validation) row indices, or None without a split."""
+    def partial_fit(self, X, y, classes=None, sample_weight=None, **kwargs):
+        """Train the network (built on the first call) for one more epoch.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width, channels)
+            Training images.
+        y : array-like of shape (n_samples,)
+            Class labels.
+        classes : array-like of shape (n_classes,), default=None
+            Every class of all calls; needed on the first call when ``y``
+            does not hold them all.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples in the loss.
+        **kwargs : dict
+            Extra arguments for :meth:`keras.Model.fit` (advanced use).
+
+        Returns
+        -------
+        self : CNNClassifier
+            The classifier, trained one epoch more; ``history_`` grows by
+            one entry per metric.
+        """
+        # Fixes scikeras' seeding (a global determinism flag); each epoch
+        # gets its own seed so that epochs do not repeat one random stream.
+        self._check_params()
+        if not hasattr(self, "model_"):
+            self.n_train_steps_ = None  # no schedule: the number of calls is unknown
+        if sample_weight is not None:
+            sample_weight = np.array(sample_weight, dtype=np.float32)
+        base = self._fit_seed_ = self._seed()
+        with _seeded(None if base is None else base + self.current_epoch):
+            super().partial_fit(X, y, classes=classes, sample_weight=sample_weight, **kwargs)
+        return self
+
+    def _rows_trained(self, X, y, sample_weight):
+        """How many rows of ``X`` the network trains on: weight 0 and the validation split left out."""
+        n = len(X) if hasattr(X, "__len__") else 0  # anything else is refused when validated
+        keep = np.ones(n, dtype=bool)
+        if sample_weight is not None:
+            weights = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+            if weights.shape[0] == n:
+                keep &= weights != 0
+        if isinstance(self.class_weight, dict):
+            zero = [c for c, w in self.class_weight.items() if w == 0]
+            if zero:
+                keep &= ~np.isin(np.asarray(y, dtype=object).reshape(-1), np.asarray(zero, dtype=object))
+        kept = int(keep.sum())
+        return max(1, kept - self._validation_size(kept))
+
+    def _validation_size(self, n):
+        """Rows of ``n`` held out by ``validation_split`` (0 when nothing would be left to train on)."""
         if not self.validation_split:
-            return None
-        y = column_or_1d(np.asarray(y), warn=False)
-        n = len(y)
+            return 0
         n_val = int(math.ceil(self.validation_split * n))
-        if n_val < 1 or n - n_val < 1:
+        return n_val if 1 <= n_val < n else 0
+
+    def _validation_indices(self, y, seed):
+        """Stratified (train, validation) row indices of ``y``, or None without a split."""
+        y = np.asarray(y).reshape(-1)
+        n = len(y)
+        n_val = self._validation_size(n)
+        if not n_val:
             return None
         _, counts = np.unique(y, return_counts=True)
         stratify = y if counts.min() >= 2 and n_val >= counts.size and n - n_val >= counts.size else None
@@ -922,7 +1047,11 @@ class CNNClassifier(KerasClassifier):
                                 random_state=seed if seed is not None else np.random.randint(2**31 - 1))
 
     def _fit_keras_model(self, X, y, sample_weight, warm_start, epochs, initial_epoch, **kwargs):
-        split = getattr(self, "_split_", None)
+        # Replaces scikeras' own: the validation split is drawn here, on the
+        # rows that train (after scikeras dropped those of weight 0), stratified
+        # and seeded; memory-mapped images are read batch by batch; history_
+        # grows over partial_fit calls.
+        split = self._validation_indices(y, getattr(self, "_fit_seed_", None))
         fit_args = dict(epochs=initial_epoch + epochs, initial_epoch=initial_epoch,
                         verbose=2 if self.verbose >= 2 else 0)
         if _file_backed(X):
@@ -946,7 +1075,7 @@ class CNNClassifier(KerasClassifier):
                     sample_weight = sample_weight[train]
             fit_args.update(batch_size=self.batch_size, shuffle=True, sample_weight=sample_weight)
             args = (X, y)
-        callbacks = []
+        callbacks = [keras.callbacks.TerminateOnNaN()]
         if split is not None and self.early_stopping:
             callbacks.append(keras.callbacks.EarlyStopping(
                 monitor="val_loss", patience=self.patience, restore_best_weights=True))
@@ -955,8 +1084,20 @@ class CNNClassifier(KerasClassifier):
         fit_args.update(kwargs)
         fit_args["callbacks"] = callbacks + list(fit_args.get("callbacks") or [])
         hist = self.model_.fit(*args, **fit_args)
-        self.history_ = {k: [float(v) for v in vals] for k, vals in hist.history.items()
-                         if k != "learning_rate"}
+        losses = hist.history.get("loss", [])
+        bad = np.flatnonzero(~np.isfinite(losses))
+        if bad.size or not all(np.isfinite(w).all() for w in self.model_.get_weights()):
+            what = (f"the loss became {losses[bad[0]]} in epoch {initial_epoch + int(bad[0]) + 1}"
+                    if bad.size else "the network's weights are no longer finite numbers")
+            raise ValueError(
+                f"training diverged: {what}, so the network is not usable; lower learning_rate "
+                f"(now {self.learning_rate}) or scale the images to [0, 1]"
+            )
+        if initial_epoch == 0 or not hasattr(self, "history_"):
+            self.history_ = {}
+        for key, values in hist.history.items():
+            if key != "learning_rate":
+                self.history_.setdefault(key, []).extend(float(v) for v in values)
 
     # -- prediction ------------------------------------------------------------------
     def _predict_raw(self, X, **kwargs):
@@ -966,18 +1107,19 @@ class CNNClassifier(KerasClassifier):
                 "arguments before using this estimator."
             )
         X = self._check_images(X, reset=False)
-        infer = None if kwargs else _inference_function(self.model_)
-        if infer is None:
+        if kwargs:
             proba = self.model_.predict(X, batch_size=max(256, self.batch_size), verbose=0, **kwargs)
-            return np.asarray(proba, dtype=np.float32).reshape(X.shape[0], -1)
-        # One traced graph over large chunks: no dataset or iterator per call
-        # as in Model.predict, and TensorFlow's graph optimisations fuse the
-        # layers (on mnist10k, 3x faster than Model.predict with its default
-        # batches of 32).
-        rows = _inference_rows(X.shape[1:])
-        chunk = max(1, 2**21 // max(1, X.shape[1] * X.shape[2] * rows)) * rows  # ~2 Mi pixels a call
-        parts = [np.asarray(infer(X[start:start + chunk])) for start in range(0, X.shape[0], chunk)]
-        return np.concatenate(parts).astype(np.float32, copy=False).reshape(X.shape[0], -1)
+            proba = np.asarray(proba, dtype=np.float32).reshape(X.shape[0], -1)
+        else:
+            proba = predict_proba(self.model_, X)
+        finite = np.isfinite(proba).all(axis=1)
+        if not finite.all():
+            raise ValueError(
+                f"the network's output is not a finite number for {int((~finite).sum())} of {len(proba)} "
+                f"images (row {int(np.flatnonzero(~finite)[0])}): its training diverged; refit with a "
+                f"lower learning_rate (now {self.learning_rate})"
+            )
+        return proba
 
     def predict_proba(self, X, **kwargs):
         """Class probabilities of images ``X``.

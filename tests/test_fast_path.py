@@ -226,11 +226,12 @@ def test_seed_architecture_is_expressible():
     assert not any(type(layer).__name__ == "BatchNormalization" for layer in model.layers)
 
 
-def test_folded_inference_matches_keras_and_follows_new_weights():
+def test_folded_inference_matches_keras_and_follows_new_weights(monkeypatch):
     """predict folds batch norm into the layer before it: same numbers as Keras' own predict."""
-    from skimgclf import CNNClassifier
+    from skimgclf import CNNClassifier, _classifier
     from skimgclf._classifier import _inference_steps
 
+    monkeypatch.setattr(_classifier, "_TRACE_FROM_PIXELS", 0)  # the traced graph from the first call
     X = RNG.random((120, 8, 8, 1), dtype=np.float32)
     y = np.arange(120) % 3
     clf = CNNClassifier(conv_blocks=2, filters=4, units=8, epochs=1, random_state=0).fit(X, y)
@@ -248,6 +249,7 @@ def test_inference_in_sub_batches_gives_every_row(monkeypatch, n):
     from skimgclf import CNNClassifier, _classifier
 
     monkeypatch.setattr(_classifier, "_inference_rows", lambda shape: 8)
+    monkeypatch.setattr(_classifier, "_TRACE_FROM_PIXELS", 0)
     X = RNG.random((n, 12, 12, 1), dtype=np.float32)
     y = np.arange(n) % 2 if n > 1 else np.array([0])
     clf = CNNClassifier(conv_blocks=1, filters=4, units=8, epochs=1, random_state=0).fit(
@@ -407,11 +409,12 @@ def test_loader_uses_threads_only_where_decoding_is_slow(tmp_path, monkeypatch):
     # 5 -> 3 is not pooled
     ((28, 28, 1), dict(), [None, (12, 12, [[0, 0], [0, 0], [0, 0], [0, 0]]), None]),
 ])
-def test_inference_skips_outputs_the_pooling_drops(shape, params, windows):
+def test_inference_skips_outputs_the_pooling_drops(monkeypatch, shape, params, windows):
     """Odd-sized maps before "valid" pooling: only the used outputs are computed, same numbers."""
-    from skimgclf import CNNClassifier
+    from skimgclf import CNNClassifier, _classifier
     from skimgclf._classifier import _conv_window, _inference_steps
 
+    monkeypatch.setattr(_classifier, "_TRACE_FROM_PIXELS", 0)
     X = RNG.random((90,) + shape, dtype=np.float32)
     y = np.arange(90) % 3
     clf = CNNClassifier(filters=4, units=8, epochs=1, random_state=0, **params).fit(X, y)
@@ -422,12 +425,13 @@ def test_inference_skips_outputs_the_pooling_drops(shape, params, windows):
     np.testing.assert_allclose(clf.predict_proba(X), clf.model_.predict(X, verbose=0), atol=1e-5)
 
 
-def test_predicting_with_many_networks_does_not_warn_of_retracing(caplog):
+def test_predicting_with_many_networks_does_not_warn_of_retracing(caplog, monkeypatch):
     """One traced inference graph per network (a grid search fits many): no TensorFlow warning."""
     import logging
 
-    from skimgclf import CNNClassifier
+    from skimgclf import CNNClassifier, _classifier
 
+    monkeypatch.setattr(_classifier, "_TRACE_FROM_PIXELS", 0)
     X = RNG.random((40, 8, 8, 1), dtype=np.float32)
     y = np.arange(40) % 2
     with caplog.at_level(logging.WARNING, logger="tensorflow"):

@@ -1,0 +1,147 @@
+"""predict / predict_proba over the input space: image counts, sizes, channels, networks.
+
+The classifier predicts either eagerly (small work) or through a traced graph
+of its own (batch norm folded, cropped convolutions, sub-batches). Both must
+give Keras' own ``model.predict`` numbers for every count -- in particular
+at the counts where the sub-batches and chunks end (powers of two, multiples
+of the sub-batch, and their neighbours) -- and for every image shape and
+network the parameters allow.
+"""
+
+import contextlib
+from unittest import mock
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from skimgclf import CNNClassifier, _classifier
+
+RNG = np.random.default_rng(0)
+#: The two ways of predicting: traced from the first call, or never traced.
+MODES = {"traced": 0, "eager": float("inf")}
+#: Powers of two and their neighbours up to 4096.
+POWERS = sorted({2**k + d for k in range(13) for d in (-1, 0, 1)} - {0})
+
+
+@contextlib.contextmanager
+def mode(name):
+    """Predict ``name``'s way: no network keeps a traced graph from before."""
+    _classifier._INFERENCE.clear()
+    with mock.patch.object(_classifier, "_TRACE_FROM_PIXELS", MODES[name]):
+        yield
+    _classifier._INFERENCE.clear()
+
+
+def boundaries(shape, limit):
+    """Counts where the traced inference's sub-batches and chunks end, and their neighbours."""
+    rows = _classifier._inference_rows(shape)
+    chunk = max(1, 2**21 // (shape[0] * shape[1] * rows)) * rows
+    ends = {k * rows + d for k in range(1, 4) for d in (-1, 0, 1)}
+    ends |= {k * chunk + d for k in (1, 2) for d in (-1, 0, 1)}
+    return sorted(n for n in ends | set(POWERS) if 1 <= n <= limit)
+
+
+#: (image shape, largest count): the shapes where a sub-batch once broke predict.
+SHAPES = [((8, 8, 1), 4097), ((28, 28, 1), 4097), ((32, 32, 3), 4097), ((64, 64, 3), 2049)]
+
+
+@pytest.fixture(scope="module")
+def networks():
+    """Per shape: a trained default-structure network (few filters), a pool of images, Keras' predictions."""
+    out = {}
+    for shape, limit in SHAPES:
+        X = RNG.random((limit,) + shape, dtype=np.float32)
+        y = np.arange(24) % 3
+        clf = CNNClassifier(filters=4, units=8, epochs=1, random_state=0).fit(X[:24], y)
+        out[shape] = clf, X, clf.model_.predict(X, batch_size=512, verbose=0)
+    return out
+
+
+@pytest.mark.parametrize("how", MODES)
+@pytest.mark.parametrize("shape", [shape for shape, _ in SHAPES], ids=str)
+def test_every_boundary_count_gives_keras_numbers(networks, shape, how):
+    """1, every power of two up to 4096 and its neighbours, every sub-batch and chunk end."""
+    clf, X, ref = networks[shape]
+    with mode(how):
+        for n in boundaries(shape, len(X)):
+            proba = clf.predict_proba(X[:n])
+            assert proba.shape == (n, 3), n
+            np.testing.assert_allclose(proba, ref[:n], atol=2e-5, err_msg=f"{n} images of {shape}")
+            np.testing.assert_array_equal(clf.predict(X[:n]), clf.classes_[ref[:n].argmax(1)])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(shape_i=st.integers(0, len(SHAPES) - 1), how=st.sampled_from(sorted(MODES)),
+       n=st.integers(1, 4097), start=st.integers(0, 64))
+def test_any_count_from_any_offset_gives_keras_numbers(networks, shape_i, how, n, start):
+    shape, _ = SHAPES[shape_i]
+    clf, X, ref = networks[shape]
+    n = min(n, len(X) - start)
+    with mode(how):
+        proba = clf.predict_proba(X[start:start + n])
+    assert proba.shape == (n, 3)
+    np.testing.assert_allclose(proba, ref[start:start + n], atol=2e-5)
+
+
+networks_and_shapes = st.fixed_dictionaries({
+    "height": st.integers(1, 40),
+    "width": st.integers(1, 40),
+    "channels": st.sampled_from([1, 2, 3, 4]),
+    "conv_blocks": st.integers(0, 3),
+    "convs_per_block": st.integers(1, 2),
+    "kernel_size": st.integers(1, 5),
+    "padding": st.sampled_from(["auto", "same", "valid"]),
+    "pooling": st.sampled_from(["max", "avg", None]),
+    "batch_norm": st.booleans(),
+    "global_pooling": st.sampled_from(["auto", "flatten", "avg", "max"]),
+    "hidden_layers": st.integers(0, 2),
+    "n_classes": st.integers(2, 5),
+})
+
+
+@settings(max_examples=14, deadline=None)
+@given(case=networks_and_shapes)
+@example(case=dict(height=64, width=64, channels=3, conv_blocks=3, convs_per_block=1, kernel_size=3,
+                   padding="auto", pooling="max", batch_norm=True, global_pooling="auto", hidden_layers=1,
+                   n_classes=2))
+@example(case=dict(height=1, width=1, channels=1, conv_blocks=3, convs_per_block=2, kernel_size=5,
+                   padding="valid", pooling="avg", batch_norm=True, global_pooling="flatten",
+                   hidden_layers=2, n_classes=3))
+def test_any_image_shape_and_network_gives_keras_numbers(case):
+    """Height, width, channels and the architecture parameters: shapes and numbers as Keras'."""
+    case = dict(case)
+    shape = (case.pop("height"), case.pop("width"), case.pop("channels"))
+    k = case.pop("n_classes")
+    X = RNG.random((3 * k,) + shape, dtype=np.float32)
+    y = np.arange(3 * k) % k
+    clf = CNNClassifier(filters=3, units=5, epochs=1, batch_size=4, random_state=0, **case).fit(X, y)
+    rows = _classifier._inference_rows(shape)
+    pool = RNG.random((2 * rows + 1,) + shape, dtype=np.float32)
+    ref = clf.model_.predict(pool, batch_size=len(pool), verbose=0)
+    for how in MODES:
+        with mode(how):
+            for n in sorted({1, rows - 1, rows, rows + 1, 2 * rows} - {0}):
+                proba = clf.predict_proba(pool[:n])
+                assert proba.shape == (n, k)
+                np.testing.assert_allclose(proba, ref[:n], atol=2e-5, err_msg=f"{how}, {n} images of {shape}, {case}")
+                np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_a_model_is_traced_once_enough_work_was_asked_of_it(monkeypatch):
+    """Small work runs eagerly; past the threshold the traced graph is built once and kept."""
+    X = RNG.random((40, 16, 16, 1), dtype=np.float32)
+    clf = CNNClassifier(filters=4, units=8, epochs=1, random_state=0).fit(X, np.arange(40) % 2)
+    built = []
+    real = _classifier._inference_function
+    monkeypatch.setattr(_classifier, "_inference_function", lambda m: built.append(m) or real(m))
+    monkeypatch.setattr(_classifier, "_TRACE_FROM_PIXELS", 3 * 40 * 16 * 16)
+    eager = [clf.predict_proba(X) for _ in range(2)]
+    assert built == []
+    traced = [clf.predict_proba(X) for _ in range(3)]
+    assert built == [clf.model_]  # once, on the call that crossed the threshold
+    np.testing.assert_allclose(traced[0], eager[0], atol=2e-5)
+    clf.partial_fit(X, np.arange(40) % 2)  # new weights: the count starts again
+    clf.predict_proba(X)
+    assert len(built) == 1
