@@ -868,16 +868,28 @@ def cmd_search(args, console):
         os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(max(1, n_proc // workers)))
         os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
         pipe[-1].set_params(verbose=0)
+    # A candidate that fails scores NaN (scikit-learn's error_score) and the
+    # search goes on; any NaN is then an error here, naming the candidates,
+    # so that a "best" model is never chosen among failures.
     search = GridSearchCV(pipe, grids, cv=StratifiedKFold(args.cv, shuffle=True, random_state=args.seed),
-                          scoring=args.scoring, n_jobs=n_jobs, refit=True, error_score="raise",
+                          scoring=args.scoring, n_jobs=n_jobs, refit=False, error_score=np.nan,
                           verbose=0 if console.quiet else 3)
     with _dask_client(args, [image_dir]) as client:
+        import warnings
+
         import joblib
+        from sklearn.exceptions import FitFailedWarning
 
         backend = joblib.parallel_config(backend="dask") if client is not None else contextlib.nullcontext()
         start = time.perf_counter()
-        with backend:
-            search.fit(df[[args.id_column]], y)
+        with backend, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", FitFailedWarning)
+            try:
+                search.fit(df[[args.id_column]], y)
+            except ValueError as exc:
+                if "fits failed" not in str(exc):
+                    raise
+                raise CLIError(f"every candidate failed to fit: {_first_error(str(exc))}") from None
         seconds = time.perf_counter() - start
 
     cv = pd.DataFrame(search.cv_results_)
@@ -890,12 +902,19 @@ def cmd_search(args, console):
     }).sort_values(["rank", "params"])
     console.result(f"{len(cv)} candidates x {args.cv} folds in {_fmt_seconds(seconds)}, ranked:")
     console.result(table.to_string(index=False))
-    best = ", ".join(f"{k.split('__', 1)[-1]}={v!r}" for k, v in search.best_params_.items())
-    console.result(f"best: {best} (mean {args.scoring} {search.best_score_:.4f})")
+    _refuse_failed_candidates(search.cv_results_, args.scoring,
+                              [str(w.message) for w in caught if issubclass(w.category, FitFailedWarning)])
+    best_index = int(np.flatnonzero(cv["rank_test_score"].to_numpy() == 1)[0])
+    best_params, best_score = cv["params"][best_index], float(cv["mean_test_score"][best_index])
+    best = ", ".join(f"{k.split('__', 1)[-1]}={v!r}" for k, v in best_params.items())
+    console.result(f"best: {best} (mean {args.scoring} {best_score:.4f})")
+
+    from sklearn.base import clone
 
     from . import _report, save
 
-    best_pipe = search.best_estimator_
+    console.info(f"refitting the best candidate on all {len(df)} rows")
+    best_pipe = clone(pipe).set_params(**best_params).fit(df[[args.id_column]], y)
     best_pipe[-1].set_params(verbose=0)
     best_pipe[0].set_params(verbose=1)
     _makedirs_for(args.model)
@@ -905,7 +924,27 @@ def cmd_search(args, console):
         cv.to_csv(tmp, index=False)
     console.result(f"best model (refitted on all {len(df)} rows) written to {args.model}")
     console.result(f"cv_results_ written to {results}")
-    return {"best_params": search.best_params_, "best_score": search.best_score_}
+    return {"best_params": best_params, "best_score": best_score}
+
+
+def _first_error(text):
+    """The first ``SomeError: message`` line of a traceback text, else its last line."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    found = [line for line in lines if re.match(r"^[A-Za-z_.]*(Error|Exception): ", line)]
+    return (found or lines or ["unknown error"])[0]
+
+
+def _refuse_failed_candidates(cv_results, scoring, warnings_text):
+    """Raise CLIError if any candidate scored NaN (it failed to fit or score), naming them."""
+    scores = np.asarray(cv_results["mean_test_score"], dtype=float)
+    failed = np.flatnonzero(np.isnan(scores))
+    if not failed.size:
+        return
+    names = ["; ".join(", ".join(f"{k.split('__', 1)[-1]}={v!r}" for k, v in cv_results["params"][i].items())
+                       for i in failed[:3])]
+    cause = _first_error("\n".join(warnings_text)) if warnings_text else f"its {scoring} score is NaN"
+    raise CLIError(f"{len(failed)} of {len(scores)} candidates failed ({names[0]}"
+                   f"{', ...' if len(failed) > 3 else ''}): {cause}; no model written")
 
 
 def cmd_demo(args, console):

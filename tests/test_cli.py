@@ -248,6 +248,20 @@ def test_search_with_yaml_grid(small_train_csv, digits_layout, tmp_path):
     assert step_params(model, "imagefolderloader")["target_size"] == (6, 6)
 
 
+def test_search_refuses_to_choose_among_failed_candidates(small_train_csv, digits_layout, tmp_path):
+    """A candidate that fails (here: training diverges) is an error naming it, never a NaN "best"."""
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"optimizer": ["sgd"], "learning_rate": [0.01, 1e9]}))
+    model = tmp_path / "best.skimgclf"
+    result = run_cli("search", small_train_csv, "--images", digits_layout["train_dir"], "--grid", grid,
+                     "--cv", "2", "--epochs", "2", "--filters", "4", "--no-augment", "--model", model, "--quiet")
+    line = assert_one_line_error(result, "1 of 2 candidates failed (", "learning_rate=1000000000.0",
+                                 "diverged", "no model written")
+    assert "learning_rate=0.01" not in line
+    assert "nan" in result.stdout  # the ranked table shows the failed candidate's score
+    assert not model.exists() and not (tmp_path / "cv_results.csv").exists()
+
+
 # ------------------------------------------------------------------- demo
 def test_demo_runs_the_whole_flow(tmp_path):
     folder = tmp_path / "demo"
