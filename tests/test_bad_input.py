@@ -19,7 +19,7 @@ CSV tables
   ['name', 'label'] (set id_column=... to choose another)``; a NaN label ->
   ``ValueError: y has a missing or empty label at row 1 (nan); every training
   image needs a label`` (also for ``""`` and ``"  "``); a single class ->
-  ``ValueError: y has a single class ('cat'); a classifier needs at least 2``;
+  ``ValueError: y has only 1 class ('cat'); a classifier needs at least 2``;
   labels mixing text and numbers -> ``ValueError: y mixes text labels and
   labels of type int (row 1: 1); use one type for all labels``; an id that
   is not UTF-8 bytes -> ``ValueError: row 0: id b'\\xff' is not valid UTF-8``.
@@ -62,12 +62,15 @@ Parameters
 Shapes at prediction time
 - through a pipeline, images of another size or colour mode are converted by
   the loader to the training ``target_size``/``color_mode``: predictions work.
-- ``CNNClassifier`` given arrays of another shape -> ``ValueError: X has
-  images of shape (9, 8, 1) (height, width, channels), but this CNNClassifier
-  was trained on (8, 8, 1); load them with the same target_size and
-  color_mode``; a 3-D array -> ``X must be a 4-D array (n_samples, height,
-  width, channels); got 3-D shape (8, 8, 1). For a single image use
-  X[np.newaxis]; ...``.
+- ``CNNClassifier`` given arrays of another shape -> ``ValueError: X has 72
+  features, but CNNClassifier is expecting 64 features as input: its images
+  have shape (9, 8, 1) (height, width, channels) and the network was trained
+  on (8, 8, 1); load them with the same target_size and color_mode``; a 3-D
+  array -> ``X must be a 4-D array (n_samples, height, width, channels); got
+  3-D shape (8, 8, 1). Reshape your data to (n_samples, height, width,
+  channels). For a single image use X[np.newaxis]; ...``; an empty dimension
+  -> ``X has images of shape (8, 0, 1) (height, width, channels), but every
+  dimension must be at least 1: ...``.
 """
 
 import io
@@ -80,6 +83,7 @@ import pandas as pd
 import pytest
 from conftest import make_blobs_images, write_images
 from PIL import Image
+from sklearn.base import clone
 from sklearn.pipeline import make_pipeline
 from sklearn.utils._param_validation import InvalidParameterError
 
@@ -206,7 +210,7 @@ def test_csv_single_class(tmp_path, images):
     path = tmp_path / "train.csv"
     path.write_text("id,label\n0,cat\n1,cat\n2,cat\n")
     df = pd.read_csv(path)
-    with pytest.raises(ValueError, match=re.escape("y has a single class ('cat'); a classifier needs at least 2")):
+    with pytest.raises(ValueError, match=re.escape("y has only 1 class ('cat'); a classifier needs at least 2")):
         make_pipeline(_loader(images), _cnn()).fit(df, df["label"])
 
 
@@ -468,14 +472,30 @@ def test_pipeline_converts_other_sizes_and_colours(fitted, tmp_path):
 @pytest.mark.parametrize("shape", [(2, 9, 8, 1), (2, 8, 8, 3)])
 def test_classifier_wrong_shape_names_both_shapes(fitted, shape):
     clf = fitted[0][-1]
+    n = int(np.prod(shape[1:]))
     with pytest.raises(ValueError, match=re.escape(
-            f"X has images of shape {shape[1:]} (height, width, channels), but this CNNClassifier was "
-            "trained on (8, 8, 1); load them with the same target_size and color_mode")):
+            f"X has {n} features, but CNNClassifier is expecting 64 features as input: its images have "
+            f"shape {shape[1:]} (height, width, channels) and the network was trained on (8, 8, 1); "
+            "load them with the same target_size and color_mode")):
         clf.predict(np.zeros(shape, np.float32))
+
+
+@pytest.mark.parametrize("shape", [(3, 0, 8, 1), (3, 8, 0, 1), (3, 8, 8, 0), (3, 0, 0, 0)])
+@pytest.mark.parametrize("method", ["fit", "predict", "predict_proba"])
+def test_classifier_empty_image_dimension_is_a_clear_error(fitted, shape, method):
+    """Images with no rows, columns or channels never reach TensorFlow."""
+    clf = fitted[0][-1]
+    X = np.zeros(shape, np.float32)
+    call = (lambda: clone(clf).fit(X, [0, 1, 0])) if method == "fit" else (lambda: getattr(clf, method)(X))
+    with pytest.raises(ValueError, match=re.escape(
+            f"X has images of shape {shape[1:]} (height, width, channels), but every dimension must be "
+            "at least 1")):
+        call()
 
 
 def test_classifier_3d_array_gets_a_hint(fitted):
     with pytest.raises(ValueError, match=re.escape(
             "X must be a 4-D array (n_samples, height, width, channels); got 3-D shape (8, 8, 1). "
-            "For a single image use X[np.newaxis]")):
+            "Reshape your data to (n_samples, height, width, channels). For a single image use "
+            "X[np.newaxis]")):
         fitted[0][-1].predict(np.zeros((8, 8, 1), np.float32))

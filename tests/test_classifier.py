@@ -17,6 +17,10 @@ TINY = dict(conv_blocks=1, filters=4, units=8, epochs=2, batch_size=16,
             random_shift=0.0, random_rotation=0.0, random_zoom=0.0, validation_split=0.0)
 
 
+#: Enough training for the tiny network to learn the blobs (tests that check learning).
+LEARN = dict(epochs=15, learning_rate=0.01)
+
+
 def tiny(**kw):
     return CNNClassifier(**{**TINY, "random_state": 0, **kw})
 
@@ -39,8 +43,8 @@ def test_is_a_classifier_and_cv_is_stratified(data):
     assert is_classifier(clf)
     assert clf.__sklearn_tags__().estimator_type == "classifier"
     assert isinstance(check_cv(3, y, classifier=is_classifier(clf)), StratifiedKFold)
-    scores = cross_val_score(tiny(epochs=1), X, y, cv=2)
-    assert scores.shape == (2,) and np.all((scores >= 0) & (scores <= 1))
+    scores = cross_val_score(tiny(**LEARN), X, y, cv=2)
+    assert scores.shape == (2,) and scores.min() > 0.8  # three learnable classes: chance is 1/3
 
 
 def test_init_only_stores_params_and_clone_is_unfitted(fitted):
@@ -75,13 +79,16 @@ def test_predict_proba_shape_and_classes_order(fitted, data):
     np.array([10, -3]),
 ])
 def test_string_and_integer_labels(labels):
-    X, y = make_blobs_images(32, n_classes=len(labels))
+    X, y = make_blobs_images(64, n_classes=len(labels))
     y_lab = labels[y]
-    clf = tiny(epochs=1).fit(X, y_lab)
+    clf = tiny(**LEARN).fit(X, y_lab)
     np.testing.assert_array_equal(clf.classes_, np.sort(labels))
-    assert set(clf.predict(X)) <= set(labels)
-    assert clf.predict_proba(X[:1]).shape == (1, len(labels))
-    assert 0.0 <= clf.score(X, y_lab) <= 1.0
+    proba = clf.predict_proba(X)
+    assert proba.shape == (64, len(labels))
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[proba.argmax(axis=1)])
+    # Learned, in the labels' own terms: each image gets its own label back.
+    assert clf.score(X, y_lab) > 0.9
+    assert clf.predict(X).dtype == clf.classes_.dtype
 
 
 def test_same_random_state_gives_identical_predictions_and_does_not_leak(data):
@@ -114,7 +121,7 @@ def test_validation_split_is_stratified_random_and_restores_best_weights(data):
     Xs, ys = X[order], y[order]
     clf = tiny(validation_split=0.25, epochs=6, early_stopping=True, patience=1, learning_rate=0.05,
                lr_schedule="constant")
-    train, val = clf._validation_indices(Xs, ys, 0)
+    train, val = clf._validation_indices(ys, 0)
     assert sorted(np.bincount(ys[val]).tolist()) == [5, 5, 5]
     assert not np.array_equal(np.sort(val), np.arange(45, 60))
     clf.fit(Xs, ys)
@@ -130,20 +137,23 @@ def test_history_without_validation(fitted):
     assert len(fitted.history_["loss"]) == 3
 
 
-@pytest.mark.parametrize("dtype", [np.uint8, np.float64, np.float32, np.int64])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float64, np.float32, np.int64, np.int8])
 def test_any_numeric_dtype_at_predict(fitted, data, dtype):
+    """uint8 and uint16 are scaled (as the loader does); other dtypes are used as they are."""
     X, _ = data
-    ref = fitted.predict_proba(X[:8])
     raw = np.rint(X[:8] * 255)
     if dtype == np.uint8:
-        Xd = raw.astype(np.uint8)  # uint8 is scaled to [0, 1], as the loader does
+        Xd, ref = raw.astype(np.uint8), raw / 255
+    elif dtype == np.uint16:
+        Xd, ref = (raw * 257).astype(np.uint16), raw * 257 / 65535
+    elif np.dtype(dtype).kind == "i":
+        Xd = (raw > 127).astype(dtype)  # 0/1 integer images, taken as the values they are
+        ref = Xd.astype(np.float32)
     else:
-        Xd = (raw / 255).astype(dtype) if dtype != np.int64 else None
-    if Xd is None:
-        out = fitted.predict_proba(np.zeros((2, 8, 8, 1), dtype=np.int64))
-        assert out.shape == (2, 3)
-        return
-    np.testing.assert_allclose(fitted.predict_proba(Xd), ref, atol=1e-5)
+        Xd, ref = (raw / 255).astype(dtype), raw / 255
+    expected = fitted.predict_proba(ref.astype(np.float32))
+    np.testing.assert_allclose(fitted.predict_proba(Xd), expected, atol=1e-5)
+    assert not np.allclose(expected, expected[:1])  # the images differ, so do their probabilities
 
 
 def test_fit_on_uint8_images(data):
@@ -161,15 +171,22 @@ def test_single_3d_image_gets_a_clear_error(fitted, data):
 
 def test_sklearn_meta_estimators(data):
     X, y = data
-    cal = CalibratedClassifierCV(tiny(epochs=1), cv=2).fit(X, y)
-    assert cal.predict_proba(X[:2]).shape == (2, 3)
-    vote = VotingClassifier([("a", tiny(epochs=1)), ("b", tiny(epochs=1, random_state=1))], voting="soft")
-    vote.fit(X, y)
-    assert vote.predict_proba(X[:2]).shape == (2, 3)
-    # Stacking's final estimator sees predict_proba of the CNN on flattened features.
-    stack = StackingClassifier([("cnn", tiny(epochs=1))], final_estimator=LogisticRegression(), cv=2)
+    cal = CalibratedClassifierCV(tiny(**LEARN), cv=2).fit(X, y)
+    proba = cal.predict_proba(X)
+    assert proba.shape == (60, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    assert (cal.predict(X) == y).mean() > 0.8
+    a, b = tiny(**LEARN), tiny(**LEARN, random_state=1)
+    vote = VotingClassifier([("a", a), ("b", b)], voting="soft").fit(X, y)
+    # Soft voting averages the members' probabilities: the CNN's must be real ones.
+    members = [est.predict_proba(X) for est in vote.estimators_]
+    np.testing.assert_allclose(vote.predict_proba(X), np.mean(members, axis=0), rtol=1e-5, atol=1e-6)
+    assert (vote.predict(X) == y).mean() > 0.8
+    # Stacking's final estimator learns from the CNN's out-of-fold probabilities.
+    stack = StackingClassifier([("cnn", tiny(**LEARN))], final_estimator=LogisticRegression(), cv=2)
     stack.fit(X, y)
-    assert stack.predict(X[:3]).shape == (3,)
+    assert stack.transform(X[:5]).shape == (5, 3)
+    assert (stack.predict(X) == y).mean() > 0.8
 
 
 def test_architecture_parameters_shape_the_network(data):
@@ -206,13 +223,58 @@ def test_augmentation_only_while_training(data):
     assert not np.allclose(train_out, clf.predict_proba(X[:8]))
 
 
-def test_class_weight_changes_training(data):
+def test_class_weight_changes_training_and_balanced_means_inverse_frequency():
+    """On imbalanced data: weights change the loss; "balanced" is n / (k * count) per class."""
+    X, y = make_blobs_images(60, n_classes=3)
+    keep = np.r_[np.flatnonzero(y == 0), np.flatnonzero(y == 1)[:10], np.flatnonzero(y == 2)[:5]]
+    X, y = X[keep], y[keep]  # 20, 10 and 5 images
+    plain = tiny(epochs=2).fit(X, y)
+    balanced = tiny(epochs=2, class_weight="balanced").fit(X, y)
+    counts = np.bincount(y)
+    explicit = {k: len(y) / (3 * c) for k, c in enumerate(counts)}
+    same = tiny(epochs=2, class_weight=explicit).fit(X, y)
+    assert balanced.history_["loss"][0] != pytest.approx(plain.history_["loss"][0], rel=1e-3)
+    np.testing.assert_allclose(balanced.history_["loss"], same.history_["loss"], rtol=1e-5)
+    np.testing.assert_allclose(balanced.predict_proba(X), same.predict_proba(X), atol=1e-6)
+
+
+def test_zero_sample_weights_leave_rows_out_also_with_a_validation_split(data):
+    """Weight 0 means "not trained on": the split is drawn among the rows that train."""
+    import keras
+
     X, y = data
-    plain = tiny(epochs=1).fit(X, y)
-    weighted = tiny(epochs=1, class_weight={0: 10.0, 1: 1.0, 2: 1.0}).fit(X, y)
-    balanced = tiny(epochs=1, class_weight="balanced").fit(X, y)
-    assert weighted.history_["loss"][0] != pytest.approx(plain.history_["loss"][0])
-    assert balanced.history_["loss"][0] == pytest.approx(plain.history_["loss"][0], rel=1e-4)  # already balanced
+    w = np.ones(len(y), np.float32)
+    w[::4] = 0  # 15 of 60 rows
+    steps = []
+
+    class Steps(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            steps.append(self.params["steps"])
+
+    kw = dict(validation_split=0.25, batch_size=1, epochs=1)
+    clf = tiny(**kw).fit(X, y, sample_weight=w, callbacks=[Steps()])
+    assert steps == [33]  # 45 rows of weight > 0, a quarter of them (12) held out
+    assert len(clf.history_["val_loss"]) == 1
+    assert w[0] == 0 and w[1] == 1  # the caller's weights are not changed
+    # The same as training on the weighted rows only.
+    alone = tiny(**kw).fit(X[w > 0], y[w > 0])
+    np.testing.assert_allclose(clf.predict_proba(X), alone.predict_proba(X), atol=1e-6)
+
+
+def test_a_diverged_fit_is_an_error_and_grid_search_scores_it_nan(data):
+    """A network whose training diverged is never returned as fitted, or scored as a candidate."""
+    from sklearn.exceptions import FitFailedWarning
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = data
+    with pytest.raises(ValueError, match="training diverged|not a finite number"):
+        tiny(optimizer="sgd", learning_rate=1e9).fit(X, y).predict(X)
+    search = GridSearchCV(tiny(**LEARN, optimizer="sgd"), {"learning_rate": [0.01, 1e9]}, cv=2)
+    with pytest.warns(FitFailedWarning):
+        search.fit(X, y)
+    scores = search.cv_results_["mean_test_score"]
+    assert np.isfinite(scores[0]) and np.isnan(scores[1])
+    assert search.best_params_ == {"learning_rate": 0.01}
 
 
 def test_many_fits_do_not_keep_models_alive(data):
@@ -229,13 +291,20 @@ def test_many_fits_do_not_keep_models_alive(data):
     assert sum(r() is not None for r in refs) == 0
 
 
-def test_partial_fit_trains_one_epoch_at_a_time(data):
+def test_partial_fit_trains_one_epoch_at_a_time_and_history_grows(data):
     X, y = data
-    clf = tiny()
+    clf = tiny(validation_split=0.2)
     clf.partial_fit(X, y, classes=[0, 1, 2])
+    first = clf.model_
     clf.partial_fit(X, y)
-    assert len(clf.history_["loss"]) >= 1
+    clf.partial_fit(X, y)
+    assert clf.model_ is first  # the same network, trained further
+    assert clf.current_epoch == 3
+    assert len(clf.history_["loss"]) == len(clf.history_["val_loss"]) == 3
+    assert clf.history_["loss"][-1] < clf.history_["loss"][0]
     assert clf.predict_proba(X[:2]).shape == (2, 3)
+    clf.fit(X, y)  # a new fit starts a new history
+    assert len(clf.history_["loss"]) == clf.epochs and clf.model_ is not first
 
 
 def _conv_paddings_and_augmentation(model):

@@ -62,9 +62,11 @@ def test_grid_search_over_layers_units_activations_decodes_images_once_per_split
         "cnnclassifier__units": [8, 16],
         "cnnclassifier__activation": ["relu", "tanh"],
     }
-    search = GridSearchCV(_pipe(paths["train_dir"], epochs=1), grid, cv=2, error_score="raise")
+    # scikit-learn's default error_score: a candidate that failed would score NaN silently.
+    search = GridSearchCV(_pipe(paths["train_dir"], epochs=1), grid, cv=2)
     search.fit(train, train["label"])
     assert len(search.cv_results_["params"]) == 8
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
     assert set(search.best_params_) == set(grid)
     assert search.best_estimator_.predict(train.iloc[:5]).shape == (5,)
     # 8 candidates x 2 folds read 2 x (train + test) sets plus the refit set:
