@@ -9,8 +9,19 @@ import pytest
 from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Tests run in parallel processes (pytest -n): one compute thread each, so
+    # that TensorFlow in every worker (and the CLI subprocesses it starts) does
+    # not take all the cores each.
+    for _name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+        os.environ.setdefault(_name, "1")
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(config, items):
+    """Slow tests first: with parallel workers (pytest -n 2) none is left alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 MNIST10K = Path(os.environ.get("SKIMGCLF_MNIST10K", REPO.parent / "shared" / "data" / "mnist10k"))
 
 

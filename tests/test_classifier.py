@@ -169,6 +169,7 @@ def test_single_3d_image_gets_a_clear_error(fitted, data):
         fitted.predict(X[0])
 
 
+@pytest.mark.slow
 def test_sklearn_meta_estimators(data):
     X, y = data
     cal = CalibratedClassifierCV(tiny(**LEARN), cv=2).fit(X, y)

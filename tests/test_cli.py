@@ -213,6 +213,7 @@ def _cv_results(path):
     return pd.read_csv(path)
 
 
+@pytest.mark.slow
 def test_search_with_json_grid(small_train_csv, digits_layout, tmp_path):
     grid = tmp_path / "grid.json"
     grid.write_text(json.dumps({"units": [8, 16], "cnnclassifier__conv_blocks": [1]}))
@@ -233,6 +234,7 @@ def test_search_with_json_grid(small_train_csv, digits_layout, tmp_path):
     assert f"best: conv_blocks=1, units={best_units}" in result.stdout
 
 
+@pytest.mark.slow
 def test_search_with_yaml_grid(small_train_csv, digits_layout, tmp_path):
     grid = tmp_path / "grid.yaml"
     grid.write_text("# one candidate\ncnnclassifier__dropout: [0.05]\nactivation: [elu]\n"
@@ -248,6 +250,7 @@ def test_search_with_yaml_grid(small_train_csv, digits_layout, tmp_path):
     assert step_params(model, "imagefolderloader")["target_size"] == (6, 6)
 
 
+@pytest.mark.slow
 def test_search_refuses_to_choose_among_failed_candidates(small_train_csv, digits_layout, tmp_path):
     """A candidate that fails (here: training diverges) is an error naming it, never a NaN "best"."""
     grid = tmp_path / "grid.json"
@@ -263,6 +266,7 @@ def test_search_refuses_to_choose_among_failed_candidates(small_train_csv, digit
 
 
 # ------------------------------------------------------------------- demo
+@pytest.mark.slow
 def test_demo_runs_the_whole_flow(tmp_path):
     folder = tmp_path / "demo"
     # The default (15 epochs) reaches about 0.99; 4 epochs keep this test short

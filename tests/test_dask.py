@@ -74,6 +74,7 @@ def _pid(estimator, X, y):
 
 
 # ------------------------------------------------------------- grid search
+@pytest.mark.slow
 def test_grid_search_on_workers_like_the_serial_run(client, data):
     from skimgclf import CNNClassifier, ImageFolderLoader
 

@@ -425,6 +425,7 @@ def test_inference_skips_outputs_the_pooling_drops(monkeypatch, shape, params, w
     np.testing.assert_allclose(clf.predict_proba(X), clf.model_.predict(X, verbose=0), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_predicting_with_many_networks_does_not_warn_of_retracing(caplog, monkeypatch):
     """One traced inference graph per network (a grid search fits many): no TensorFlow warning."""
     import logging

@@ -101,7 +101,8 @@ networks_and_shapes = st.fixed_dictionaries({
 })
 
 
-@settings(max_examples=14, deadline=None)
+@pytest.mark.slow
+@settings(max_examples=10, deadline=None)
 @given(case=networks_and_shapes)
 @example(case=dict(height=64, width=64, channels=3, conv_blocks=3, convs_per_block=1, kernel_size=3,
                    padding="auto", pooling="max", batch_norm=True, global_pooling="auto", hidden_layers=1,

@@ -43,6 +43,7 @@ def test_pipeline_on_a_train_test_split_of_the_csv(layout):
     assert (pred == truth["label"].to_numpy()).mean() > 0.8
 
 
+@pytest.mark.slow
 def test_grid_search_over_layers_units_activations_decodes_images_once_per_split(layout, monkeypatch):
     paths, train = layout
     train = train.iloc[:400]
@@ -95,6 +96,7 @@ print(json.dumps(pipe.predict_proba(test).tolist()))
     np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.slow
 def test_default_pipeline_on_mnist10k(mnist10k):
     train = pd.read_csv(mnist10k / "train.csv", dtype={"id": str})
     test = pd.read_csv(mnist10k / "test.csv", dtype={"id": str})

@@ -68,8 +68,10 @@ class IdsFrom2D(ImageFolderLoader):
         for row in pixels:
             name = hashlib.sha1(row.tobytes() + bytes([row.size % 256])).hexdigest()
             path = os.path.join(folder, name + ".png")
-            if not os.path.exists(path):
-                Image.fromarray(row[np.newaxis, :], "L").save(path)
+            if not os.path.exists(path):  # named by content: parallel test processes may share it
+                tmp = f"{path}.{os.getpid()}.tmp"
+                Image.fromarray(row[np.newaxis, :], "L").save(tmp, format="PNG")
+                os.replace(tmp, path)
             ids.append(name)
         return ids, arr.shape[1]
 
@@ -94,7 +96,10 @@ class IdsFrom2D(ImageFolderLoader):
 CLASSIFIER = ImagesFrom2D(conv_blocks=1, filters=8, units=16, epochs=8, batch_size=32, learning_rate=0.01,
                           lr_schedule="constant",
                           random_shift=0.0, random_rotation=0.0, random_zoom=0.0, random_state=0)
-LOADER = IdsFrom2D(tempfile.mkdtemp(prefix="skimgclf-checks-"), target_size=None, verbose=0)
+# One folder for every test process (the test ids name it, and must be the same in each).
+CHECKS_DIR = os.path.join(tempfile.gettempdir(), "skimgclf-sklearn-checks")
+os.makedirs(CHECKS_DIR, exist_ok=True)
+LOADER = IdsFrom2D(CHECKS_DIR, target_size=None, verbose=0)
 
 CLASSIFIER_CANNOT = {
     "check_estimator_tags_renamed":
