@@ -53,7 +53,8 @@ def main(argv=None):
     import keras
     import tensorflow as tf
 
-    from skimgclf import CNNClassifier, _classifier
+    from skimgclf import CNNClassifier
+    from skimgclf.model import inference
 
     rng = np.random.default_rng(0)
     print(f"{'shape':<12} {'images':>6} {'way':<20} {'time':>10} {'ratio':>7}   trace+first call")
@@ -62,7 +63,7 @@ def main(argv=None):
         # Trained a little, so that the batch norms hold real statistics.
         clf = CNNClassifier(epochs=1, random_state=0).fit(X[:512], np.arange(512) % 10)
         model = clf.model_
-        rows = _classifier._inference_rows(shape)
+        rows = inference._inference_rows(shape)
         chunk = max(1, 2**21 // (shape[0] * shape[1] * rows)) * rows
         spec = tf.TensorSpec((None,) + shape, tf.float32)
 
@@ -75,7 +76,7 @@ def main(argv=None):
             fn(X[:chunk])
             return fn, time.perf_counter() - t0
 
-        ours, t_ours = traced(lambda: _classifier._inference_function(model))
+        ours, t_ours = traced(lambda: inference._inference_function(model))
         plain, t_plain = traced(lambda: tf.function(lambda x: model(x, training=False),
                                                     input_signature=[spec]).get_concrete_function())
         xla, t_xla = traced(lambda: tf.function(lambda x: model(x, training=False), input_signature=[spec],

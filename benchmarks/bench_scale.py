@@ -224,18 +224,18 @@ SEARCH = textwrap.dedent("""
     grid = {"cnnclassifier__units": [32, 64], "cnnclassifier__filters": [8, 16]}
     search = GridSearchCV(pipe, grid, cv=StratifiedKFold(3, shuffle=True, random_state=0))
     if workers == 0:
-        import skimgclf._classifier  # TensorFlow imported before the clock starts, as on the workers
+        import skimgclf.model.classifier  # TensorFlow imported before the clock starts, as on the workers
         start = time.perf_counter()
         search.fit(table[["id"]], table["label"])
         up = 0.0
     else:
         from distributed import Client
-        from skimgclf._dask import local_cluster, warm_up
+        from skimgclf.cluster import local_cluster, warm_up
         t0 = time.perf_counter()
         cluster = local_cluster(workers)
         client = Client(cluster)
         warm_up(client)
-        import skimgclf._classifier
+        import skimgclf.model.classifier
         up = time.perf_counter() - t0
         start = time.perf_counter()
         with joblib.parallel_config(backend="dask"):

@@ -22,12 +22,12 @@ __all__ = [
 # to nothing: the loader brings scikit-learn (most of a second), the classifier
 # TensorFlow (seconds).
 _LAZY = {
-    "CNNClassifier": "._classifier",
-    "ImageFolderLoader": "._loader",
-    "clear_cache": "._loader",
-    "ModelFileError": "._persistence",
-    "load": "._persistence",
-    "save": "._persistence",
+    "CNNClassifier": ".model.classifier",
+    "ImageFolderLoader": ".io.loader",
+    "clear_cache": ".io.memcache",
+    "ModelFileError": ".errors",
+    "load": ".model.persistence",
+    "save": ".model.persistence",
 }
 
 

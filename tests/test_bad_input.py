@@ -4,7 +4,7 @@ Each case is one test on real files written in ``tmp_path``; the message the
 user sees is quoted (``...`` stands for the temporary folder).
 
 CSV tables
-- read by the command line (``skimgclf._tables.read_table``/``iter_table``):
+- read by the command line (``skimgclf.io.tables.read_table``/``iter_table``):
   empty file -> ``TableError: .../train.csv: the file is empty (expected a
   header line such as 'id,label')``; header only -> ``.../train.csv: the table
   has a header but no rows``; missing id column -> ``.../train.csv: no column
@@ -88,7 +88,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skimgclf import ImageFolderLoader
-from skimgclf._images import ImageDecodeError
+from skimgclf.errors import ImageDecodeError
 
 
 def _cnn(**kw):
@@ -125,7 +125,7 @@ def fitted(tmp_path_factory):
 
 # ------------------------------------------------------------------ CSV tables
 def _tables():
-    return pytest.importorskip("skimgclf._tables")
+    return pytest.importorskip("skimgclf.io.tables")
 
 
 def test_csv_empty_file(tmp_path):

@@ -115,6 +115,30 @@ def test_same_random_state_gives_identical_predictions_and_does_not_leak(data):
     assert np.array_equal(after[1], np_state[1]) and after[2] == np_state[2]
 
 
+def test_random_state_holds_while_other_threads_draw_from_pythons_random(data):
+    """Seeds come from random_state alone, not from Python's global random (a Dask worker's event
+    loop draws from it while a task builds its network)."""
+    import random
+    import threading
+
+    X, y = data
+    stop = threading.Event()
+
+    def draw():
+        while not stop.wait(0.0002):  # thousands of draws a second, without hogging the interpreter
+            random.random()
+
+    thread = threading.Thread(target=draw, daemon=True)
+    thread.start()
+    try:
+        a = tiny(dropout=0.5, random_shift=0.1).fit(X, y).predict_proba(X)
+        b = tiny(dropout=0.5, random_shift=0.1).fit(X, y).predict_proba(X)
+    finally:
+        stop.set()
+        thread.join()
+    np.testing.assert_array_equal(a, b)
+
+
 def test_validation_split_is_stratified_random_and_restores_best_weights(data):
     X, y = data
     order = np.argsort(y, kind="stable")  # sorted labels: a "last rows" split would be one class
@@ -204,7 +228,7 @@ def test_architecture_parameters_shape_the_network(data):
 
 
 def test_network_adapts_to_tiny_and_large_inputs():
-    from skimgclf._classifier import build_cnn
+    from skimgclf.model.network import build_cnn
 
     small = build_cnn((8, 8, 1), 3, conv_blocks=5, filters=4)
     assert all(d is None or d >= 1 for layer in small.layers for d in layer.output.shape)
@@ -319,7 +343,7 @@ def _conv_paddings_and_augmentation(model):
 
 def test_auto_padding_and_augmentation_follow_the_image_size():
     """28x28: every convolution trims, augmentation on; 8x8: trimming stops, augmentation off."""
-    from skimgclf._classifier import build_cnn
+    from skimgclf.model.network import build_cnn
 
     model = build_cnn((28, 28, 1), 10)
     paddings, augment = _conv_paddings_and_augmentation(model)

@@ -132,17 +132,19 @@ def test_train_report_files(trained):
 
 def test_loaded_model_and_help_defaults_match_the_api(trained):
     """The file loads with skimgclf.load; --help shows CNNClassifier's real defaults."""
-    import inspect
-
     import skimgclf
-    from skimgclf.cli import NETWORK_OPTIONS
+    from skimgclf.model.params import PARAMETERS
 
     pipe = skimgclf.load(trained[1])
     assert list(pipe[-1].classes_) == list(range(10))
     assert pipe[0].target_size == (8, 8)
-    signature = inspect.signature(skimgclf.CNNClassifier)
-    for _, param, _, default, _ in NETWORK_OPTIONS:
-        assert signature.parameters[param].default == default, param
+    defaults = skimgclf.CNNClassifier().get_params()
+    help_text = " ".join(run_cli("train", "--help").stdout.split()).split("network (CNNClassifier):", 1)[1]
+    exposed = [p for p in PARAMETERS if p.cli]
+    assert {p.name for p in exposed} >= {"epochs", "batch_size", "conv_blocks", "units", "learning_rate"}
+    for p in exposed:
+        entry = help_text.split(f" {p.cli} ", 1)[1].split(" --", 1)[0]
+        assert entry.endswith(f"(default: {defaults[p.name]})"), (p.name, entry)
 
 
 # ---------------------------------------------------------------- predict
@@ -289,7 +291,7 @@ def test_demo_runs_the_whole_flow(tmp_path):
 def test_error_missing_csv(tmp_path):
     model = tmp_path / "m.skimgclf"
     result = run_cli("train", tmp_path / "nope.csv", "--model", model)
-    assert_one_line_error(result, "training CSV not found", "nope.csv")
+    assert_one_line_error(result, "nope.csv: no such file (training CSV)")
     assert result.returncode == 1
     assert list(tmp_path.iterdir()) == []
 

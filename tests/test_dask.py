@@ -20,7 +20,7 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 
-from skimgclf import _dask
+from skimgclf import cluster as _dask
 from skimgclf.cli import main
 
 from conftest import make_blobs_images, write_images
@@ -159,7 +159,7 @@ def test_check_workers_names_a_missing_image_folder(client, tmp_path):
 
 # ------------------------------------------------------------------ scoring
 def test_score_chunks_in_order_with_rows_of_the_whole_table(client, data, model_file, tmp_path):
-    from skimgclf._tables import iter_table
+    from skimgclf.io.tables import iter_table
 
     root, table = data
     path, pipe = model_file
@@ -240,7 +240,7 @@ def test_cli_refuses_n_jobs_with_dask_and_a_missing_folder_on_workers(client, da
 
 # -------------------------------------------------------- without dask
 def test_import_is_lazy_and_missing_dask_is_explained(monkeypatch):
-    code = ("import sys, skimgclf._dask, skimgclf.cli; "
+    code = ("import sys, skimgclf.cluster, skimgclf.cli; "
             "assert 'distributed' not in sys.modules and 'dask' not in sys.modules, 'imported dask'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError

@@ -8,8 +8,12 @@ import pytest
 from PIL import Image, ImageOps
 
 import skimgclf
-from skimgclf import ImageFolderLoader, _images, _loader
-from skimgclf._images import ImageDecodeError, decode_image
+from skimgclf import ImageFolderLoader
+from skimgclf.io import decode as _images
+from skimgclf.io import loader as _loader
+from skimgclf.io import memcache, watch
+from skimgclf.errors import ImageDecodeError
+from skimgclf.io.decode import decode_image
 
 RNG = np.random.default_rng(0)
 
@@ -183,7 +187,7 @@ def test_batch_cache_notices_changes_in_sub_folders(tmp_path):
     (folder / "a").mkdir()
     arrays = write_folder(folder / "a" / "b", n=3) + arrays
     ids = ["a/b/0", "a/b/1", "a/b/2", "0", "1"]
-    assert _loader._folders_of([os.path.join(str(folder), "a", "b", "0.png"), str(folder / "1.png"),
+    assert memcache.folders_of([os.path.join(str(folder), "a", "b", "0.png"), str(folder / "1.png"),
                                 str(folder / "a" / "b" / "2.png")]) == {str(folder / "a" / "b"), str(folder)}
     skimgclf.clear_cache()
     loader = ImageFolderLoader(folder, target_size=(12, 12), verbose=0)
@@ -196,7 +200,7 @@ def test_batch_cache_notices_changes_in_sub_folders(tmp_path):
 
 
 def test_batch_cache_without_inotify_checks_every_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(_loader._CHANGES, "token", lambda dirs: None)
+    monkeypatch.setattr(watch.CHANGES, "token", lambda dirs: None)
     folder = tmp_path / "imgs"
     arrays = write_folder(folder)
     skimgclf.clear_cache()
@@ -214,7 +218,7 @@ def test_batch_cache_without_inotify_checks_every_file(tmp_path, monkeypatch):
 
 def test_seed_architecture_is_expressible():
     """padding="valid" and per-convolution filters give the seed tutorial's network exactly."""
-    from skimgclf._classifier import build_cnn
+    from skimgclf.model.network import build_cnn
 
     model = build_cnn((28, 28, 1), 10, conv_blocks=1, filters=[[32, 64]], convs_per_block=2,
                       padding="valid", batch_norm=False, conv_dropout=0.25, global_pooling="flatten",
@@ -228,8 +232,9 @@ def test_seed_architecture_is_expressible():
 
 def test_folded_inference_matches_keras_and_follows_new_weights(monkeypatch):
     """predict folds batch norm into the layer before it: same numbers as Keras' own predict."""
-    from skimgclf import CNNClassifier, _classifier
-    from skimgclf._classifier import _inference_steps
+    from skimgclf import CNNClassifier
+    from skimgclf.model import inference as _classifier
+    from skimgclf.model.inference import _inference_steps
 
     monkeypatch.setattr(_classifier, "_TRACE_FROM_PIXELS", 0)  # the traced graph from the first call
     X = RNG.random((120, 8, 8, 1), dtype=np.float32)
@@ -246,7 +251,8 @@ def test_folded_inference_matches_keras_and_follows_new_weights(monkeypatch):
 @pytest.mark.parametrize("n", [1, 7, 16, 17, 40])
 def test_inference_in_sub_batches_gives_every_row(monkeypatch, n):
     """Sub-batches of the traced inference: fewer rows than one, exactly some, and a remainder."""
-    from skimgclf import CNNClassifier, _classifier
+    from skimgclf import CNNClassifier
+    from skimgclf.model import inference as _classifier
 
     monkeypatch.setattr(_classifier, "_inference_rows", lambda shape: 8)
     monkeypatch.setattr(_classifier, "_TRACE_FROM_PIXELS", 0)
@@ -411,8 +417,9 @@ def test_loader_uses_threads_only_where_decoding_is_slow(tmp_path, monkeypatch):
 ])
 def test_inference_skips_outputs_the_pooling_drops(monkeypatch, shape, params, windows):
     """Odd-sized maps before "valid" pooling: only the used outputs are computed, same numbers."""
-    from skimgclf import CNNClassifier, _classifier
-    from skimgclf._classifier import _conv_window, _inference_steps
+    from skimgclf import CNNClassifier
+    from skimgclf.model import inference as _classifier
+    from skimgclf.model.inference import _conv_window, _inference_steps
 
     monkeypatch.setattr(_classifier, "_TRACE_FROM_PIXELS", 0)
     X = RNG.random((90,) + shape, dtype=np.float32)
@@ -430,7 +437,8 @@ def test_predicting_with_many_networks_does_not_warn_of_retracing(caplog, monkey
     """One traced inference graph per network (a grid search fits many): no TensorFlow warning."""
     import logging
 
-    from skimgclf import CNNClassifier, _classifier
+    from skimgclf import CNNClassifier
+    from skimgclf.model import inference as _classifier
 
     monkeypatch.setattr(_classifier, "_TRACE_FROM_PIXELS", 0)
     X = RNG.random((40, 8, 8, 1), dtype=np.float32)

@@ -16,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from skimgclf import CNNClassifier, _classifier
+from skimgclf import CNNClassifier
+from skimgclf.model import inference as _classifier
 
 RNG = np.random.default_rng(0)
 #: The two ways of predicting: traced from the first call, or never traced.

@@ -12,7 +12,7 @@ from sklearn.base import clone
 
 import skimgclf
 from skimgclf import ImageFolderLoader
-from skimgclf import _loader
+from skimgclf.io import loader as _loader
 
 from conftest import write_images
 
@@ -60,7 +60,7 @@ def test_all_input_forms_give_the_same_array(tmp_path):
 
 def test_integer_id_columns_give_the_ids_of_the_general_path():
     """NumPy integer ids take a shortcut; the text is that of one id at a time, errors stay."""
-    from skimgclf._loader import _id_to_str, ids_from_table
+    from skimgclf.io.ids import _id_to_str, ids_from_table
 
     values = [0, 7, 12, 2**40, 65535]
     expected = [_id_to_str(v, row) for row, v in enumerate(values)]
@@ -241,7 +241,7 @@ def test_progress_bar_only_on_a_terminal(tmp_path, monkeypatch):
         def update(self, n=1):
             pass
 
-    monkeypatch.setattr(_loader, "tqdm", Bar)
+    monkeypatch.setattr("tqdm.auto.tqdm", Bar)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     ImageFolderLoader(tmp_path, target_size=(8, 8), cache=False, verbose=1).fit_transform([0, 1, 2])
     ImageFolderLoader(tmp_path, target_size=(8, 8), cache=False, verbose=0).fit_transform([0, 1, 2])

@@ -284,7 +284,7 @@ def test_member_added_or_removed(saved, tmp_path):
 
 
 def test_member_declaring_a_huge_size_is_refused(saved, tmp_path, monkeypatch):
-    from skimgclf import _persistence
+    from skimgclf.model import persistence as _persistence
 
     monkeypatch.setattr(_persistence, "_MAX_MEMBER_BYTES", 5000)
     with pytest.raises(ModelFileError, match=r"member model_0\.keras declares \d+ bytes, more than 5000 "

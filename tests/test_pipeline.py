@@ -14,7 +14,7 @@ from sklearn.pipeline import make_pipeline
 
 import skimgclf
 from skimgclf import CNNClassifier, ImageFolderLoader
-from skimgclf import _loader
+from skimgclf.io import loader as _loader
 
 SMALL = dict(conv_blocks=1, filters=8, units=16, epochs=3, batch_size=32, random_shift=0.0,
              random_rotation=0.0, random_zoom=0.0, validation_split=0.0, random_state=0)

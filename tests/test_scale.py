@@ -12,9 +12,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from skimgclf import ImageFolderLoader, _diskcache, _loader
-from skimgclf._scoring import iter_predict_proba, predict_csv
-from skimgclf._tables import iter_table
+from skimgclf import ImageFolderLoader
+from skimgclf.io import diskcache as _diskcache
+from skimgclf.io import loader as _loader
+from skimgclf.io import memcache, paths
+from skimgclf.scoring import iter_predict_proba, predict_csv
+from skimgclf.io.tables import iter_table
 
 from conftest import make_blobs_images, write_images
 
@@ -90,7 +93,8 @@ def test_disk_cache_is_shared_with_another_process(folder, tmp_path):
     np.save(tmp_path / "expected.npy", expected)
     code = f"""
 import numpy as np
-from skimgclf import ImageFolderLoader, _loader
+from skimgclf import ImageFolderLoader
+from skimgclf.io import loader as _loader
 calls = []
 for name in ("_decode_fast", "decode_image"):
     setattr(_loader, name, lambda *a, _f=getattr(_loader, name), **k: calls.append(1) or _f(*a, **k))
@@ -154,13 +158,14 @@ def test_disk_cache_keeps_the_loader_errors_and_validates_the_parameter(folder, 
 def test_pipeline_trains_on_memory_mapped_images_batch_by_batch(folder, tmp_path, monkeypatch):
     from sklearn.pipeline import make_pipeline
 
-    from skimgclf import CNNClassifier, _classifier
+    from skimgclf import CNNClassifier
+    from skimgclf.model import training
 
     image_dir, ids = folder
     monkeypatch.setattr(_diskcache, "OUTPUT_MEMMAP_BYTES", 1024)
     batches = []
-    original = _classifier._MappedBatches.__getitem__
-    monkeypatch.setattr(_classifier._MappedBatches, "__getitem__",
+    original = training.MappedBatches.__getitem__
+    monkeypatch.setattr(training.MappedBatches, "__getitem__",
                         lambda self, i: batches.append(i) or original(self, i))
     y = np.arange(40) % 2  # make_blobs_images: class k has its bright square in quadrant k
     pipe = make_pipeline(
@@ -196,11 +201,11 @@ def scored_model(tmp_path_factory):
 
 def test_predict_csv_chunk_by_chunk_matches_predict(scored_model, tmp_path):
     root, ids, pipe = scored_model
-    _loader.clear_cache()
+    memcache.clear_cache()
     n = predict_csv(pipe, root / "test.csv", tmp_path / "out.csv", proba=True, chunk_size=7)
     assert n == 30
     # Nothing of the chunks stayed in memory, and the model was not changed.
-    assert len(_loader._BATCHES) == 0 and pipe[0].cache is True
+    assert len(memcache.BATCHES) == 0 and pipe[0].cache is True
     out = pd.read_csv(tmp_path / "out.csv", dtype=str)
     assert out["id"].tolist() == ids  # "0007" stays "0007"
     assert out["label"].tolist() == pipe.predict(ids).tolist()
@@ -236,7 +241,7 @@ def test_chunks_of_a_large_folder_are_resolved_without_listing_it_again(tmp_path
     whole = loader.transform(ids)  # lists the folder once
     listings = []
     original = os.scandir
-    monkeypatch.setattr(_loader.os, "scandir", lambda *a: listings.append(a) or original(*a))
+    monkeypatch.setattr(paths.os, "scandir", lambda *a: listings.append(a) or original(*a))
     chunk = ids[100:170] + ["inside", "sub/x", "7.png"]
     got = loader.transform(chunk)
     assert listings == []  # 73 ids of a 1,204-entry folder: one lstat each

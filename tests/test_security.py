@@ -80,7 +80,7 @@ from PIL import Image, ImageFile
 
 import skimgclf
 from skimgclf import ImageFolderLoader, ModelFileError
-from skimgclf._images import ImageDecodeError
+from skimgclf.errors import ImageDecodeError
 
 
 # ------------------------------------------------------------------- helpers

@@ -91,9 +91,11 @@ class IdsFrom2D(ImageFolderLoader):
         return tags
 
 
-# Small, quick to train, accurate enough for scikit-learn's training checks
-# (accuracy > 0.83 on its blobs: 0.92 with these settings).
-CLASSIFIER = ImagesFrom2D(conv_blocks=1, filters=8, units=16, epochs=8, batch_size=32, learning_rate=0.01,
+# Small, quick to train, and trained enough for scikit-learn's checks that
+# need learning (accuracy > 0.83 on its blobs; > 87 % of predictions for a
+# class weighted 10^7 times more): these settings pass them for every
+# random_state tried (0-3).
+CLASSIFIER = ImagesFrom2D(conv_blocks=1, filters=8, units=16, epochs=10, batch_size=32, learning_rate=0.02,
                           lr_schedule="constant",
                           random_shift=0.0, random_rotation=0.0, random_zoom=0.0, random_state=0)
 # One folder for every test process (the test ids name it, and must be the same in each).

@@ -62,7 +62,7 @@ class CommandHelp(SphinxDirective):
             raise self.error(
                 f"{' '.join(argv[1:])} exited with status {proc.returncode}: {proc.stderr.strip()}"
             )
-        for name in ("cli.py", "_tables.py", "__main__.py"):
+        for name in ("cli/parser.py", "cli/commands.py", "model/params.py", "io/tables.py", "__main__.py"):
             self.env.note_dependency(str(Path(__file__).resolve().parents[2] / "skimgclf" / name))
         text = "$ skimgclf " + " ".join([*self.arguments, "--help"]) + "\n" + proc.stdout.rstrip()
         block = nodes.literal_block(text, text)

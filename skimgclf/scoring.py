@@ -5,8 +5,13 @@ table at once with ``predict`` -- every image in memory together. For a
 table of millions of rows, :func:`predict_csv` reads the CSV, loads and
 scores it chunk by chunk, and writes the predictions as it goes: memory is
 set by ``chunk_size``, not by the length of the table. With a Dask client
-the chunks are scored on the cluster's workers (:mod:`skimgclf._dask`), and
-the file written is the same. ``skimgclf predict`` is this function.
+the chunks are scored on the cluster's workers (:mod:`skimgclf.cluster`), and
+the file written is the same. ``skimgclf predict`` is this function, and
+``skimgclf evaluate`` reads the same chunks through :func:`iter_predict_proba`.
+
+:func:`split_pipeline` (from :mod:`skimgclf._pipelines`) is the one check
+that a model is a fitted pipeline starting with an
+:class:`~skimgclf.ImageFolderLoader`.
 
 Importing this module never imports TensorFlow or Dask.
 """
@@ -14,39 +19,15 @@ Importing this module never imports TensorFlow or Dask.
 from __future__ import annotations
 
 import os
-import re
+import sys
 
 import numpy as np
 
-__all__ = ["iter_predict_proba", "predict_csv", "prediction_table"]
+from ._files import atomic_write
+from ._pipelines import chunk_loader, split_pipeline
+from .errors import InputError, TableError
 
-_ROW = re.compile(r"^row (\d+): ")
-
-
-def _shift_rows(exc, start):
-    """``exc`` with its "row N:" (a row of a chunk) turned into a row of the whole table."""
-    match = _ROW.match(str(exc)) if isinstance(exc, ValueError) else None
-    if match is None or not start:
-        return exc
-    message = f"row {int(match.group(1)) + start}: {str(exc)[match.end():]}"
-    try:
-        shifted = type(exc)(message)
-    except TypeError:  # pragma: no cover - an exception type with other arguments
-        shifted = ValueError(message)
-    shifted.__cause__ = exc
-    return shifted
-
-
-def _split(model):
-    """``(loader, rest)`` of a fitted pipeline that starts with an ImageFolderLoader."""
-    from sklearn.pipeline import Pipeline
-
-    from ._loader import ImageFolderLoader
-
-    if not (isinstance(model, Pipeline) and isinstance(model.steps[0][1], ImageFolderLoader)):
-        raise TypeError("model must be a fitted Pipeline whose first step is an ImageFolderLoader, "
-                         f"not {type(model).__name__}")
-    return model.steps[0][1], model[1:]
+__all__ = ["iter_predict_proba", "predict_csv", "prediction_table", "split_pipeline"]
 
 
 def iter_predict_proba(model, chunks, *, image_dir=None, id_column="id", client=None, model_file=None):
@@ -58,7 +39,7 @@ def iter_predict_proba(model, chunks, *, image_dir=None, id_column="id", client=
         A fitted ``Pipeline(ImageFolderLoader, ..., classifier)``. It is not
         changed: each chunk is loaded by a copy of its loader.
     chunks : iterable of DataFrame
-        The table in chunks (``skimgclf._tables.iter_table``, or
+        The table in chunks (:func:`skimgclf.io.tables.iter_table`, or
         ``pandas.read_csv(..., chunksize=N)``), ids in ``id_column``.
     image_dir : str, path-like or None, default=None
         Folder of the images; ``None`` keeps the loader's ``image_dir``.
@@ -66,7 +47,7 @@ def iter_predict_proba(model, chunks, *, image_dir=None, id_column="id", client=
         The column of ids.
     client : distributed.Client or None, default=None
         Score the chunks on this Dask cluster's workers instead of here (see
-        :func:`skimgclf._dask.score_chunks`).
+        :func:`skimgclf.cluster.scoring.score_chunks`).
     model_file : str, path-like or None, default=None
         With a client: the file ``model`` was loaded from, sent to the
         workers as it is (otherwise ``model`` is saved to send it).
@@ -80,34 +61,25 @@ def iter_predict_proba(model, chunks, *, image_dir=None, id_column="id", client=
 
     Raises
     ------
-    ValueError
-        A loading error; its "row N" counts from the start of the table.
+    InputError
+        A loading error; its ``row`` counts from the start of the table.
     """
-    loader, rest = _split(model)
+    loader, rest = split_pipeline(model)
     if client is not None:
-        from ._dask import score_chunks
+        from .cluster.scoring import score_chunks
 
         yield from score_chunks(client, model_file if model_file is not None else model, chunks,
                                 image_dir=image_dir, id_column=id_column, pipeline=model)
         return
-    from ._loader import ImageFolderLoader
-
-    params = loader.get_params()
-    if image_dir is not None:
-        params["image_dir"] = image_dir
-    # Each chunk is read once: neither cache would be used again, and the
-    # in-memory one would grow with the length of the table.
-    params.update(id_column=id_column, cache=False, cache_dir=None, verbose=0)
-    chunk_loader = ImageFolderLoader(**params)
+    reader = chunk_loader(loader, image_dir=image_dir, id_column=id_column)
     start = 0
     for chunk in chunks:
         try:
-            proba = rest.predict_proba(chunk_loader.transform(chunk[[id_column]]))
-        except ValueError as exc:
-            shifted = _shift_rows(exc, start)
-            if shifted is exc:
+            proba = rest.predict_proba(reader.transform(chunk[[id_column]]))
+        except InputError as exc:
+            if exc.row is None or not start:
                 raise
-            raise shifted from None
+            raise exc.at_row(exc.row + start) from None
         start += len(chunk)
         yield chunk, proba
 
@@ -193,18 +165,17 @@ def predict_csv(model, csv, out, *, image_dir=None, id_column="id", label_column
     Examples
     --------
     >>> from skimgclf import load                                   # doctest: +SKIP
-    >>> from skimgclf._scoring import predict_csv                   # doctest: +SKIP
+    >>> from skimgclf.scoring import predict_csv                    # doctest: +SKIP
     >>> predict_csv(load("model.skimgclf"), "test.csv", "predictions.csv",
     ...             image_dir="test/")                              # doctest: +SKIP
     200000
     """
-    from ._report import atomic_write
-    from ._tables import iter_table
+    from .io.tables import iter_table
 
-    classes = model.steps[-1][1].classes_
+    classes = split_pipeline(model)[1].classes_
     csv = os.fspath(csv)
     n = 0
-    with atomic_write(out, suffix=".csv") as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+    with atomic_write(out) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
         chunks = iter_table(csv, id_column=id_column, chunksize=chunk_size)
         try:
             for chunk, p in iter_predict_proba(model, chunks, image_dir=image_dir, id_column=id_column,
@@ -215,14 +186,9 @@ def predict_csv(model, csv, out, *, image_dir=None, id_column="id", label_column
                 n += len(chunk)
                 if progress is not None:
                     progress(len(chunk))
-        except ValueError as exc:
-            match = _ROW.match(str(exc))
-            if match is None:
+        except InputError as exc:
+            error = TableError.from_input_error(exc, csv, range(2, sys.maxsize))  # row 0 is line 2
+            if error is exc:
                 raise
-            message = f"{csv} line {int(match.group(1)) + 2}: {str(exc)[match.end():]}"
-            try:
-                error = type(exc)(message)
-            except TypeError:  # pragma: no cover - an exception type with other arguments
-                error = ValueError(message)
             raise error from exc
     return n

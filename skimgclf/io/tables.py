@@ -7,8 +7,8 @@ column holding only plain integers (``0``, ``7``, ``-3``; no leading zeros,
 no signs other than ``-``) becomes integers, so classes sort numerically and
 are written back exactly as they were read.
 
-Errors are :class:`TableError` (a ``ValueError``) naming the file and the
-line. Importing this module never imports TensorFlow.
+Errors are :class:`~skimgclf.errors.TableError` (a ``ValueError``) naming
+the file and the line (``.path``, ``.line``). Importing this module never imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import re
 
 import numpy as np
 import pandas as pd
+
+from ..errors import InputError, TableError
 
 __all__ = [
     "TableError",
@@ -33,45 +35,39 @@ _PLAIN_INT = re.compile(r"-?(0|[1-9][0-9]*)")
 _FIRST_LINE = 2
 
 
-class TableError(ValueError):
-    """A CSV table is missing, unreadable, or lacks a column or a value."""
-
-
-def _read_options(path):
-    return dict(dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig",
-                skipinitialspace=False)
+#: How every table is read: each cell as text, exactly as written.
+_READ_OPTIONS = dict(dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig", skipinitialspace=False)
 
 
 def _open_csv(path, what, **kwargs):
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise TableError(f"{what} not found: {path}")
+        raise TableError(f"no such file ({what})", path=path)
     if os.path.isdir(path):
-        raise TableError(f"{what} {path} is a folder, not a CSV file")
+        raise TableError(f"a folder, not a CSV file ({what})", path=path)
     try:
-        return pd.read_csv(path, **_read_options(path), **kwargs)
+        return pd.read_csv(path, **_READ_OPTIONS, **kwargs)
     except pd.errors.EmptyDataError:
-        raise TableError(f"{path}: the file is empty (expected a header line such as 'id,label')") from None
+        raise TableError("the file is empty (expected a header line such as 'id,label')", path=path) from None
     except pd.errors.ParserError as exc:
-        raise TableError(f"{path}: not a readable CSV file ({' '.join(str(exc).split())})") from None
+        raise TableError(f"not a readable CSV file ({' '.join(str(exc).split())})", path=path) from None
     except UnicodeDecodeError as exc:
-        raise TableError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise TableError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=path) from None
 
 
 def _check_columns(df, path, id_column, label_column=None):
     columns = [str(c) for c in df.columns]
     for name, option in ((id_column, "--id-column"), (label_column, "--label-column")):
         if name is not None and name not in df.columns:
-            raise TableError(
-                f"{path}: no column {name!r}; the columns are {columns} (choose one with {option})"
-            )
+            raise TableError(f"no column {name!r}; the columns are {columns} (choose one with {option})",
+                             path=path)
 
 
 def _check_values(df, path, column, what, first_line):
     values = df[column].to_numpy(dtype=object)
     empty = np.flatnonzero([not str(v).strip() for v in values])
     if empty.size:
-        raise TableError(f"{path} line {first_line + int(empty[0])}: the {what} is empty")
+        raise TableError(f"the {what} is empty", path=path, line=first_line + int(empty[0]))
 
 
 def read_table(path, *, id_column="id", label_column=None, what="CSV file"):
@@ -103,7 +99,7 @@ def read_table(path, *, id_column="id", label_column=None, what="CSV file"):
     df = _open_csv(path, what)
     _check_columns(df, path, id_column, label_column)
     if len(df) == 0:
-        raise TableError(f"{path}: the table has a header but no rows")
+        raise TableError("the table has a header but no rows", path=path)
     _check_values(df, path, id_column, "image id", _FIRST_LINE)
     if label_column is not None:
         _check_values(df, path, label_column, "label", _FIRST_LINE)
@@ -152,14 +148,14 @@ def iter_table(path, *, id_column="id", label_column=None, chunksize=4096, what=
                 n += len(chunk)
                 yield chunk
         except pd.errors.ParserError as exc:
-            raise TableError(f"{path}: not a readable CSV file ({' '.join(str(exc).split())})") from None
+            raise TableError(f"not a readable CSV file ({' '.join(str(exc).split())})", path=path) from None
         except UnicodeDecodeError as exc:
-            raise TableError(f"{path}: not UTF-8 text ({exc.reason})") from None
+            raise TableError(f"not UTF-8 text ({exc.reason})", path=path) from None
     if n == 0:
         # The header alone: say so (pandas yields nothing).
         header = _open_csv(path, what, nrows=0)
         _check_columns(header, path, id_column, label_column)
-        raise TableError(f"{path}: the table has a header but no rows")
+        raise TableError("the table has a header but no rows", path=path)
 
 
 def count_rows(path):
@@ -214,7 +210,9 @@ def labels_from_text(values, *, like=None, path=None, first_line=_FIRST_LINE):
     Raises
     ------
     TableError
-        If a label cannot be read as the model's class type.
+        If a label cannot be read as the model's class type (an
+        :class:`~skimgclf.errors.InputError` naming the row when ``path`` is
+        None).
     """
     text = [str(v).strip() for v in values]
     kind = None if like is None else np.asarray(like).dtype.kind
@@ -232,11 +230,11 @@ def labels_from_text(values, *, like=None, path=None, first_line=_FIRST_LINE):
             try:
                 out.append(convert(t))
             except ValueError:
-                where = f"{path} line {first_line + i}" if path else f"row {i}"
-                raise TableError(
-                    f"{where}: label {t!r} is not a number, but the model's classes are numbers "
-                    f"({', '.join(str(c) for c in np.asarray(like)[:5])}...)"
-                ) from None
+                message = (f"label {t!r} is not a number, but the model's classes are numbers "
+                           f"({', '.join(str(c) for c in np.asarray(like)[:5])}...)")
+                if path is None:
+                    raise InputError(message, row=i) from None
+                raise TableError(message, path=path, line=first_line + i) from None
         return np.asarray(out, dtype=np.int64 if kind in "iu" else np.float64)
     return np.asarray(text, dtype=object)
 
@@ -273,6 +271,6 @@ def default_image_dir(csv_path):
         if os.path.isdir(candidate):
             return candidate
     raise TableError(
-        f"no image folder given and {candidates[0]}{os.sep} (beside {name}, named after it) "
-        "does not exist; give the folder with --images DIR"
+        f"no image folder given, and {candidates[0]}{os.sep} (beside {name}, named after it) "
+        "does not exist; give the folder with --images DIR", path=csv_path
     )

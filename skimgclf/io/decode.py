@@ -1,30 +1,28 @@
 """Decoding one image file into a ``uint8`` array of a fixed layout.
 
 This module knows about pixels only: colour modes, bit depths, EXIF
-orientation, resizing and decompression bombs. It never imports TensorFlow.
+orientation, resizing and decompression bombs. Each file is read once. It
+never imports TensorFlow.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..errors import ImageDecodeError
+
+__all__ = ["COLOR_MODES", "DEFAULT_MAX_PIXELS", "ImageDecodeError", "decode_image"]
+
 #: PIL mode and channel count for each ``color_mode`` of the loader.
 COLOR_MODES = {"grayscale": ("L", 1), "rgb": ("RGB", 3), "rgba": ("RGBA", 4)}
 
 #: Images with more pixels than this are refused before decoding.
 DEFAULT_MAX_PIXELS = 64_000_000
-
-
-class ImageDecodeError(ValueError):
-    """An image file could not be read or decoded.
-
-    Subclasses :class:`ValueError`, so code that catches bad-input errors of
-    scikit-learn also catches it. The message names the file.
-    """
 
 
 def _to_8bit(img):
@@ -223,14 +221,17 @@ def _too_many_pixels(pixels, max_pixels):
 
 
 def _read_for_fast_path(path):
-    """The bytes of a PNG or JPEG file of at most 16 MiB; a prefix for other files; None if unreadable."""
+    """The bytes of a file of at most 16 MiB (the only read of it); None if larger or unreadable.
+
+    Larger files are left to Pillow, which reads them lazily from the path.
+    """
     try:
         fd = os.open(path, _OPEN_FLAGS)
     except (OSError, TypeError, ValueError):
         return None  # Pillow reports it
     try:
         data = os.read(fd, _FIRST_READ)
-        if len(data) == _FIRST_READ and data.startswith((_PNG_SIGNATURE, _JPEG_SOI)):
+        if len(data) == _FIRST_READ:
             size = os.fstat(fd).st_size
             if size > _FAST_MAX_BYTES:
                 return None
@@ -282,7 +283,7 @@ def _decode_fast(path, color_mode, target_size, max_pixels, data=None):
     return arr
 
 
-def decode_image(path, color_mode="grayscale", target_size=None, max_pixels=DEFAULT_MAX_PIXELS):
+def decode_image(path, color_mode="grayscale", target_size=None, max_pixels=DEFAULT_MAX_PIXELS, data=None):
     """Decode one image file into a ``uint8`` array ``(height, width, channels)``.
 
     Parameters
@@ -296,6 +297,9 @@ def decode_image(path, color_mode="grayscale", target_size=None, max_pixels=DEFA
     max_pixels : int or None, default=64_000_000
         Images whose header declares more pixels are refused before their
         pixel data is decoded (decompression bombs). ``None`` disables the check.
+    data : bytes or None, default=None
+        The file's content, if the caller has read it already (the file is
+        then not opened again).
 
     Returns
     -------
@@ -316,14 +320,20 @@ def decode_image(path, color_mode="grayscale", target_size=None, max_pixels=DEFA
     Pillow. Resizing averages pixel areas when shrinking and interpolates
     bilinearly when enlarging.
     """
-    arr = _decode_fast(path, color_mode, target_size, max_pixels)
+    if data is None:
+        data = _read_for_fast_path(path)
+    arr = None if data is None else _decode_fast(path, color_mode, target_size, max_pixels, data)
     if arr is not None:
         return arr
-    return _decode_pil(path, color_mode, target_size, max_pixels)
+    return _decode_pil(path, color_mode, target_size, max_pixels, data)
 
 
-def _decode_pil(path, color_mode, target_size, max_pixels):
-    """The Pillow path of :func:`decode_image`: every format and mode, and the errors."""
+def _decode_pil(path, color_mode, target_size, max_pixels, data=None):
+    """The Pillow path of :func:`decode_image`: every format and mode, and the errors.
+
+    ``data`` (the whole file, if read already) is decoded from memory; else
+    Pillow opens ``path``.
+    """
     mode, channels = COLOR_MODES[color_mode]
     try:
         # max_pixels (checked below, before decoding) governs. Pillow may also
@@ -331,12 +341,12 @@ def _decode_pil(path, color_mode, target_size, max_pixels):
         # hard limit still refuses larger images in Image.open. No
         # warnings.catch_warnings() here: it is not thread-safe, and the
         # loader decodes in threads.
-        with Image.open(path) as img:
+        with Image.open(path if data is None else io.BytesIO(data)) as img:
             w, h = img.size
             if max_pixels is not None and w * h > max_pixels:
                 raise ImageDecodeError(
                     f"{path}: image of {w}x{h} pixels exceeds max_pixels={max_pixels} "
-                    "(possible decompression bomb); refused before decoding"
+                    "(possible decompression bomb); refused before decoding", path=str(path)
                 )
             if target_size is not None and img.format == "JPEG":
                 # Let libjpeg decode at a reduced scale when that is still
@@ -350,26 +360,27 @@ def _decode_pil(path, color_mode, target_size, max_pixels):
     except ImageDecodeError:
         raise
     except FileNotFoundError as exc:
-        raise ImageDecodeError(f"{path}: image file not found") from exc
+        raise ImageDecodeError(f"{path}: image file not found", path=str(path)) from exc
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise ImageDecodeError(
             f"{path}: {exc} (possible decompression bomb; Pillow's limit, "
-            "PIL.Image.MAX_IMAGE_PIXELS, applies whatever max_pixels is); refused before decoding"
+            "PIL.Image.MAX_IMAGE_PIXELS, applies whatever max_pixels is); refused before decoding",
+            path=str(path),
         ) from exc
     except UnidentifiedImageError as exc:
         try:
-            empty = os.path.getsize(path) == 0
+            empty = (len(data) if data is not None else os.path.getsize(path)) == 0
         except OSError:
             empty = False
         if empty:
-            raise ImageDecodeError(f"{path}: empty file (0 bytes), not an image") from exc
-        raise ImageDecodeError(f"{path}: not a readable image file") from exc
+            raise ImageDecodeError(f"{path}: empty file (0 bytes), not an image", path=str(path)) from exc
+        raise ImageDecodeError(f"{path}: not a readable image file", path=str(path)) from exc
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageDecodeError(f"{path}: cannot decode image ({exc})") from exc
+        raise ImageDecodeError(f"{path}: cannot decode image ({exc})", path=str(path)) from exc
     if target_size is not None:
         arr = _resize(arr, target_size)
     if arr.ndim == 2:
         arr = arr[:, :, np.newaxis]
     if arr.shape[2] != channels:  # pragma: no cover - PIL guarantees the mode
-        raise ImageDecodeError(f"{path}: decoded {arr.shape[2]} channels, expected {channels}")
+        raise ImageDecodeError(f"{path}: decoded {arr.shape[2]} channels, expected {channels}", path=str(path))
     return arr

@@ -41,7 +41,9 @@ import zlib
 
 import numpy as np
 
-from ._loader import ImageFolderLoader
+from .._files import atomic_write
+from ..errors import ModelFileError
+from ..io.loader import ImageFolderLoader
 
 __all__ = ["ModelFileError", "load", "save"]
 
@@ -54,14 +56,10 @@ _MAX_MEMBER_BYTES = int(os.environ.get("SKIMGCLF_MAX_MODEL_BYTES", str(4 * 1024*
 _MEMBER_NAME = re.compile(r"(skimgclf\.json|model_[0-9]+\.keras)")
 
 
-class ModelFileError(ValueError):
-    """A model file is not a valid skimgclf model (corrupt, truncated, tampered or foreign)."""
-
-
 def _classes():
     from sklearn.pipeline import Pipeline
 
-    from ._classifier import CNNClassifier
+    from .classifier import CNNClassifier
 
     return {"ImageFolderLoader": ImageFolderLoader, "CNNClassifier": CNNClassifier, "Pipeline": Pipeline}
 
@@ -191,7 +189,7 @@ def save(estimator, path):
     models = []
     manifest = {"format": FORMAT, "format_version": FORMAT_VERSION,
                 "estimator": _describe(estimator, "estimator", models)}
-    from . import __version__
+    from .. import __version__
 
     manifest["skimgclf_version"] = __version__
     members = {_MANIFEST: json.dumps(manifest, indent=1, sort_keys=True).encode()}
@@ -202,71 +200,13 @@ def save(estimator, path):
             with open(file, "rb") as fh:
                 members[f"model_{i}.keras"] = fh.read()
     sums = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in members.items())
-    folder, base = os.path.split(os.path.abspath(path))
-    _remove_stale_partials(folder, base)
-    fd, tmp_path = tempfile.mkstemp(prefix=f".{base}.{os.getpid()}-", suffix=_PARTIAL, dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    with atomic_write(path) as tmp_path:
+        with open(tmp_path, "wb") as fh:
             with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
                 zf.writestr(_SUMS, sums)
                 for name, data in members.items():
                     zf.writestr(name, data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.unlink(tmp_path)
-        raise
-    _fsync_dir(folder)
     return path
-
-
-_PARTIAL = ".partial"
-
-
-def _remove_stale_partials(folder, base):
-    """Remove ``.<base>.<pid>-*.partial`` files whose writing process is gone."""
-    pattern = re.compile(re.escape(f".{base}.") + r"([0-9]+)-[A-Za-z0-9_]+" + re.escape(_PARTIAL))
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return
-    for name in names:
-        match = pattern.fullmatch(name)
-        if match and not _pid_alive(int(match.group(1))):
-            try:
-                os.unlink(os.path.join(folder, name))
-            except OSError:
-                pass
-
-
-def _pid_alive(pid):
-    if pid == os.getpid():
-        return True
-    if os.name != "posix":  # pragma: no cover - cannot tell cheaply; keep the file
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else
-        return True
-    return True
-
-
-def _fsync_dir(folder):
-    """Make the rename durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
 
 
 # --------------------------------------------------------------------------- load
@@ -389,16 +329,11 @@ def _build(node, members, path):
                 fh.write(data)
             try:
                 with _forced_safe_mode():
-                    est.model_ = keras.saving.load_model(file, safe_mode=True)
+                    network = keras.saving.load_model(file, safe_mode=True)
             except Exception as exc:
                 raise ModelFileError(f"{path}: the network cannot be loaded safely ({exc})") from exc
-        est.classes_ = _decode_array(fitted["classes"])
-        est.n_classes_ = int(est.classes_.size)
-        est.image_shape_ = tuple(int(v) for v in fitted["image_shape"])
-        est.X_shape_ = (None,) + est.image_shape_
-        est.X_dtype_ = np.dtype(np.float32)
-        est.history_ = {k: list(v) for k, v in fitted["history"].items()}
-        est.target_encoder_ = est.target_encoder.fit(est.classes_)
+        est._set_fitted(network, _decode_array(fitted["classes"]), tuple(int(v) for v in fitted["image_shape"]),
+                        {k: list(v) for k, v in fitted["history"].items()})
     return est
 
 
@@ -456,10 +391,3 @@ def load(path):
         raise ModelFileError(
             f"{path}: malformed model description ({type(exc).__name__}: {exc}); refused"
         ) from exc
-
-
-def _is_model_file(path):
-    """Whether ``path`` starts like a zip file (used to tell our format from joblib)."""
-    with open(path, "rb") as fh:
-        return fh.read(4) == b"PK\x03\x04"
-

@@ -30,6 +30,8 @@ import weakref
 
 import numpy as np
 
+from .._files import atomic_write
+
 __all__ = ["OUTPUT_MEMMAP_BYTES", "DiskImageCache", "open_cache"]
 
 #: Layout version: a new one starts a new sub-folder, never misreads an old one.
@@ -85,11 +87,8 @@ class DiskImageCache:
         os.makedirs(self.folder, exist_ok=True)
         about = os.path.join(self.folder, "setting.json")
         if not os.path.exists(about):
-            # A temporary name of its own per writer (threads share the pid).
-            fd, tmp = tempfile.mkstemp(prefix="setting.", suffix=".tmp", dir=self.folder)
-            with open(fd, "w", encoding="utf-8") as fh:
+            with atomic_write(about, durable=False) as tmp, open(tmp, "w", encoding="utf-8") as fh:
                 json.dump(setting, fh)
-            os.replace(tmp, about)
         self._db = sqlite3.connect(os.path.join(self.folder, "index.sqlite"), timeout=120,
                                    isolation_level=None, check_same_thread=False)
         try:

@@ -1,74 +1,29 @@
-"""Report files of the command line: learning curves, confusion matrix, metrics.
+"""Plots and report files: learning curves, confusion matrix, metrics.
 
 Figures are drawn on :class:`matplotlib.figure.Figure` objects (no pyplot
-state, no display needed) and every file is written to a temporary name in
-its folder, then renamed into place, so an interrupted run leaves no half
-written file. matplotlib is imported only when a report is written.
+state, no display needed) and every file is written whole or not at all
+(:func:`skimgclf._files.atomic_write`). matplotlib is imported only when a
+figure is drawn.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 import numpy as np
 
+from ._files import atomic_write
+
 __all__ = [
-    "atomic_write",
     "plot_confusion_matrix",
     "plot_learning_curves",
     "write_json",
 ]
 
 
-class atomic_write:
-    """Context manager giving a temporary path that replaces ``path`` on success.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The file to create or replace.
-    suffix : str, default=""
-        Suffix of the temporary file (some writers look at it).
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> target = os.path.join(tempfile.mkdtemp(), "out.txt")
-    >>> with atomic_write(target) as tmp:
-    ...     with open(tmp, "w") as fh:
-    ...         _ = fh.write("done")
-    >>> open(target).read()
-    'done'
-    """
-
-    def __init__(self, path, suffix=""):
-        self.path = os.fspath(path)
-        self.suffix = suffix
-
-    def __enter__(self):
-        folder = os.path.dirname(os.path.abspath(self.path))
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.", suffix=self.suffix + ".tmp",
-                                        dir=folder)
-        os.close(fd)
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            # mkstemp makes the file private (0600); give it the permissions
-            # a plain open() would have.
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(self.tmp, 0o666 & ~umask)
-            os.replace(self.tmp, self.path)
-        elif os.path.exists(self.tmp):
-            os.unlink(self.tmp)
-        return False
-
-
 def _save(fig, path):
-    with atomic_write(path, suffix=".png") as tmp:
+    with atomic_write(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     return os.fspath(path)
 
@@ -187,7 +142,7 @@ def write_json(data, path):
     str
         The path written.
     """
-    with atomic_write(path, suffix=".json") as tmp:
+    with atomic_write(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(_jsonable(data), fh, indent=2, sort_keys=False)
             fh.write("\n")

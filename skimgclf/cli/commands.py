@@ -1,0 +1,635 @@
+"""The ``skimgclf`` command line: train, predict, evaluate, search, demo.
+
+A thin layer over the public API: each sub-command reads its files, builds a
+``Pipeline(ImageFolderLoader, CNNClassifier)`` from plain options, and calls
+``fit`` / ``predict_proba`` / :func:`skimgclf.save` / :func:`skimgclf.load`.
+Nothing here is machine learning, and nothing named on the command line is
+ever imported: options are numbers and words, grids are JSON or YAML data.
+
+Run ``skimgclf --help`` or ``python -m skimgclf --help``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shlex
+import sys
+import time
+import zipfile
+
+import numpy as np
+
+from .._backend import import_backend
+from .._progress import bar, interactive
+from ..errors import InputError, TableError
+from ..io.tables import count_rows, default_image_dir, iter_table, labels_from_text, read_table
+from .parser import PROG, CLIError, UsageError, build_parser
+
+__all__ = ["main"]
+
+
+# --------------------------------------------------------------------- output
+class _Console:
+    """Where messages go: results always, chatter and bars unless --quiet."""
+
+    def __init__(self, quiet):
+        self.quiet = bool(quiet)
+        self.bars = not self.quiet and interactive()
+
+    def info(self, message=""):
+        if not self.quiet:
+            print(message, flush=True)
+
+    def result(self, message=""):
+        print(message, flush=True)
+
+    def progress(self, **kwargs):
+        return bar(show=self.bars, file=sys.stderr, dynamic_ncols=True, **kwargs)
+
+
+@contextlib.contextmanager
+def _dask_client(args, image_dirs):
+    """A Dask client if --dask-scheduler or --dask-local was given, else None."""
+    if args.dask_scheduler is None and args.dask_local is None:
+        yield None
+        return
+    from ..cluster import client_for
+
+    with client_for(args.dask_scheduler, args.dask_local, image_dirs=image_dirs) as client:
+        yield client
+
+
+# -------------------------------------------------------------- file helpers
+def _check_file_out(path, option):
+    """Refuse an output path that is a folder, or whose folder cannot be."""
+    if os.path.isdir(path):
+        raise CLIError(f"{option} {path} is a folder; give a file name")
+    parent = os.path.dirname(os.path.abspath(path))
+    probe = parent
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise CLIError(f"{option} {path}: {probe} is a file, not a folder")
+
+
+def _check_dir_out(path, option):
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise CLIError(f"{option} {path} exists and is not a folder")
+
+
+def _makedirs_for(path):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+
+def _image_dir(args, csv_path):
+    if args.images:
+        if not os.path.isdir(args.images):
+            raise CLIError(f"image folder not found: {args.images}")
+        return args.images
+    return default_image_dir(csv_path)
+
+
+def _network_kwargs(args):
+    from ..model.params import PARAMETERS
+
+    kwargs = {p.name: getattr(args, f"net_{p.name}") for p in PARAMETERS
+              if p.cli is not None and getattr(args, f"net_{p.name}") is not None}
+    kwargs["validation_split"] = args.net_validation_split
+    if args.no_augment:
+        kwargs.update(random_shift=0.0, random_rotation=0.0, random_zoom=0.0)
+    if args.flip:
+        kwargs["random_flip"] = args.flip
+    return kwargs
+
+
+def _detect(image_dir, args, console):
+    """The loader settings not given on the command line, detected from the folder (see --help)."""
+    from ..io.detect import detect_format
+
+    settings, notes = detect_format(image_dir, args.suffix, args.color_mode, args.target_size)
+    if notes:
+        console.info(f"images: {image_dir} - {'; '.join(notes)}")
+    return settings
+
+
+def _make_pipeline(args, image_dir, settings, console):
+    from sklearn.pipeline import Pipeline
+
+    import_backend()
+    from .. import CNNClassifier, ImageFolderLoader
+
+    loader = ImageFolderLoader(
+        image_dir=os.path.abspath(image_dir), id_column=args.id_column, suffix=settings["suffix"],
+        target_size=settings["target_size"], color_mode=settings["color_mode"],
+        verbose=int(console.bars),
+    )
+    clf = CNNClassifier(**_network_kwargs(args), random_state=args.seed, verbose=int(console.bars))
+    return Pipeline([("imagefolderloader", loader), ("cnnclassifier", clf)])
+
+
+def _read_labelled(args, what):
+    df = read_table(args.train_csv, id_column=args.id_column, label_column=args.label_column, what=what)
+    y = labels_from_text(df[args.label_column], path=args.train_csv)
+    classes, counts = np.unique(y, return_counts=True)
+    if classes.size < 2:
+        raise CLIError(f"{args.train_csv}: every row has the label {classes[0]!r}; a classifier needs "
+                       "at least two classes")
+    return df, y, classes, counts
+
+
+def _load_model(path):
+    """Load a pipeline written by skimgclf.save; refuse anything else."""
+    if not os.path.exists(path):
+        raise CLIError(f"model file not found: {path}")
+    if os.path.isdir(path):
+        raise CLIError(f"model {path} is a folder, not a model file")
+    if not zipfile.is_zipfile(path):
+        raise CLIError(
+            f"{path} is not a skimgclf model file (only files written by skimgclf train/search or "
+            "skimgclf.save are read; joblib and pickle files are refused because loading them runs code)"
+        )
+    from .. import load
+    from .._pipelines import split_pipeline
+
+    import_backend()
+    model = load(path)
+    try:
+        split_pipeline(model)
+    except TypeError as exc:
+        raise CLIError(f"{path}: {exc}") from None
+    return model
+
+
+@contextlib.contextmanager
+def _csv_lines(csv, lines):
+    """Loading errors about the rows given (``row`` = a position in ``lines``) name the CSV's line."""
+    try:
+        yield
+    except InputError as exc:
+        error = TableError.from_input_error(exc, csv, lines)
+        if error is exc:
+            raise
+        raise error from None
+
+
+def _fmt_seconds(seconds):
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+# ----------------------------------------------------------------- commands
+def cmd_train(args, console):
+    """``skimgclf train``: fit on a labelled CSV, report validation accuracy, save."""
+    _check_file_out(args.model, "--model")
+    if args.report:
+        _check_dir_out(args.report, "--report")
+    df, y, classes, counts = _read_labelled(args, "training CSV")
+    image_dir = _image_dir(args, args.train_csv)
+    settings = _detect(image_dir, args, console)
+    rows = np.arange(len(df))
+    if args.val_size > 0:
+        n_val = int(np.ceil(args.val_size * len(df)))
+        if counts.min() < 2:
+            raise CLIError(
+                f"{args.train_csv}: class {classes[np.argmin(counts)]!r} has a single image; a stratified "
+                "validation split needs at least 2 per class (or use --val-size 0)"
+            )
+        if n_val < classes.size or len(df) - n_val < classes.size:
+            raise CLIError(
+                f"--val-size {args.val_size} holds out {n_val} of {len(df)} rows; with {classes.size} "
+                "classes both parts need at least one image per class"
+            )
+        from sklearn.model_selection import train_test_split
+
+        train_rows, val_rows = train_test_split(rows, test_size=n_val, stratify=y, random_state=args.seed)
+    else:
+        train_rows, val_rows = rows, rows[:0]
+
+    pipe = _make_pipeline(args, image_dir, settings, console)
+    X = df[[args.id_column]]
+    console.info(f"training on {len(train_rows)} images ({classes.size} classes), validating on "
+                 f"{len(val_rows)} held out (stratified, seed {args.seed})")
+    start = time.perf_counter()
+    with _csv_lines(args.train_csv, train_rows + 2):
+        pipe.fit(X.iloc[train_rows], y[train_rows])
+    fit_seconds = time.perf_counter() - start
+    clf = pipe[-1]
+    history = clf.history_
+    console.info(f"trained {len(history.get('loss', []))} epochs in {_fmt_seconds(fit_seconds)}")
+
+    metrics = {"command": "train", "train_csv": args.train_csv, "image_dir": image_dir, **settings,
+               "n_train": int(len(train_rows)), "n_validation": int(len(val_rows)),
+               "classes": classes.tolist(), "epochs_run": len(history.get("loss", [])),
+               "fit_seconds": round(fit_seconds, 2), "network": clf.get_params(), "history": history}
+    y_val = y_pred = None
+    if len(val_rows):
+        y_val = y[val_rows]
+        with _csv_lines(args.train_csv, val_rows + 2):
+            y_pred = pipe.predict(X.iloc[val_rows])
+        correct = int(np.sum(y_pred == y_val))
+        accuracy = correct / len(val_rows)
+        metrics["validation_accuracy"] = accuracy
+        from sklearn.metrics import classification_report
+
+        metrics["classification_report"] = classification_report(
+            y_val, y_pred, labels=classes, output_dict=True, zero_division=0)
+        console.result(f"validation accuracy: {accuracy:.4f} ({correct}/{len(val_rows)} held-out images)")
+    else:
+        console.result("validation accuracy: not measured (--val-size 0)")
+
+    from .. import save
+
+    clf.set_params(verbose=0)
+    pipe[0].set_params(verbose=1)
+    _makedirs_for(args.model)
+    save(pipe, args.model)
+    console.result(f"model written to {args.model}")
+    if args.report:
+        _write_train_report(args.report, history, y_val, y_pred, classes, metrics, console)
+    return metrics
+
+
+def _write_train_report(folder, history, y_val, y_pred, classes, metrics, console):
+    from .. import plots
+
+    os.makedirs(folder, exist_ok=True)
+    written = [plots.plot_learning_curves(
+        history, os.path.join(folder, "learning_curves.png"),
+        title="Learning curves (validation: the --monitor-split part of the training rows)")]
+    if y_val is not None:
+        written.append(plots.plot_confusion_matrix(
+            y_val, y_pred, os.path.join(folder, "confusion_matrix.png"), labels=classes,
+            title="Confusion matrix, held-out validation rows"))
+    written.append(plots.write_json(metrics, os.path.join(folder, "metrics.json")))
+    console.result(f"report written to {folder}: {', '.join(os.path.basename(p) for p in written)}")
+
+
+def _predict_chunks(model, args, console, label_column=None):
+    """Yield (chunk, probabilities) over the CSV, loading chunk by chunk (:mod:`skimgclf.scoring`)."""
+    from ..scoring import iter_predict_proba
+
+    chunks = iter_table(args.csv, id_column=args.id_column, label_column=label_column, chunksize=args.chunk_size)
+    with console.progress(total=count_rows(args.csv), desc="predicting", unit="img") as progress, \
+            _csv_lines(args.csv, range(2, sys.maxsize)):
+        for chunk, proba in iter_predict_proba(model, chunks, image_dir=_image_dir(args, args.csv),
+                                               id_column=args.id_column):
+            progress.update(len(chunk))
+            yield chunk, proba
+
+
+def cmd_predict(args, console):
+    """``skimgclf predict``: write id,label (and probabilities) for a CSV of ids."""
+    from ..scoring import predict_csv
+
+    _check_file_out(args.out, "--out")
+    if os.path.exists(args.csv) and os.path.exists(args.out) and os.path.samefile(args.csv, args.out):
+        raise CLIError(f"--out {args.out} is the input CSV; choose another file")
+    if args.label_column == args.id_column:
+        raise CLIError(f"--label-column and --id-column are both {args.id_column!r}")
+    model = _load_model(args.model)
+    image_dir = _image_dir(args, args.csv)
+    start = time.perf_counter()
+    _makedirs_for(args.out)
+    # Chunk by chunk (bounded memory), here or on Dask workers; the file
+    # appears only when complete. Errors name the CSV's line.
+    with _dask_client(args, [image_dir]) as client, \
+            console.progress(total=count_rows(args.csv), desc="predicting", unit="img") as bar:
+        n = predict_csv(model, args.csv, args.out, image_dir=image_dir, id_column=args.id_column,
+                        label_column=args.label_column, proba=args.proba, chunk_size=args.chunk_size,
+                        client=client, model_file=args.model, progress=bar.update)
+    seconds = time.perf_counter() - start
+    console.result(f"predictions for {n} images written to {args.out} ({_fmt_seconds(seconds)})")
+    return {"n": n, "out": args.out}
+
+
+def cmd_evaluate(args, console):
+    """``skimgclf evaluate``: accuracy, classification report, confusion matrix."""
+    import pandas as pd
+    from sklearn.metrics import classification_report
+
+    if args.confusion:
+        _check_file_out(args.confusion, "--confusion")
+    if args.report:
+        _check_dir_out(args.report, "--report")
+    model = _load_model(args.model)
+    classes = model.steps[-1][1].classes_
+    y_true, y_pred = [], []
+    line = 2
+    for chunk, proba in _predict_chunks(model, args, console, label_column=args.label_column):
+        y_true.append(labels_from_text(chunk[args.label_column], like=classes, path=args.csv, first_line=line))
+        y_pred.append(classes[np.argmax(proba, axis=1)])
+        line += len(chunk)
+    y_true, y_pred = np.concatenate(y_true), np.concatenate(y_pred)
+    labels = np.unique(np.concatenate([y_true, y_pred, classes]).astype(classes.dtype))
+    correct = int(np.sum(y_true == y_pred))
+    accuracy = correct / len(y_true)
+    console.result(f"accuracy: {accuracy:.4f} ({correct}/{len(y_true)} images of {args.csv})")
+    console.result("")
+    console.result(classification_report(y_true, y_pred, labels=labels, digits=4, zero_division=0))
+    if len(labels) <= 20:
+        table = pd.crosstab(pd.Series(y_true, name="true"), pd.Series(y_pred, name="predicted"))
+        table = table.reindex(index=labels, columns=labels, fill_value=0)
+        console.result("confusion matrix (rows: true label, columns: predicted):")
+        console.result(table.to_string())
+    metrics = {"command": "evaluate", "model": args.model, "csv": args.csv, "n": int(len(y_true)),
+               "accuracy": accuracy,
+               "classification_report": classification_report(y_true, y_pred, labels=labels,
+                                                              output_dict=True, zero_division=0)}
+    from .. import plots
+
+    pngs = []
+    if args.confusion:
+        _makedirs_for(args.confusion)
+        pngs.append(args.confusion)
+    if args.report:
+        os.makedirs(args.report, exist_ok=True)
+        pngs.append(os.path.join(args.report, "confusion_matrix.png"))
+    for png in pngs:
+        plots.plot_confusion_matrix(y_true, y_pred, png, labels=labels,
+                                      title=f"Confusion matrix, {os.path.basename(args.csv)}")
+        console.result(f"confusion matrix drawn in {png}")
+    if args.report:
+        path = plots.write_json(metrics, os.path.join(args.report, "metrics.json"))
+        console.result(f"metrics written to {path}")
+    return metrics
+
+
+def _read_grid(path):
+    """Read a parameter grid (a mapping or a list of mappings) from JSON or YAML."""
+    import json
+
+    if not os.path.isfile(path):
+        raise CLIError(f"grid file not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CLIError(f"cannot read grid file {path} ({exc})") from None
+    if path.lower().endswith((".yml", ".yaml")):
+        import yaml
+
+        try:
+            grid = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+            raise CLIError(f"grid file {path} is not valid YAML: {problem}{where}") from None
+    else:
+        try:
+            grid = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CLIError(f"grid file {path} is not valid JSON ({exc}); YAML files must end in "
+                           ".yaml or .yml") from None
+    grids = grid if isinstance(grid, list) else [grid]
+    if not grids or not all(isinstance(g, dict) and g for g in grids):
+        raise CLIError(f"grid file {path} must hold a mapping of parameter names to lists of values "
+                       "(or a list of such mappings)")
+    out = []
+    for g in grids:
+        entry = {}
+        for key, values in g.items():
+            if not isinstance(key, str):
+                raise CLIError(f"grid file {path}: parameter name {key!r} is not text")
+            values = values if isinstance(values, list) else [values]
+            if not values:
+                raise CLIError(f"grid file {path}: parameter {key!r} has an empty list of values")
+            entry[key] = values
+        out.append(entry)
+    return out
+
+
+def _qualify_grid(grids, pipe, path):
+    """Give every grid key its pipeline prefix; refuse unknown names."""
+    valid = {k for k in pipe.get_params(deep=True) if "__" in k}
+    steps = [name for name, _ in pipe.steps]
+    out = []
+    for g in grids:
+        entry = {}
+        for key, values in g.items():
+            name = key if key in valid else next(
+                (f"{s}__{key}" for s in reversed(steps) if f"{s}__{key}" in valid), None)
+            if name is None:
+                known = sorted({k.split("__", 1)[1] for k in valid})
+                raise CLIError(f"grid file {path}: unknown parameter {key!r}; parameters are "
+                               f"{', '.join(known)}")
+            entry[name] = [tuple(v) if name.endswith("target_size") and isinstance(v, list) else v
+                           for v in values]
+        out.append(entry)
+    return out
+
+
+def cmd_search(args, console):
+    """``skimgclf search``: GridSearchCV over the pipeline, ranked table, best model."""
+    import pandas as pd
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
+    _check_file_out(args.model, "--model")
+    results = args.results or os.path.join(os.path.dirname(args.model), "cv_results.csv")
+    _check_file_out(results, "--results")
+    grids = _read_grid(args.grid)
+    if args.cv < 2:
+        raise CLIError("--cv must be at least 2 folds")
+    if args.n_jobs == 0:
+        raise CLIError("--n-jobs must not be 0 (1 runs in this process, -1 uses every core)")
+    df, y, classes, counts = _read_labelled(args, "training CSV")
+    if counts.min() < args.cv:
+        raise CLIError(f"{args.train_csv}: class {classes[np.argmin(counts)]!r} has {counts.min()} images, "
+                       f"fewer than --cv {args.cv} folds")
+    image_dir = _image_dir(args, args.train_csv)
+    settings = _detect(image_dir, args, console)
+    pipe = _make_pipeline(args, image_dir, settings, console)
+    grids = _qualify_grid(grids, pipe, args.grid)
+    n_jobs = args.n_jobs
+    on_dask = args.dask_scheduler is not None or args.dask_local is not None
+    if on_dask and n_jobs != 1:
+        raise CLIError("--n-jobs starts processes on this machine; with --dask-scheduler or --dask-local "
+                       "the cluster's workers fit the candidates (leave --n-jobs out)")
+    if on_dask:
+        n_jobs = -1  # as many tasks at once as the cluster has threads
+        pipe[-1].set_params(verbose=0)
+    elif n_jobs != 1:
+        n_proc = os.cpu_count() or 1
+        workers = n_proc if n_jobs < 0 else min(n_jobs, n_proc)
+        os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(max(1, n_proc // workers)))
+        os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+        pipe[-1].set_params(verbose=0)
+    # A candidate that fails scores NaN (scikit-learn's error_score) and the
+    # search goes on; any NaN is then an error here, naming the candidates,
+    # so that a "best" model is never chosen among failures.
+    search = GridSearchCV(pipe, grids, cv=StratifiedKFold(args.cv, shuffle=True, random_state=args.seed),
+                          scoring=args.scoring, n_jobs=n_jobs, refit=False, error_score=np.nan,
+                          verbose=0 if console.quiet else 3)
+    with _dask_client(args, [image_dir]) as client:
+        import warnings
+
+        import joblib
+        from sklearn.exceptions import FitFailedWarning
+
+        backend = joblib.parallel_config(backend="dask") if client is not None else contextlib.nullcontext()
+        start = time.perf_counter()
+        with backend, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", FitFailedWarning)
+            try:
+                search.fit(df[[args.id_column]], y)
+            except ValueError as exc:
+                if "fits failed" not in str(exc):
+                    raise
+                raise CLIError(f"every candidate failed to fit: {_first_error(str(exc))}") from None
+        seconds = time.perf_counter() - start
+
+    cv = pd.DataFrame(search.cv_results_)
+    table = pd.DataFrame({
+        "rank": cv["rank_test_score"],
+        f"mean {args.scoring}": cv["mean_test_score"].map(lambda v: f"{v:.4f}"),
+        "std": cv["std_test_score"].map(lambda v: f"{v:.4f}"),
+        "fit time (s)": cv["mean_fit_time"].map(lambda v: f"{v:.1f}"),
+        "params": [", ".join(f"{k.split('__', 1)[-1]}={v!r}" for k, v in p.items()) for p in cv["params"]],
+    }).sort_values(["rank", "params"])
+    console.result(f"{len(cv)} candidates x {args.cv} folds in {_fmt_seconds(seconds)}, ranked:")
+    console.result(table.to_string(index=False))
+    _refuse_failed_candidates(search.cv_results_, args.scoring,
+                              [str(w.message) for w in caught if issubclass(w.category, FitFailedWarning)])
+    best_index = int(np.flatnonzero(cv["rank_test_score"].to_numpy() == 1)[0])
+    best_params, best_score = cv["params"][best_index], float(cv["mean_test_score"][best_index])
+    best = ", ".join(f"{k.split('__', 1)[-1]}={v!r}" for k, v in best_params.items())
+    console.result(f"best: {best} (mean {args.scoring} {best_score:.4f})")
+
+    from sklearn.base import clone
+
+    from .._files import atomic_write
+    from .. import save
+
+    console.info(f"refitting the best candidate on all {len(df)} rows")
+    best_pipe = clone(pipe).set_params(**best_params).fit(df[[args.id_column]], y)
+    best_pipe[-1].set_params(verbose=0)
+    best_pipe[0].set_params(verbose=1)
+    _makedirs_for(args.model)
+    save(best_pipe, args.model)
+    _makedirs_for(results)
+    with atomic_write(results) as tmp:
+        cv.to_csv(tmp, index=False)
+    console.result(f"best model (refitted on all {len(df)} rows) written to {args.model}")
+    console.result(f"cv_results_ written to {results}")
+    return {"best_params": best_params, "best_score": best_score}
+
+
+def _first_error(text):
+    """The first ``SomeError: message`` line of a traceback text, else its last line."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    found = [line for line in lines if re.match(r"^[A-Za-z_.]*(Error|Exception): ", line)]
+    return (found or lines or ["unknown error"])[0]
+
+
+def _refuse_failed_candidates(cv_results, scoring, warnings_text):
+    """Raise CLIError if any candidate scored NaN (it failed to fit or score), naming them."""
+    scores = np.asarray(cv_results["mean_test_score"], dtype=float)
+    failed = np.flatnonzero(np.isnan(scores))
+    if not failed.size:
+        return
+    names = ["; ".join(", ".join(f"{k.split('__', 1)[-1]}={v!r}" for k, v in cv_results["params"][i].items())
+                       for i in failed[:3])]
+    cause = _first_error("\n".join(warnings_text)) if warnings_text else f"its {scoring} score is NaN"
+    raise CLIError(f"{len(failed)} of {len(scores)} candidates failed ({names[0]}"
+                   f"{', ...' if len(failed) > 3 else ''}): {cause}; no model written")
+
+
+def cmd_demo(args, console):
+    """``skimgclf demo``: the sample data set through train, predict and evaluate."""
+    from ..datasets import make_sample_dataset
+
+    d = args.dir
+    _check_dir_out(d, "DIR")
+    paths = make_sample_dataset(d)
+    console.result(f"wrote the sample data set (scikit-learn's digits, 8x8 grayscale PNG) to {d}/: "
+                   "train.csv + train/, test.csv + test/, test_labels.csv")
+    model = os.path.join(d, "model.skimgclf")
+    pred = os.path.join(d, "predictions.csv")
+    quiet = ["--quiet"] if args.quiet else []
+    # The network's defaults, as for any data set (on these 8x8 digits they
+    # mean no augmentation and no border trimming after the first convolution).
+    commands = [
+        ["train", paths["train_csv"], "--model", model, "--report", os.path.join(d, "report"),
+         "--epochs", str(args.epochs)],
+        ["predict", model, paths["test_csv"], "--out", pred],
+        ["evaluate", model, paths["test_labels_csv"], "--images", paths["test_dir"],
+         "--confusion", os.path.join(d, "report", "test_confusion_matrix.png")],
+    ]
+    results = []
+    start = time.perf_counter()
+    for command in commands:
+        console.result("")
+        console.result(f"$ skimgclf {shlex.join(command + quiet)}")
+        sub_args = build_parser().parse_args(command + quiet)
+        results.append(COMMANDS[sub_args.command](sub_args, _Console(sub_args.quiet)))
+    console.result("")
+    console.result(f"demo done in {_fmt_seconds(time.perf_counter() - start)}: test accuracy "
+                   f"{results[-1]['accuracy']:.4f}; predictions in {pred}")
+    return results[-1]
+
+
+#: The function of each command.
+COMMANDS = {"train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate, "search": cmd_search,
+            "demo": cmd_demo}
+
+
+def _one_line(exc):
+    text = " ".join(str(exc).split())
+    return text or exc.__class__.__name__
+
+
+def main(argv=None):
+    """Run the ``skimgclf`` command line.
+
+    Parameters
+    ----------
+    argv : list of str or None, default=None
+        The arguments (``sys.argv[1:]`` when ``None``).
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 1 on an error (one line on standard
+        error), 2 on a usage error, 130 when interrupted.
+    """
+    # Quiet TensorFlow's C++ start-up logs and draw figures without a display;
+    # both only when the user has not chosen otherwise.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        import warnings
+
+        with warnings.catch_warnings():
+            if not os.environ.get("SKIMGCLF_WARNINGS"):
+                for module in ("keras", "tensorflow", "scikeras", "absl"):
+                    warnings.filterwarnings("ignore", module=module)
+            COMMANDS[args.command](args, _Console(args.quiet))
+        return 0
+    except SystemExit as exc:  # --help, --version
+        return exc.code if isinstance(exc.code, int) else 0
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; no output written", file=sys.stderr)
+        return 130
+    except CLIError as exc:
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, UsageError) else 1
+    except (ValueError, OSError, TableError) as exc:
+        # Bad input from the files: the API's errors name the row, id and path.
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - no traceback for users, one line
+        if os.environ.get("SKIMGCLF_TRACEBACK"):
+            raise
+        print(f"{PROG}: error: {exc.__class__.__name__}: {_one_line(exc)} "
+              "(set SKIMGCLF_TRACEBACK=1 to see where)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,381 @@
+"""ImageFolderLoader: a transformer from image ids to a normalised array.
+
+The estimator only: ids are parsed by :mod:`.ids`, turned into paths by
+:mod:`.paths`, decoded by :mod:`.decode`, and cached by :mod:`.memcache`
+and :mod:`.diskcache`. Importing this module never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from .._progress import bar
+from ..errors import ImageDecodeError, InputError
+from .decode import _PNG_SIGNATURE, COLOR_MODES, DEFAULT_MAX_PIXELS, _decode_fast, _read_for_fast_path, decode_image
+from .ids import ids_from_table, raw_ids_key
+from .memcache import BATCHES, IMAGES, Batch, batch_valid, file_signature, folder_ids, folders_of
+from .paths import resolve_paths
+from .watch import CHANGES
+
+__all__ = ["ImageFolderLoader"]
+
+#: Rows (at most) and seconds decoded in the calling thread first, to time the decoding.
+_PROBE_ROWS, _PROBE_SECONDS = 32, 1e-3
+#: Threads are used when one image takes at least this long to decode.
+_THREADS_FROM_SECONDS = 100e-6
+
+
+class ImageFolderLoader(TransformerMixin, BaseEstimator):
+    """Load the images named by a table of ids into a normalised array.
+
+    The transformer of the classic "CSV of ids + folder of images" layout: it
+    maps each id to ``image_dir/<id><suffix>``, decodes the image (Pillow or OpenCV,
+    never TensorFlow), converts it to ``color_mode``, resizes it to
+    ``target_size`` and scales the pixels. It learns nothing from the data, so
+    ``set_params(image_dir=...)`` points a fitted pipeline at another folder.
+
+    Loading the same ids again with the same parameters (cross-validation
+    folds, grid-search candidates) returns the array of the first load, as
+    long as no file in the image folder changed since: on Linux the kernel
+    reports every write, rename, creation or deletion in the folder
+    (inotify), so the check costs no work per file; elsewhere every file's
+    size and modification time are compared. Images that are slow to decode
+    (resized, converted, JPEG) are also cached one by one, keyed by path, size,
+    modification time and decoding parameters. Files changed by another
+    machine on a network file system, or through a hard link in another
+    folder, may go unnoticed: call :func:`skimgclf.clear_cache` then. Plain
+    8-bit PNGs in the requested mode and size, and plain JPEGs to be resized,
+    are decoded by OpenCV (the same pixels as the Pillow path, much faster);
+    everything else by Pillow.
+
+    Parameters
+    ----------
+    image_dir : str or path-like, default="."
+        The folder holding the images. Ids can never reach a file outside it:
+        absolute ids, ``..`` components and symbolic links that leave the
+        folder are refused.
+    id_column : str, default="id"
+        The column of a DataFrame that holds the ids.
+    suffix : str, default=".png"
+        Appended to ids that do not name an existing file themselves
+        (``"12"`` becomes ``12.png``; ``"12.jpg"`` stays as it is if it exists).
+    target_size : tuple of (int, int) or None, default=(28, 28)
+        ``(height, width)`` every image is resized to. ``None`` keeps each
+        image's size; all images must then have the same size.
+    color_mode : {"grayscale", "rgb", "rgba"}, default="grayscale"
+        Colour mode the images are converted to: 1, 3 or 4 channels.
+    scale : {"unit", "symmetric"} or None, default="unit"
+        Pixel scaling: ``"unit"`` maps to [0, 1], ``"symmetric"`` to [-1, 1],
+        ``None`` keeps the raw 0-255 values (as float32).
+    cache : bool, default=True
+        Whether to keep loaded arrays and decoded images in the process-wide
+        cache. The arrays returned are then shared with the cache and
+        read-only (``X.copy()`` gives a writable one).
+    cache_dir : str, path-like or None, default=None
+        A folder on a local disk for an on-disk cache of decoded images
+        (created if missing): each image is decoded once, stored in a
+        memory-mapped file keyed by its path, size and modification time and
+        this loader's colour mode, target size and ``max_pixels``, and read
+        from there afterwards, by every process on the machine (grid-search
+        and Dask workers included). Images are then not kept one by one in
+        memory, and loaded arrays of 64 MiB or more are memory maps of a
+        (deleted) file in the folder, so a data set larger than memory can
+        be loaded; with ``cache=True`` such arrays are still reused while
+        the files are unchanged. Delete the folder to reclaim its space.
+    max_pixels : int or None, default=64_000_000
+        Images with more pixels are refused before decoding (decompression
+        bombs). ``None`` disables the check.
+    n_jobs : int or None, default=None
+        Threads used to decode images that are slow to decode (photos,
+        resizing); small images that decode in microseconds are faster in
+        one thread and stay in the calling one. ``None`` means
+        ``min(4, os.cpu_count())``.
+    verbose : int, default=1
+        ``0`` is silent; otherwise a progress bar appears on loads that take
+        longer than a second, on a terminal or in a Jupyter notebook.
+
+    See Also
+    --------
+    skimgclf.CNNClassifier : The classifier this loader feeds.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from PIL import Image
+    >>> from skimgclf import ImageFolderLoader
+    >>> folder = tempfile.mkdtemp()
+    >>> for i in range(3):
+    ...     Image.fromarray(np.full((8, 8), 60 * i, np.uint8)).save(os.path.join(folder, f"{i}.png"))
+    >>> X = ImageFolderLoader(image_dir=folder, target_size=(8, 8)).fit_transform([0, 1, 2])
+    >>> X.shape, X.dtype, float(X.max())
+    ((3, 8, 8, 1), dtype('float32'), 0.47058823704719543)
+    """
+
+    _parameter_constraints = {
+        "image_dir": [str, os.PathLike],
+        "id_column": [str, numbers.Integral],
+        "suffix": [str],
+        "target_size": [tuple, list, None],
+        "color_mode": [StrOptions(set(COLOR_MODES))],
+        "scale": [StrOptions({"unit", "symmetric"}), None],
+        "cache": ["boolean"],
+        "cache_dir": [str, os.PathLike, None],
+        "max_pixels": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "n_jobs": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        image_dir=".",
+        *,
+        id_column="id",
+        suffix=".png",
+        target_size=(28, 28),
+        color_mode="grayscale",
+        scale="unit",
+        cache=True,
+        cache_dir=None,
+        max_pixels=DEFAULT_MAX_PIXELS,
+        n_jobs=None,
+        verbose=1,
+    ):
+        self.image_dir = image_dir
+        self.id_column = id_column
+        self.suffix = suffix
+        self.target_size = target_size
+        self.color_mode = color_mode
+        self.scale = scale
+        self.cache = cache
+        self.cache_dir = cache_dir
+        self.max_pixels = max_pixels
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    # -- checks ---------------------------------------------------------------
+    def _check_params(self):
+        self._validate_params()
+        if self.target_size is not None:
+            ts = tuple(self.target_size)
+            if len(ts) != 2 or not all(
+                isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in ts
+            ):
+                raise ValueError(
+                    "The 'target_size' parameter of ImageFolderLoader must be None or a pair of "
+                    f"positive integers (height, width). Got {self.target_size!r} instead."
+                )
+        root = os.fspath(self.image_dir)
+        if not os.path.isdir(root):
+            raise ValueError(
+                f"The 'image_dir' parameter of ImageFolderLoader must be an existing folder. "
+                f"Got {root!r} instead."
+            )
+        return os.path.realpath(root)
+
+    # -- sklearn API ----------------------------------------------------------
+    def fit(self, X=None, y=None):
+        """Check the parameters; the loader learns nothing from the data.
+
+        Parameters
+        ----------
+        X : DataFrame, Series, list or array of ids, default=None
+            Ignored.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : ImageFolderLoader
+            The loader itself.
+        """
+        self._check_params()
+        return self
+
+    def transform(self, X):
+        """Load the images named by ``X``.
+
+        Parameters
+        ----------
+        X : DataFrame, Series, list, or array of shape (n,) or (n, 1)
+            Image ids. For a DataFrame they are read from ``id_column``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, height, width, channels), dtype float32
+            The images, scaled as ``scale`` says; read-only when ``cache=True``.
+
+        Raises
+        ------
+        ValueError
+            If an id is missing, leaves the image folder, or its image cannot be
+            read; the message names the row, the id and the path.
+        """
+        root = self._check_params()
+        target = None if self.target_size is None else tuple(int(v) for v in self.target_size)
+        params = (root, self.suffix, self.color_mode, target, self.scale, self.max_pixels)
+        batch_key = None
+        if self.cache:
+            raw = raw_ids_key(X, self.id_column)
+            if raw is not None:
+                batch_key = params + (raw,)
+                hit = self._cached_batch(batch_key)
+                if hit is not None:
+                    return hit
+        ids = ids_from_table(X, self.id_column)
+        if self.cache and batch_key is None:
+            batch_key = params + (("ids", tuple(ids)),)
+            hit = self._cached_batch(batch_key)
+            if hit is not None:
+                return hit
+        token_root = CHANGES.token([root]) if self.cache else None
+        paths = resolve_paths(root, ids, self.suffix)
+        n_channels = COLOR_MODES[self.color_mode][1]
+        if not paths:
+            return np.zeros((0,) + (target or (0, 0)) + (n_channels,), dtype=np.float32)
+
+        batch = None
+        if self.cache:
+            # Taken before any file is read: a change while loading makes the
+            # stored batch stale at once.
+            dirs = sorted(folders_of(paths) | {root})
+            try:
+                folders = folder_ids(dirs)
+                token = CHANGES.token(dirs)
+                stable = token is not None and CHANGES.token([root]) == token_root
+                files = None if stable else (paths, file_signature(paths))
+                batch = Batch(None, folders, token if stable else None, files)
+            except OSError:
+                batch = None  # a missing file: the read below reports it
+
+        read = self._reader(ids, target)
+        store = None
+        if self.cache_dir is not None:
+            from .diskcache import open_cache
+
+            store = open_cache(self.cache_dir, self.color_mode, target, self.max_pixels)
+            if store is not None:
+                read = store.reader(paths, read)
+        first = read(0, paths[0])
+        shape = first.shape
+        out = np.empty((len(paths),) + shape, dtype=np.float32) if store is None else \
+            store.empty((len(paths),) + shape)
+        factor, offset = {"unit": (1 / 255, 0.0), "symmetric": (2 / 255, -1.0), None: (1.0, 0.0)}[self.scale]
+
+        def work(start, stop):
+            # Decode a run of rows into a small uint8 buffer, then scale the
+            # whole run at once: one NumPy call per run, not per image.
+            buf = np.empty((stop - start,) + shape, dtype=np.uint8)
+            for i in range(start, stop):
+                arr = first if i == 0 else read(i, paths[i])
+                if arr.shape != shape:
+                    raise InputError(
+                        f"image {paths[i]} has shape {arr.shape}, but {paths[0]} has {shape}; with "
+                        "target_size=None all images must have the same size (set target_size=(height, "
+                        "width) to resize them)", row=i, image_id=ids[i], path=paths[i])
+                buf[i - start] = arr
+            np.multiply(buf, np.float32(factor), out=out[start:stop])
+            if offset:
+                out[start:stop] += np.float32(offset)
+            return stop - start
+
+        n = len(paths)
+        n_jobs = self.n_jobs or min(4, os.cpu_count() or 1)
+        with bar(show=bool(self.verbose), total=n, desc="loading images", unit="img", delay=1.0) as progress:
+            # A first run decoded in this thread tells whether threads pay:
+            # small images (a 28x28 PNG takes microseconds) are mostly Python work
+            # under the GIL, and two threads handing it back and forth were
+            # slower than one (docs/performance.rst). Larger decodes (photos, resizing)
+            # release the GIL for most of their time and scale with threads.
+            # Either way every image is decoded the same way: only the number
+            # of threads depends on the timing, never the pixels.
+            # The probe stops after a millisecond: slow images are clear by then.
+            done, t0, elapsed = 1, time.perf_counter(), 0.0
+            progress.update(work(0, 1))
+            while done < min(n, _PROBE_ROWS) and elapsed < _PROBE_SECONDS:
+                progress.update(work(done, done + 1))
+                done += 1
+                elapsed = time.perf_counter() - t0
+            per_image = elapsed / max(1, done - 1)
+            # Chunks amortise the pool's overhead, yet give every thread
+            # several of them on a few hundred large photos.
+            chunk = max(8, min(256, -(-(n - done) // (4 * n_jobs))))
+            runs = [(start, min(start + chunk, n)) for start in range(done, n, chunk)]
+            if n_jobs == 1 or len(runs) < 2 or per_image < _THREADS_FROM_SECONDS:
+                for start, stop in runs:
+                    progress.update(work(start, stop))
+            else:
+                with ThreadPoolExecutor(n_jobs) as pool:
+                    for count in pool.map(lambda run: work(*run), runs):
+                        progress.update(count)
+        if store is not None:
+            store.close()  # writes the images decoded last
+        if self.cache:
+            # Shared with the cache, so nobody may change it in place.
+            out.flags.writeable = False
+            if batch is not None:
+                batch.out = out
+                BATCHES.put(batch_key, batch)
+        return out
+
+    def _cached_batch(self, key):
+        """The cached array for ``key`` if its files are unchanged, else None."""
+        batch = BATCHES.get(key)
+        if batch is None:
+            return None
+        if not batch_valid(batch):
+            BATCHES.discard(key)
+            return None
+        return batch.out
+
+    def _reader(self, ids, target):
+        """Return ``read(row, path) -> uint8 array`` using the cache if enabled."""
+        # With a disk cache, decoded images are kept there, not in memory too.
+        color_mode, max_pixels = self.color_mode, self.max_pixels
+        use_cache = self.cache and self.cache_dir is None
+
+        def read(row, path):
+            try:
+                data = _read_for_fast_path(path)  # the only read of the file
+                if data is not None and data.startswith(_PNG_SIGNATURE):
+                    # Plain PNGs decode faster than a cache lookup would cost:
+                    # never cached one by one (batches are). Other files are.
+                    arr = _decode_fast(path, color_mode, target, max_pixels, data)
+                    if arr is not None:
+                        return arr
+                key = None
+                if use_cache:
+                    st = os.stat(path)
+                    key = (path, st.st_size, st.st_mtime_ns, color_mode, target, max_pixels)
+                    arr = IMAGES.get(key)
+                    if arr is not None:
+                        return arr
+                arr = decode_image(path, color_mode, target, max_pixels, data=data)
+                if key is not None:
+                    IMAGES.put(key, arr)
+                return arr
+            except (FileNotFoundError, ImageDecodeError) as exc:
+                if isinstance(exc, FileNotFoundError) or isinstance(exc.__cause__, FileNotFoundError):
+                    raise ImageDecodeError(f"no image for id {ids[row]!r}: {path} does not exist",
+                                           row=row, image_id=ids[row], path=path) from None
+                raise ImageDecodeError(f"id {ids[row]!r}: {exc.message}", row=row, image_id=ids[row],
+                                       path=exc.path or path) from exc
+
+        return read
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        tags.input_tags.two_d_array = False
+        tags.input_tags.one_d_array = True
+        tags.input_tags.string = True
+        tags.input_tags.categorical = True
+        # Ids in, float32 images out: no input dtype is preserved.
+        tags.transformer_tags.preserves_dtype = []
+        return tags

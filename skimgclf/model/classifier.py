@@ -1,0 +1,611 @@
+"""CNNClassifier: a configurable Keras CNN with the scikit-learn classifier API.
+
+The estimator only; its parts live beside it: the parameters
+(:mod:`.params`), the network (:mod:`.network`), training helpers
+(:mod:`.training`) and prediction (:mod:`.inference`). This is the only
+module of skimgclf that imports scikeras. scikeras 0.13 is no longer
+maintained and gets several scikit-learn contracts wrong; each override
+below says which one it fixes, so the rest of the package never depends on
+scikeras' behaviour.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from scikeras.wrappers import KerasClassifier  # noqa: E402
+from sklearn.base import BaseEstimator, ClassifierMixin  # noqa: E402
+from sklearn.exceptions import NotFittedError  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+from sklearn.utils._tags import ClassifierTags  # noqa: E402
+from sklearn.utils.validation import check_consistent_length, column_or_1d  # noqa: E402
+
+from .inference import predict_proba  # noqa: E402
+from .network import build_cnn  # noqa: E402
+from .params import NETWORK, constraints, numpydoc  # noqa: E402
+from .training import EpochBar, MappedBatches, all_finite, file_backed, seeded  # noqa: E402
+
+__all__ = ["CNNClassifier"]
+
+
+def _positive_ints(value):
+    return isinstance(value, (list, tuple)) and len(value) > 0 and all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in value
+    )
+
+
+def _missing_label(v):
+    """Whether a label is missing: None, NaN, pandas' NA/NaT, or empty text."""
+    if v is None or (isinstance(v, float) and v != v):
+        return True
+    if isinstance(v, (str, bytes)):
+        return not v.strip()
+    return type(v).__name__ in ("NAType", "NaTType")
+
+
+# ------------------------------------------------------------------ the wrapper
+class CNNClassifier(KerasClassifier):
+    """A convolutional network image classifier with the scikit-learn API.
+
+    A :class:`scikeras.wrappers.KerasClassifier` whose architecture is plain
+    constructor parameters, so :class:`~sklearn.model_selection.GridSearchCV`
+    can vary layers, units and activations. It takes 4-D image arrays
+    ``(n_samples, height, width, channels)`` such as those of
+    :class:`~skimgclf.ImageFolderLoader`, and labels of any type.
+
+    The network: optional augmentation layers (active only while training),
+    ``conv_blocks`` blocks of ``convs_per_block`` convolutions (with batch
+    normalisation and ``activation``) each followed by pooling while the map
+    is large enough, then ``hidden_layers`` dense layers of ``units`` with
+    dropout, and a softmax over the classes.
+
+    Parameters
+    ----------
+{parameters}
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels, sorted.
+    n_classes_ : int
+        Number of classes.
+    model_ : keras.Model
+        The trained network.
+    history_ : dict of list of float
+        Per-epoch ``loss``, ``accuracy``, and ``val_loss``, ``val_accuracy``
+        when a validation split is used.
+    image_shape_ : tuple of int
+        ``(height, width, channels)`` of the training images.
+
+    See Also
+    --------
+    skimgclf.ImageFolderLoader : Turns a table of image ids into the input array.
+
+    Notes
+    -----
+    Fixes over scikeras 0.13: the estimator is a classifier to scikit-learn
+    (``is_classifier``, stratified CV, calibration, voting, stacking);
+    ``predict_proba`` is always 2-D; seeding does not leak into later fits;
+    any numeric dtype is accepted at predict time; the validation split is
+    stratified and random; every parameter is an explicit, cloneable
+    constructor argument.
+
+    Input scaling: unsigned 8- and 16-bit integer arrays are scaled to [0, 1]
+    (as the loader does); other dtypes are used as they are.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skimgclf import CNNClassifier
+    >>> digits = load_digits()
+    >>> X = (digits.images / 16.0)[..., None]
+    >>> clf = CNNClassifier(epochs=2, random_state=0).fit(X[:500], digits.target[:500])
+    >>> clf.predict_proba(X[:1]).shape
+    (1, 10)
+    """
+
+    # scikeras reads these as parameters of its own; here they are fixed (the
+    # network comes from _keras_build_fn), so they are class attributes, not
+    # constructor arguments that get_params/clone would carry.
+    model = None
+    build_fn = None
+    warm_start = False
+    loss = "sparse_categorical_crossentropy"
+    metrics = None
+    callbacks = None
+    shuffle = True
+    run_eagerly = False
+    validation_batch_size = None
+
+    _parameter_constraints = constraints()
+
+    def __init__(
+        self,
+        *,
+        conv_blocks=3,
+        filters=32,
+        convs_per_block=1,
+        kernel_size=3,
+        padding="auto",
+        pooling="max",
+        batch_norm=True,
+        conv_dropout=0.0,
+        global_pooling="auto",
+        hidden_layers=1,
+        units=128,
+        activation="relu",
+        dropout=0.3,
+        random_shift="auto",
+        random_rotation="auto",
+        random_zoom="auto",
+        random_flip=None,
+        optimizer="adam",
+        learning_rate=0.002,
+        lr_schedule="cosine",
+        epochs=10,
+        batch_size=64,
+        validation_split=0.0,
+        early_stopping=True,
+        patience=4,
+        class_weight=None,
+        random_state=None,
+        verbose=0,
+    ):
+        # Deliberately not calling KerasClassifier.__init__: it would store
+        # parameters of its own (model, loss, ...) and swallow **kwargs.
+        self.conv_blocks = conv_blocks
+        self.filters = filters
+        self.convs_per_block = convs_per_block
+        self.kernel_size = kernel_size
+        self.padding = padding
+        self.pooling = pooling
+        self.batch_norm = batch_norm
+        self.conv_dropout = conv_dropout
+        self.global_pooling = global_pooling
+        self.hidden_layers = hidden_layers
+        self.units = units
+        self.activation = activation
+        self.dropout = dropout
+        self.random_shift = random_shift
+        self.random_rotation = random_rotation
+        self.random_zoom = random_zoom
+        self.random_flip = random_flip
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.lr_schedule = lr_schedule
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.validation_split = validation_split
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.class_weight = class_weight
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- scikit-learn plumbing that scikeras gets wrong ----------------------------
+    # Fix scikeras' parameters: they are the named constructor arguments
+    # (scikeras lists whatever sits in __dict__), set_params rejects unknown
+    # names (scikeras accepts routed "fit__x" names), repr and score are
+    # scikit-learn's (scikeras re-validates y and drops zero weights in score).
+    _get_param_names = classmethod(BaseEstimator._get_param_names.__func__)
+    set_params = BaseEstimator.set_params
+    __repr__ = BaseEstimator.__repr__
+    score = ClassifierMixin.score
+
+    def __sklearn_tags__(self):
+        # Fixes scikeras' tags: KerasClassifier lists ClassifierMixin after
+        # BaseEstimator, so scikit-learn never sees it as a classifier.
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "classifier"
+        tags.classifier_tags = ClassifierTags()
+        tags.target_tags.required = True
+        tags.input_tags.two_d_array = False
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+    def _check_params(self):
+        self._validate_params()
+        for name, count in (("filters", self.conv_blocks), ("units", self.hidden_layers)):
+            value = getattr(self, name)
+            if name == "filters" and isinstance(value, (list, tuple)) and len(value) == count and all(
+                _positive_ints(v) and len(v) == self.convs_per_block for v in value
+                if isinstance(v, (list, tuple))
+            ) and _positive_ints([1 if isinstance(v, (list, tuple)) else v for v in value]):
+                continue  # per-convolution filters: one list of convs_per_block ints per block
+            if isinstance(value, (list, tuple)) and not (_positive_ints(value) and len(value) == count):
+                other = "conv_blocks" if name == "filters" else "hidden_layers"
+                raise ValueError(
+                    f"The '{name}' parameter of CNNClassifier must be a positive int or a list of "
+                    f"{count} positive ints (one per {other[:-1].replace('_', ' ')}, {other}={count}). "
+                    f"Got {value!r} instead."
+                )
+
+    def _seed(self):
+        rs = self.random_state
+        if isinstance(rs, np.random.RandomState):
+            return int(rs.randint(np.iinfo(np.int32).max))
+        return None if rs is None else int(rs)
+
+    # -- data checks ---------------------------------------------------------------
+    def _check_images(self, X, reset):
+        """``X`` as float32 images, checked; ``reset`` records the training shape.
+
+        The messages use scikit-learn's own words where its checks expect
+        them (sparse, complex, "Reshape your data", "0 feature(s)",
+        "X has N features, but ... is expecting M features").
+        """
+        name = type(self).__name__
+        if hasattr(X, "columns") or (hasattr(X, "dtype") and getattr(X, "ndim", 0) == 1
+                                     and not np.issubdtype(X.dtype, np.number)):
+            raise ValueError(
+                f"{name} takes an array of images (n_samples, height, width, channels); "
+                "to pass a table of image ids, put an ImageFolderLoader before it in a pipeline"
+            )
+        if hasattr(X, "tocsr") or type(X).__module__.startswith("scipy.sparse"):
+            raise TypeError(f"Sparse data is not supported: {name} takes a dense array of images "
+                            "(n_samples, height, width, channels)")
+        X = np.asarray(X)
+        if X.dtype.kind == "c":
+            raise ValueError(f"Complex data not supported: X has dtype {X.dtype}; images hold real numbers")
+        if X.dtype.kind == "O":
+            try:
+                X = X.astype(np.float64)
+            except (TypeError, ValueError) as exc:  # a TypeError stays one, as in check_array
+                raise type(exc)(f"X must hold numbers; got an array of dtype object ({exc})") from None
+        if X.dtype.kind not in "biuf":
+            raise ValueError(f"X must hold numbers; got an array of dtype {X.dtype}")
+        if X.ndim != 4:
+            hint = ""
+            if X.ndim == 3:
+                hint = (" For a single image use X[np.newaxis]; for a stack of grayscale images "
+                        "without a channel axis use X[..., np.newaxis].")
+            raise ValueError(
+                f"X must be a 4-D array (n_samples, height, width, channels); got {X.ndim}-D "
+                f"shape {X.shape}. Reshape your data to (n_samples, height, width, channels)." + hint
+            )
+        n, shape = X.shape[0], tuple(int(v) for v in X.shape[1:])
+        if n == 0:
+            raise ValueError(f"X holds no images (0 samples); a minimum of 1 is required (shape {X.shape})")
+        if 0 in shape:
+            raise ValueError(
+                f"X has images of shape {shape} (height, width, channels), but every dimension must "
+                f"be at least 1: found array with 0 feature(s) (shape=({n}, 0)) while a minimum of 1 "
+                "is required."
+            )
+        expected = getattr(self, "image_shape_", None)
+        if not reset and expected is not None and shape != tuple(expected):
+            raise ValueError(
+                f"X has {int(np.prod(shape))} features, but {name} is expecting "
+                f"{int(np.prod(expected))} features as input: its images have shape {shape} (height, "
+                f"width, channels) and the network was trained on {tuple(expected)}; load them with the "
+                "same target_size and color_mode"
+            )
+        if X.dtype == np.uint8:
+            X = X.astype(np.float32) / np.float32(255)
+        elif X.dtype == np.uint16:
+            X = X.astype(np.float32) / np.float32(65535)
+        else:
+            X = X.astype(np.float32, copy=False)
+        if not all_finite(X):
+            raise ValueError("X contains NaN or infinity")
+        if reset:
+            self.image_shape_ = shape
+            self.n_features_in_ = int(np.prod(shape))
+            self.X_shape_ = X.shape
+            self.X_dtype_ = X.dtype
+        return X
+
+    def _validate_data(self, X=None, y=None, reset=False, y_numeric=False):
+        # Fixes scikeras' check, which refuses float64 after float32 and
+        # knows nothing about image shapes.
+        if X is not None:
+            X = self._check_images(X, reset)
+        if y is not None:
+            y = column_or_1d(np.asarray(y), warn=True)
+            if y.dtype.kind == "f" and np.isnan(y).any():
+                raise ValueError(f"y has a missing label (NaN) at row {int(np.flatnonzero(np.isnan(y))[0])}")
+            if y.dtype.kind in "OUS":
+                bad = [i for i, v in enumerate(y) if _missing_label(v)]
+                if bad:
+                    raise ValueError(
+                        f"y has a missing or empty label at row {bad[0]} ({y[bad[0]]!r}); "
+                        "every training image needs a label"
+                    )
+                if y.dtype == object and len({isinstance(v, str) for v in y.tolist()}) > 1:
+                    first = next(i for i, v in enumerate(y) if not isinstance(v, str))
+                    raise ValueError(
+                        f"y mixes text labels and labels of type {type(y[first]).__name__} "
+                        f"(row {first}: {y[first]!r}); use one type for all labels"
+                    )
+            if reset:
+                classes = np.unique(y)
+                if classes.size < 2:
+                    raise ValueError(
+                        f"y has only 1 class ({classes.tolist()[0]!r}); a classifier needs "
+                        "at least 2"
+                    )
+                self.target_type_ = self._type_of_target(y)
+                self.y_dtype_ = y.dtype
+                self.y_ndim_ = y.ndim
+            if X is not None:
+                check_consistent_length(X, y)
+        return X, y
+
+    # -- building and training -----------------------------------------------------
+    def _build_keras_model(self):
+        # Fixes scikeras' build, which wraps this in its leaking tensorflow_random_state.
+        return self._keras_build_fn(meta=self._get_metadata())
+
+    def _keras_build_fn(self, meta):
+        # scikeras' extension point: the network from the constructor parameters.
+        model = build_cnn(meta["image_shape_"], int(meta["n_classes_"]), seed=getattr(self, "_fit_seed_", None),
+                          **{name: getattr(self, name) for name in NETWORK})
+        model.compile(
+            optimizer=self._make_optimizer(meta.get("n_train_steps_")),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        return model
+
+    def _make_optimizer(self, total_steps):
+        lr = float(self.learning_rate)
+        # partial_fit builds the network without a planned number of steps:
+        # no schedule can be laid out then, so the rate stays constant.
+        if self.lr_schedule == "cosine" and total_steps:
+            lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, int(total_steps)))
+        classes = {
+            "adam": keras.optimizers.Adam,
+            "adamw": keras.optimizers.AdamW,
+            "nadam": keras.optimizers.Nadam,
+            "rmsprop": keras.optimizers.RMSprop,
+            "sgd": lambda learning_rate: keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True),
+        }
+        return classes[self.optimizer](learning_rate=lr)
+
+    def fit(self, X, y, sample_weight=None, **kwargs):
+        """Build a new network and train it on images ``X`` and labels ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width, channels)
+            Training images, any numeric dtype (see Notes on scaling).
+        y : array-like of shape (n_samples,)
+            Class labels: strings, integers, at least two classes.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples in the loss. Rows of weight 0 are left
+            out of training (and of the validation split).
+        **kwargs : dict
+            Extra arguments for :meth:`keras.Model.fit` (advanced use).
+
+        Returns
+        -------
+        self : CNNClassifier
+            The fitted classifier.
+        """
+        # Fixes scikeras' seeding (its tensorflow_random_state flips a global
+        # determinism flag and leaks the seed into later fits).
+        self._check_params()
+        # The learning-rate schedule is laid out when the network is built,
+        # before scikeras drops the rows of weight 0: count what will train.
+        n_rows = self._rows_trained(X, y, sample_weight)
+        self.n_train_steps_ = math.ceil(n_rows / self.batch_size) * self.epochs
+        if sample_weight is not None:
+            # scikeras multiplies class weights into it in place: never the caller's array.
+            sample_weight = np.array(sample_weight, dtype=np.float32)
+        self._fit_seed_ = self._seed()
+        with seeded(self._fit_seed_):
+            super().fit(X, y, sample_weight=sample_weight, **kwargs)
+        return self
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None, **kwargs):
+        """Train the network (built on the first call) for one more epoch.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width, channels)
+            Training images.
+        y : array-like of shape (n_samples,)
+            Class labels.
+        classes : array-like of shape (n_classes,), default=None
+            Every class of all calls; needed on the first call when ``y``
+            does not hold them all.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples in the loss.
+        **kwargs : dict
+            Extra arguments for :meth:`keras.Model.fit` (advanced use).
+
+        Returns
+        -------
+        self : CNNClassifier
+            The classifier, trained one epoch more; ``history_`` grows by
+            one entry per metric.
+        """
+        # Fixes scikeras' seeding (a global determinism flag); each epoch
+        # gets its own seed so that epochs do not repeat one random stream.
+        self._check_params()
+        if not hasattr(self, "model_"):
+            self.n_train_steps_ = None  # no schedule: the number of calls is unknown
+        if sample_weight is not None:
+            sample_weight = np.array(sample_weight, dtype=np.float32)
+        base = self._fit_seed_ = self._seed()
+        with seeded(None if base is None else base + self.current_epoch):
+            super().partial_fit(X, y, classes=classes, sample_weight=sample_weight, **kwargs)
+        return self
+
+    def _set_fitted(self, model, classes, image_shape, history):
+        """Make this classifier fitted with a trained ``model`` (skimgclf.load), without training.
+
+        The one place outside fit that knows the fitted state scikeras keeps.
+        """
+        self.model_ = model
+        self.classes_ = np.asarray(classes)
+        self.n_classes_ = int(self.classes_.size)
+        self.image_shape_ = tuple(int(v) for v in image_shape)
+        self.n_features_in_ = int(np.prod(self.image_shape_))
+        self.X_shape_ = (None,) + self.image_shape_
+        self.X_dtype_ = np.dtype(np.float32)
+        self.history_ = {k: [float(v) for v in values] for k, values in history.items()}
+        self.target_type_ = "multiclass" if self.n_classes_ > 2 else "binary"
+        self.y_dtype_, self.y_ndim_ = self.classes_.dtype, 1
+        self.target_encoder_ = self.target_encoder.fit(self.classes_)
+        self.feature_encoder_ = self.feature_encoder.fit(np.zeros((1,) + self.image_shape_, np.float32))
+        self._initialize_callbacks()
+        return self
+
+    def _rows_trained(self, X, y, sample_weight):
+        """How many rows of ``X`` the network trains on: weight 0 and the validation split left out."""
+        n = len(X) if hasattr(X, "__len__") else 0  # anything else is refused when validated
+        keep = np.ones(n, dtype=bool)
+        if sample_weight is not None:
+            weights = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+            if weights.shape[0] == n:
+                keep &= weights != 0
+        if isinstance(self.class_weight, dict):
+            zero = [c for c, w in self.class_weight.items() if w == 0]
+            if zero:
+                keep &= ~np.isin(np.asarray(y, dtype=object).reshape(-1), np.asarray(zero, dtype=object))
+        kept = int(keep.sum())
+        return max(1, kept - self._validation_size(kept))
+
+    def _validation_size(self, n):
+        """Rows of ``n`` held out by ``validation_split`` (0 when nothing would be left to train on)."""
+        if not self.validation_split:
+            return 0
+        n_val = int(math.ceil(self.validation_split * n))
+        return n_val if 1 <= n_val < n else 0
+
+    def _validation_indices(self, y, seed):
+        """Stratified (train, validation) row indices of ``y``, or None without a split."""
+        y = np.asarray(y).reshape(-1)
+        n = len(y)
+        n_val = self._validation_size(n)
+        if not n_val:
+            return None
+        _, counts = np.unique(y, return_counts=True)
+        stratify = y if counts.min() >= 2 and n_val >= counts.size and n - n_val >= counts.size else None
+        return train_test_split(np.arange(n), test_size=n_val, stratify=stratify,
+                                random_state=seed if seed is not None else np.random.randint(2**31 - 1))
+
+    def _fit_keras_model(self, X, y, sample_weight, warm_start, epochs, initial_epoch, **kwargs):
+        # Replaces scikeras' own: the validation split is drawn here, on the
+        # rows that train (after scikeras dropped those of weight 0), stratified
+        # and seeded; memory-mapped images are read batch by batch; history_
+        # grows over partial_fit calls.
+        split = self._validation_indices(y, getattr(self, "_fit_seed_", None))
+        fit_args = dict(epochs=initial_epoch + epochs, initial_epoch=initial_epoch,
+                        verbose=2 if self.verbose >= 2 else 0)
+        if file_backed(X):
+            # Memory-mapped images (ImageFolderLoader(cache_dir=...)): Keras
+            # would copy the whole array into memory first; read each batch
+            # from the file when it is needed instead.
+            train = np.arange(X.shape[0]) if split is None else split[0]
+            if split is not None:
+                fit_args["validation_data"] = MappedBatches(X, y, sample_weight, split[1],
+                                                             self.batch_size, shuffle=False)
+            data = MappedBatches(X, y, sample_weight, train, self.batch_size, shuffle=True,
+                                  seed=getattr(self, "_fit_seed_", None))
+            args = (data,)
+        else:
+            if split is not None:
+                train, val = split
+                fit_args["validation_data"] = (X[val], y[val]) if sample_weight is None else (
+                    X[val], y[val], sample_weight[val])
+                X, y = X[train], y[train]
+                if sample_weight is not None:
+                    sample_weight = sample_weight[train]
+            fit_args.update(batch_size=self.batch_size, shuffle=True, sample_weight=sample_weight)
+            args = (X, y)
+        callbacks = [keras.callbacks.TerminateOnNaN()]
+        if split is not None and self.early_stopping:
+            callbacks.append(keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=self.patience, restore_best_weights=True))
+        if self.verbose == 1:
+            callbacks.append(EpochBar(initial_epoch + epochs, initial_epoch))
+        fit_args.update(kwargs)
+        fit_args["callbacks"] = callbacks + list(fit_args.get("callbacks") or [])
+        hist = self.model_.fit(*args, **fit_args)
+        losses = hist.history.get("loss", [])
+        bad = np.flatnonzero(~np.isfinite(losses))
+        if bad.size or not all(np.isfinite(w).all() for w in self.model_.get_weights()):
+            what = (f"the loss became {losses[bad[0]]} in epoch {initial_epoch + int(bad[0]) + 1}"
+                    if bad.size else "the network's weights are no longer finite numbers")
+            raise ValueError(
+                f"training diverged: {what}, so the network is not usable; lower learning_rate "
+                f"(now {self.learning_rate}) or scale the images to [0, 1]"
+            )
+        if initial_epoch == 0 or not hasattr(self, "history_"):
+            self.history_ = {}
+        for key, values in hist.history.items():
+            if key != "learning_rate":
+                self.history_.setdefault(key, []).extend(float(v) for v in values)
+
+    # -- prediction ------------------------------------------------------------------
+    def _predict_raw(self, X, **kwargs):
+        # Fixes scikeras' prediction: Model.predict in batches of 32 (slow) on
+        # arrays validated for 2-D tables; here images, eagerly or traced.
+        if not hasattr(self, "model_"):
+            raise NotFittedError(
+                "This CNNClassifier instance is not fitted yet. Call 'fit' with appropriate "
+                "arguments before using this estimator."
+            )
+        X = self._check_images(X, reset=False)
+        if kwargs:
+            proba = self.model_.predict(X, batch_size=max(256, self.batch_size), verbose=0, **kwargs)
+            proba = np.asarray(proba, dtype=np.float32).reshape(X.shape[0], -1)
+        else:
+            proba = predict_proba(self.model_, X)
+        finite = np.isfinite(proba).all(axis=1)
+        if not finite.all():
+            raise ValueError(
+                f"the network's output is not a finite number for {int((~finite).sum())} of {len(proba)} "
+                f"images (row {int(np.flatnonzero(~finite)[0])}): its training diverged; refit with a "
+                f"lower learning_rate (now {self.learning_rate})"
+            )
+        return proba
+
+    def predict_proba(self, X, **kwargs):
+        """Class probabilities of images ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width, channels)
+            Images of the training shape, any numeric dtype.
+        **kwargs : dict
+            Extra arguments for :meth:`keras.Model.predict` (advanced use).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Probabilities in the order of ``classes_``; always 2-D, also for
+            one sample.
+        """
+        # Fixes scikeras' predict_proba, which is 1-D for a single sample.
+        return self._predict_raw(X, **kwargs)
+
+    def predict(self, X, **kwargs):
+        """Predicted class labels of images ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width, channels)
+            Images of the training shape, any numeric dtype.
+        **kwargs : dict
+            Extra arguments for :meth:`keras.Model.predict` (advanced use).
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
+        # scikeras decodes through its target encoder; the classes are classes_.
+        proba = self._predict_raw(X, **kwargs)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+
+CNNClassifier.__doc__ = CNNClassifier.__doc__.format(parameters=numpydoc())

@@ -1,0 +1,141 @@
+"""The network: the Keras CNN that :class:`~skimgclf.CNNClassifier` trains, built from its parameters.
+
+Importing this module imports Keras.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import keras
+import numpy as np
+
+from .params import NETWORK, defaults
+
+__all__ = ["build_cnn"]
+
+
+#: ``"auto"`` augmentation is on for images at least this many pixels on
+#: their shorter side: a tenth of an 8x8 image is a sub-pixel shift that only
+#: blurs it (see "How the defaults were chosen" in the architecture guide).
+_AUGMENT_FROM = 16
+#: What ``"auto"`` augmentation means for images large enough.
+_AUGMENT_AUTO = {"random_shift": 0.1, "random_rotation": 0.03, "random_zoom": 0.1}
+
+
+def _augmentation(name, value, height, width):
+    """The rate ``value`` of augmentation ``name`` stands for on ``height x width`` images."""
+    if value == "auto":
+        return _AUGMENT_AUTO[name] if min(height, width) >= _AUGMENT_FROM else 0.0
+    return float(value)
+
+
+def build_cnn(input_shape, n_classes, *, seed=None, name="cnn", **params):
+    """Build (uncompiled) the Keras CNN that :class:`CNNClassifier` trains.
+
+    The network adapts to ``input_shape``: a block pools only while the
+    feature map is at least twice the pool size, ``padding="auto"`` trims
+    borders only while the map is large enough, and ``"auto"`` augmentation
+    is off for tiny images, so small images (8x8) are never convolved or
+    pooled into nothing; large feature maps are averaged globally instead of
+    flattened so the dense head stays small.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        ``(height, width, channels)``.
+    n_classes : int
+        Number of softmax outputs.
+    seed : int or None, default=None
+        Seeds every random layer and initializer from one stream, so that
+        the network does not depend on Python's global ``random`` (which other
+        threads of the process, a Dask worker's event loop say, may draw
+        from). ``None`` leaves them to Keras' global seeding.
+    name : str, default="cnn"
+        Name of the Keras model.
+    **params : dict
+        The network parameters of :class:`~skimgclf.CNNClassifier`
+        (:data:`skimgclf.model.params.NETWORK`); those left out take their
+        defaults.
+
+    Returns
+    -------
+    keras.Model
+        The functional model, mapping images to class probabilities.
+    """
+    unknown = set(params) - set(NETWORK)
+    if unknown:
+        raise TypeError(f"build_cnn() got unexpected network parameters {sorted(unknown)}")
+    p = SimpleNamespace(**{**defaults("network"), **params})
+    stream = None if seed is None else np.random.default_rng(seed)
+
+    def next_seed():
+        return None if stream is None else int(stream.integers(2**31 - 1))
+
+    def init():
+        return keras.initializers.GlorotUniform(seed=next_seed())
+    h, w, c = (int(v) for v in input_shape)
+    inputs = keras.Input(shape=(h, w, c), name="images")
+    x = inputs
+    random_shift = _augmentation("random_shift", p.random_shift, h, w)
+    random_rotation = _augmentation("random_rotation", p.random_rotation, h, w)
+    random_zoom = _augmentation("random_zoom", p.random_zoom, h, w)
+    # Augmentation layers are active only in training (Keras skips them in
+    # inference), so predictions are never perturbed.
+    if random_shift:
+        x = keras.layers.RandomTranslation(random_shift, random_shift, fill_mode="constant", seed=next_seed())(x)
+    if random_rotation:
+        x = keras.layers.RandomRotation(random_rotation, fill_mode="constant", seed=next_seed())(x)
+    if random_zoom:
+        x = keras.layers.RandomZoom(random_zoom, fill_mode="constant", seed=next_seed())(x)
+    if p.random_flip:
+        x = keras.layers.RandomFlip(p.random_flip, seed=next_seed())(x)
+
+    block_filters = list(p.filters) if isinstance(p.filters, (list, tuple)) else [
+        int(p.filters) * 2**b for b in range(p.conv_blocks)
+    ]
+    size_h, size_w = h, w
+    for b in range(p.conv_blocks):
+        conv_filters = block_filters[b]
+        if not isinstance(conv_filters, (list, tuple)):
+            conv_filters = [conv_filters] * p.convs_per_block
+        for n_filters in conv_filters:
+            k = min(int(p.kernel_size), size_h, size_w) if size_h > 1 and size_w > 1 else 1
+            pad = p.padding
+            if pad == "auto":
+                # Trim the border while the map stays at least a kernel wide.
+                pad = "valid" if min(size_h, size_w) - k + 1 >= k else "same"
+            x = keras.layers.Conv2D(int(n_filters), k, padding=pad, use_bias=not p.batch_norm,
+                                    kernel_initializer=init())(x)
+            if pad == "valid":
+                size_h, size_w = size_h - k + 1, size_w - k + 1
+            if p.batch_norm:
+                x = keras.layers.BatchNormalization(momentum=0.9)(x)
+            x = keras.layers.Activation(p.activation)(x)
+        if p.pooling is not None and size_h >= 4 and size_w >= 4:
+            layer = keras.layers.MaxPooling2D if p.pooling == "max" else keras.layers.AveragePooling2D
+            x = layer(2)(x)
+            size_h, size_w = size_h // 2, size_w // 2
+        if p.conv_dropout:
+            x = keras.layers.Dropout(p.conv_dropout, seed=next_seed())(x)
+
+    head = p.global_pooling
+    if head == "auto":
+        head = "flatten" if size_h * size_w <= 64 else "avg"
+    if head == "flatten":
+        x = keras.layers.Flatten()(x)
+    elif head == "avg":
+        x = keras.layers.GlobalAveragePooling2D()(x)
+    else:
+        x = keras.layers.GlobalMaxPooling2D()(x)
+
+    layer_units = list(p.units) if isinstance(p.units, (list, tuple)) else [int(p.units)] * p.hidden_layers
+    for u in layer_units:
+        x = keras.layers.Dense(u, use_bias=not p.batch_norm, kernel_initializer=init())(x)
+        if p.batch_norm:
+            x = keras.layers.BatchNormalization(momentum=0.9)(x)
+        x = keras.layers.Activation(p.activation)(x)
+        if p.dropout:
+            x = keras.layers.Dropout(p.dropout, seed=next_seed())(x)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="probabilities", kernel_initializer=init())(x)
+    return keras.Model(inputs, outputs, name=name)

@@ -1,0 +1,221 @@
+"""The parameters of :class:`~skimgclf.CNNClassifier`, declared once.
+
+Each :class:`Parameter` gives a name, its default, the values it accepts
+(scikit-learn's parameter constraints), its documentation and, where the
+command line exposes it, its option. From this one list come:
+
+- ``CNNClassifier._parameter_constraints`` (checked at fit, in
+  scikit-learn's words);
+- the "Parameters" section of ``CNNClassifier``'s docstring;
+- the network options of ``skimgclf train`` / ``search`` (type, range,
+  default and help);
+- the keyword arguments :func:`~skimgclf.model.network.build_cnn` takes.
+
+``CNNClassifier.__init__`` lists the same names and defaults explicitly, as
+scikit-learn requires; a test fails if it drifts from this list.
+
+Importing this module imports scikit-learn's validation helpers only: the
+command line reads it without TensorFlow.
+"""
+
+from __future__ import annotations
+
+import numbers
+import textwrap
+from dataclasses import dataclass
+
+from sklearn.utils._param_validation import Interval, StrOptions
+
+__all__ = ["ACTIVATIONS", "NETWORK", "OPTIMIZERS", "PARAMETERS", "Parameter", "constraints", "defaults",
+           "numpydoc"]
+
+ACTIVATIONS = ("relu", "elu", "selu", "gelu", "silu", "swish", "tanh", "sigmoid", "leaky_relu", "mish")
+OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One constructor parameter of CNNClassifier.
+
+    Parameters
+    ----------
+    name : str
+        The keyword argument.
+    default : object
+        Its default value.
+    constraints : tuple
+        scikit-learn parameter constraints (``Interval``, ``StrOptions``,
+        types, ``None``, ``"boolean"``, ...).
+    kind : str
+        The numpydoc type line (``"int"``, ``"float or 'auto'"``).
+    doc : str
+        The description (reStructuredText).
+    part : {"network", "training", "estimator"}
+        ``"network"`` parameters shape the Keras model (they are
+        :func:`~skimgclf.model.network.build_cnn`'s keyword arguments).
+    cli : str or None, default=None
+        The command-line option, when exposed (``"--conv-blocks"``).
+    cli_help : str or None, default=None
+        Its one-line help (the default is appended).
+    """
+
+    name: str
+    default: object
+    constraints: tuple
+    kind: str
+    doc: str
+    part: str
+    cli: str | None = None
+    cli_help: str | None = None
+
+
+def _int(low):
+    return Interval(numbers.Integral, low, None, closed="left")
+
+
+_FRACTION = Interval(numbers.Real, 0, 1, closed="left")
+_AUTO = StrOptions({"auto"})
+
+PARAMETERS = (
+    # ------------------------------------------------------------ the network
+    Parameter("conv_blocks", 3, (_int(0),), "int", "Number of convolution blocks.", "network",
+              "--conv-blocks", "convolution blocks (each: conv, batch norm, pooling)"),
+    Parameter("filters", 32, (_int(1), list, tuple), "int or list of (int or list of int)", """
+        Filters of the first block, doubled in each later block; or one value
+        per block; or, per block, a list of ``convs_per_block`` values, one per
+        convolution (``[[32, 64]]`` is the seed tutorial's block).""", "network",
+              "--filters", "filters of the first block, doubled in each later block"),
+    Parameter("convs_per_block", 1, (_int(1),), "int", "Convolution layers in each block.", "network"),
+    Parameter("kernel_size", 3, (_int(1),), "int",
+              "Side of the square convolution kernels (reduced for tiny maps).", "network"),
+    Parameter("padding", "auto", (StrOptions({"auto", "same", "valid"}),), '{"auto", "same", "valid"}', """
+        ``"same"`` keeps the size of the feature maps through a convolution;
+        ``"valid"`` trims ``kernel_size - 1`` pixels (Keras' own default).
+        ``"auto"`` trims while the output of the convolution is still at least
+        ``kernel_size`` wide and keeps the size of smaller maps: on 28x28
+        digits every convolution trims (as accurate as ``"same"`` on a
+        validation split of MNIST, with 40 % less computation), while 8x8
+        images are not convolved into nothing.""", "network"),
+    Parameter("pooling", "max", (StrOptions({"max", "avg"}), None), '{"max", "avg"} or None',
+              "2x2 pooling after each block, skipped where the map is smaller than 4.", "network"),
+    Parameter("batch_norm", True, ("boolean",), "bool",
+              "Batch normalisation after each convolution and hidden dense layer.", "network"),
+    Parameter("conv_dropout", 0.0, (_FRACTION,), "float", "Dropout rate after each convolution block.",
+              "network"),
+    Parameter("global_pooling", "auto", (StrOptions({"auto", "flatten", "avg", "max"}),),
+              '{"auto", "flatten", "avg", "max"}', """
+        How the last feature map becomes a vector. ``"auto"`` flattens maps of
+        at most 64 positions and averages larger ones.""", "network"),
+    Parameter("hidden_layers", 1, (_int(0),), "int", "Number of dense hidden layers.", "network",
+              "--hidden-layers", "dense hidden layers after the convolutions"),
+    Parameter("units", 128, (_int(1), list, tuple), "int or list of int",
+              "Units of each hidden layer (or one value per layer).", "network",
+              "--units", "units of each dense hidden layer"),
+    Parameter("activation", "relu", (StrOptions(set(ACTIVATIONS)),), "str", f"""
+        Activation of the convolution and hidden layers: one of
+        {", ".join(f'``"{a}"``' for a in ACTIVATIONS)}.""", "network",
+              "--activation", "activation of the convolution and hidden layers"),
+    Parameter("dropout", 0.3, (_FRACTION,), "float", "Dropout rate after each hidden dense layer.", "network",
+              "--dropout", "dropout rate after each dense hidden layer"),
+    Parameter("random_shift", "auto", (Interval(numbers.Real, 0, 1, closed="both"), _AUTO), 'float or "auto"', """
+        Training-time random translation, as a fraction of height and width.
+        ``"auto"`` is 0.1 for images of at least 16 pixels on their shorter
+        side and 0 (off) for smaller ones, where a fraction of the image is a
+        sub-pixel shift that only blurs it.""", "network"),
+    Parameter("random_rotation", "auto", (Interval(numbers.Real, 0, 1, closed="both"), _AUTO),
+              'float or "auto"', """
+        Training-time random rotation, as a fraction of a full turn; ``"auto"``
+        is 0.03 (about 11 degrees), off below 16 pixels.""", "network"),
+    Parameter("random_zoom", "auto", (_FRACTION, _AUTO), 'float or "auto"', """
+        Training-time random zoom, as a fraction; ``"auto"`` is 0.1, off below
+        16 pixels.""", "network"),
+    Parameter("random_flip", None, (StrOptions({"horizontal", "vertical", "horizontal_and_vertical"}), None),
+              '{"horizontal", "vertical", "horizontal_and_vertical"} or None',
+              "Training-time random flips (off by default: digits and text must not be flipped).", "network"),
+    # ------------------------------------------------------------- training
+    Parameter("optimizer", "adam", (StrOptions(set(OPTIMIZERS)),), "{" + ", ".join(f'"{o}"' for o in OPTIMIZERS) + "}",
+              "Keras optimizer (SGD with Nesterov momentum 0.9).", "training",
+              "--optimizer", "optimizer"),
+    Parameter("learning_rate", 0.002, (Interval(numbers.Real, 0, None, closed="neither"),), "float",
+              "Initial learning rate.", "training", "--learning-rate", "initial learning rate"),
+    Parameter("lr_schedule", "cosine", (StrOptions({"cosine", "constant"}),), '{"cosine", "constant"}',
+              '``"cosine"`` decays the learning rate to zero over ``epochs``.', "training"),
+    Parameter("epochs", 10, (_int(1),), "int", "Maximum number of passes over the training data.", "training",
+              "--epochs", "maximum passes over the training images"),
+    Parameter("batch_size", 64, (_int(1),), "int", "Samples per gradient step.", "training",
+              "--batch-size", "images per gradient step"),
+    Parameter("validation_split", 0.0, (_FRACTION,), "float", """
+        Fraction of the training data held out, stratified and drawn with
+        ``random_state``, to monitor validation loss and accuracy (and for
+        early stopping). ``0`` trains on everything: with the cosine schedule
+        the last epoch is usually the best, and on mnist10k the 10 % more
+        training images beat early stopping on a held-out tenth.""", "training"),
+    Parameter("early_stopping", True, ("boolean",), "bool", """
+        Stop when the validation loss has not improved for ``patience`` epochs
+        and restore the best weights (needs ``validation_split > 0``).""", "training"),
+    Parameter("patience", 4, (_int(0),), "int", "Epochs without improvement before early stopping.", "training",
+              "--patience", "epochs without a lower monitored validation loss before stopping"),
+    Parameter("class_weight", None, (dict, StrOptions({"balanced"}), None), 'dict, "balanced" or None',
+              "Weights of the classes in the loss, as in scikit-learn.", "training"),
+    # ------------------------------------------------------------ estimator
+    Parameter("random_state", None, ("random_state",), "int, RandomState instance or None", """
+        Seeds weight initialisation, shuffling, dropout, augmentation and the
+        validation split. The same value and data give identical predictions;
+        the seed does not leak into later fits.""", "estimator"),
+    Parameter("verbose", 0, ("verbose",), "int", """
+        ``0`` silent, ``1`` a progress bar over epochs (on a terminal or in a
+        notebook), ``2`` one line per epoch from Keras.""", "estimator"),
+)
+
+#: Names of the parameters that shape the network (``build_cnn``'s keyword arguments).
+NETWORK = tuple(p.name for p in PARAMETERS if p.part == "network")
+
+
+def defaults(part=None):
+    """``{name: default}`` of every parameter, or of one ``part``.
+
+    Parameters
+    ----------
+    part : {"network", "training", "estimator"} or None, default=None
+        Which parameters.
+
+    Returns
+    -------
+    dict
+        The defaults, in declaration order.
+    """
+    return {p.name: p.default for p in PARAMETERS if part is None or p.part == part}
+
+
+def constraints():
+    """``{name: [constraint, ...]}``: scikit-learn's ``_parameter_constraints``.
+
+    Returns
+    -------
+    dict
+        One list of constraints per parameter.
+    """
+    return {p.name: list(p.constraints) for p in PARAMETERS}
+
+
+def numpydoc(indent=4):
+    """The "Parameters" section entries of the classifier's docstring, one per parameter.
+
+    Parameters
+    ----------
+    indent : int, default=4
+        Indentation of the entries in the docstring.
+
+    Returns
+    -------
+    str
+        ``name : kind, default=value`` lines with their indented descriptions.
+    """
+    pad = " " * indent
+    out = []
+    for p in PARAMETERS:
+        text = textwrap.fill(" ".join(textwrap.dedent(p.doc).split()), width=79 - indent - 4)
+        default = f'"{p.default}"' if isinstance(p.default, str) else repr(p.default)
+        out.append(f"{pad}{p.name} : {p.kind}, default={default}")
+        out.append(textwrap.indent(text, pad + "    "))
+    return "\n".join(out)

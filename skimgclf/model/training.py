@@ -1,0 +1,110 @@
+"""Helpers of training: scoped seeding, the epoch progress bar, batches read from memory maps.
+
+Importing this module imports Keras.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+
+import keras
+import numpy as np
+
+from .._progress import bar
+
+__all__ = ["EpochBar", "MappedBatches", "all_finite", "file_backed", "seeded"]
+
+
+@contextlib.contextmanager
+def seeded(seed):
+    """Seed Python, NumPy, TensorFlow and Keras for the duration of a block.
+
+    Unlike scikeras' ``tensorflow_random_state`` this switches on no global
+    determinism flag and, on exit, gives the process back its unseeded random
+    state: a later fit with ``random_state=None`` is random again and may use
+    dropout or shuffling freely.
+    """
+    if seed is None:
+        yield
+        return
+    import tensorflow as tf
+    from keras.src.backend.common import global_state
+
+    py_state, np_state = random.getstate(), np.random.get_state()
+    keras.utils.set_random_seed(int(seed))
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        tf.random.set_seed(None)
+        global_state.set_global_attribute("global_random_seed", None)
+        global_state.set_global_attribute("global_seed_generator", None)
+
+
+class EpochBar(keras.callbacks.Callback):
+    """One tqdm bar over epochs, with the latest metrics as its postfix."""
+
+    def __init__(self, epochs, initial_epoch=0):
+        super().__init__()
+        self.bar = bar(total=epochs, initial=initial_epoch, desc="training", unit="epoch")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.bar.set_postfix({k: f"{v:.4f}" for k, v in (logs or {}).items() if k != "learning_rate"})
+        self.bar.update(1)
+
+    def on_train_end(self, logs=None):
+        self.bar.close()
+
+
+
+def file_backed(X):
+    """Whether ``X`` is (a view of) a memory-mapped file, such as a ``numpy.memmap``."""
+    import mmap
+
+    seen = 0
+    while X is not None and seen < 32:
+        if isinstance(X, (np.memmap, mmap.mmap)):
+            return True
+        X, seen = getattr(X, "base", None), seen + 1
+    return False
+
+
+def all_finite(X, rows=4096):
+    """``np.isfinite(X).all()`` without a temporary as large as ``X`` for large arrays."""
+    if X.nbytes <= 64 * 1024**2:
+        return bool(np.isfinite(X).all())
+    return all(np.isfinite(X[i:i + rows]).all() for i in range(0, X.shape[0], rows))
+
+
+class MappedBatches(keras.utils.PyDataset):
+    """Batches of memory-mapped images, read from the file as training asks for them.
+
+    The rows are shuffled every epoch (``shuffle=True``); within a batch they
+    are read in file order, so reads move forward through the file.
+    """
+
+    def __init__(self, X, y, sample_weight, rows, batch_size, shuffle, seed=None):
+        super().__init__()
+        self.X, self.y, self.sample_weight = X, y, sample_weight
+        self.rows = np.asarray(rows)
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self._rng = np.random.default_rng(seed)
+        self._order = self.rows.copy()
+        if shuffle:
+            self._rng.shuffle(self._order)
+
+    def __len__(self):
+        return math.ceil(len(self.rows) / self.batch_size)
+
+    def __getitem__(self, index):
+        idx = np.sort(self._order[index * self.batch_size:(index + 1) * self.batch_size])
+        batch = (np.asarray(self.X[idx], dtype=np.float32), self.y[idx])
+        return batch if self.sample_weight is None else batch + (self.sample_weight[idx],)
+
+    def on_epoch_end(self):
+        if self.shuffle:
+            self._rng.shuffle(self._order)
