@@ -80,7 +80,18 @@ def _rebuild(cls, message, row, image_id, path):
 class ImageDecodeError(InputError):
     """An image file could not be read or decoded (missing, empty, not an image, truncated, too large).
 
-    Subclasses :class:`InputError` (and :class:`ValueError`). ``.path`` is the file.
+    Subclasses :class:`InputError` (and :class:`ValueError`).
+
+    Parameters
+    ----------
+    message : str
+        What is wrong, naming the file.
+    row : int or None, default=None
+        Position of the row whose image it is, when known.
+    image_id : str or None, default=None
+        The image id of that row.
+    path : str or None, default=None
+        The file.
     """
 
 
