@@ -160,7 +160,7 @@ FIT = textwrap.dedent("""
     table = pd.read_csv(csv, dtype=str)
     y = np.load(labels)[np.arange(len(table)) % len(np.load(labels))]
     X = ImageFolderLoader(folder, cache=False, cache_dir=None if cache_dir == "-" else cache_dir,
-                          verbose=0).transform(table)
+                          verbose=0).fit_transform(table)
     CNNClassifier(conv_blocks=1, filters=8, units=16, epochs=1, batch_size=256, random_state=0).fit(X, y)
 """)
 

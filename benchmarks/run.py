@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
 MNIST10K = Path(os.environ.get("SKIMGCLF_MNIST10K", REPO.parent / "shared" / "data" / "mnist10k"))
+CIFAR10K = Path(os.environ.get("SKIMGCLF_CIFAR10K", REPO.parent / "shared" / "data" / "cifar10k"))
 WORK = Path(tempfile.gettempdir()) / "skimgclf-bench"
 
 #: The seed tutorial's network, as CNNClassifier parameters.
@@ -141,7 +142,7 @@ def mnist_arrays(quick):
         test = pd.read_csv(MNIST10K / "test.csv").merge(pd.read_csv(MNIST10K / "test_labels.csv"), on="id")
         if quick:
             train, test = train.iloc[:1000], test.iloc[:500]
-        loader = ImageFolderLoader(MNIST10K / "train", cache=False, verbose=0)
+        loader = ImageFolderLoader(MNIST10K / "train", cache=False, verbose=0).fit(train)
         X = loader.transform(train)
         Xt = loader.set_params(image_dir=MNIST10K / "test").transform(test)
         _MEMO["mnist"] = (X, train["label"].to_numpy(), Xt, test["label"].to_numpy(), test)
@@ -156,7 +157,7 @@ def mnist_train_loader(args):
     table = pd.read_csv(MNIST10K / "train.csv")
     if args.quick:
         table = table.iloc[:2000]
-    return table, skimgclf.ImageFolderLoader(MNIST10K / "train", verbose=0)
+    return table, skimgclf.ImageFolderLoader(MNIST10K / "train", verbose=0).fit(table)  # decides gray, 28x28
 
 
 def fig_loader_png(bench, args):
@@ -380,6 +381,84 @@ def fig_other_data(bench, args):
               f"{len(X)} colour photos at 64x64, which of 2 source photos (an easy task: nothing collapses)")
 
 
+def fig_cifar(bench, args):
+    """6c. Colour photos: default CNNClassifier on cifar10k vs the seed recipe (accuracy, fit time).
+
+    One fit per side (each takes minutes), the seed's first: the seed recipe
+    on its 80 % (validating on 20 % each epoch, as the tutorial does), the
+    default on every train.csv row; both scored once on the test images.
+    """
+    if not (CIFAR10K / "train.csv").exists():
+        for figure in ("cifar_fit_time", "cifar_test_accuracy"):
+            bench.skip(figure, f"no {CIFAR10K}")
+        return
+    import skimgclf
+
+    train = pd.read_csv(CIFAR10K / "train.csv", dtype=str)
+    test = pd.read_csv(CIFAR10K / "test.csv", dtype=str).merge(
+        pd.read_csv(CIFAR10K / "test_labels.csv", dtype=str), on="id")
+    if args.quick:
+        train, test = train.iloc[:1000], test.iloc[:300]
+    loader = skimgclf.ImageFolderLoader(CIFAR10K / "train", verbose=0).fit(train)
+    X = loader.transform(train)
+    Xt = loader.set_params(image_dir=CIFAR10K / "test").transform(test)
+    classes, y = np.unique(train["label"], return_inverse=True)
+    yt = np.searchsorted(classes, test["label"])
+    epochs = 2 if args.quick else 10
+    _warm_keras(X, y)
+    start = time.perf_counter()
+    raw = _seed_fit(X, y, epochs)
+    t_seed = time.perf_counter() - start
+    seed_acc = float((raw.predict(Xt, verbose=0).argmax(1) == yt).mean())
+    start = time.perf_counter()
+    clf = skimgclf.CNNClassifier(random_state=0, **({"epochs": 2} if args.quick else {})).fit(X, y)
+    t_ours = time.perf_counter() - start
+    acc = float(clf.score(Xt, yt))
+    ratio = t_ours / t_seed
+    bench.add("cifar_fit_time", fmt_s(t_ours), fmt_s(t_seed), f"{ratio:.2f}", "<= 3", ratio <= 3,
+              f"default fit on all {len(X):,} train photos ({len(clf.history_['loss'])} epochs) vs the seed's "
+              f"{epochs}-epoch fit on 80 % (ratio = skimgclf / seed)")
+    bench.add("cifar_test_accuracy", f"{acc:.4f}", f"{seed_acc:.4f}", f"{acc - seed_acc:+.4f}", ">= 0.75",
+              acc >= 0.75, f"cifar10k, {len(Xt):,} test photos 32x32 ({len(classes)} classes)")
+
+
+def fig_cifar_two_classes(bench, args):
+    """6d. A few hundred photos of two classes, through the CLI with no options (train, then predict)."""
+    if not (CIFAR10K / "train.csv").exists():
+        bench.skip("cli_300_photos", f"no {CIFAR10K}")
+        return
+    import shutil
+
+    train = pd.read_csv(CIFAR10K / "train.csv", dtype=str)
+    test = pd.read_csv(CIFAR10K / "test.csv", dtype=str).merge(
+        pd.read_csv(CIFAR10K / "test_labels.csv", dtype=str), on="id")
+    pair = sorted(train["label"].unique())[:2]  # the first two classes by name, not a chosen easy pair
+    folder = WORK / "cifar-two-classes"
+    shutil.rmtree(folder, ignore_errors=True)
+    tables = {"train": pd.concat([train[train["label"] == c].head(150) for c in pair]),
+              "test": test[test["label"].isin(pair)]}
+    for part, table in tables.items():
+        (folder / part).mkdir(parents=True)
+        for image_id in table["id"]:
+            shutil.copy(CIFAR10K / part / f"{image_id}.jpg", folder / part / f"{image_id}.jpg")
+    tables["train"].to_csv(folder / "train.csv", index=False)
+    tables["test"][["id"]].to_csv(folder / "test.csv", index=False)
+    cli = [sys.executable, "-m", "skimgclf"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    start = time.perf_counter()
+    subprocess.run(cli + ["train", str(folder / "train.csv"), "--model", str(folder / "model.skimgclf"), "--quiet"],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+    seconds = time.perf_counter() - start
+    subprocess.run(cli + ["predict", str(folder / "model.skimgclf"), str(folder / "test.csv"), "--out",
+                          str(folder / "pred.csv"), "--quiet"], check=True, env=env)
+    pred = pd.read_csv(folder / "pred.csv", dtype=str)
+    acc = float((pred["label"].to_numpy() == tables["test"]["label"].to_numpy()).mean())
+    chance = float(tables["test"]["label"].value_counts(normalize=True).max())
+    bench.add("cli_300_photos", f"{acc:.4f}", f"{chance:.4f}", f"{acc - chance:+.4f}", ">= chance + 0.15",
+              acc >= chance + 0.15, f"`skimgclf train` with no options on 300 cifar10k photos ({' vs '.join(pair)}, "
+              f"150 each; {seconds:.0f} s), then `predict` on their {len(pred)} test photos; baseline = chance")
+
+
 def fig_scoring(bench, args):
     """7. Batch scoring end to end: CSV + images -> predictions CSV, model from a file."""
     if not have_mnist(bench, "batch_scoring"):
@@ -393,7 +472,7 @@ def fig_scoring(bench, args):
         test = test.iloc[:500]
     WORK.mkdir(parents=True, exist_ok=True)
     model_path = WORK / "scoring-model.skimgclf"
-    pipe = make_pipeline(skimgclf.ImageFolderLoader(MNIST10K / "test", verbose=0), clf)
+    pipe = make_pipeline(skimgclf.ImageFolderLoader(MNIST10K / "test", verbose=0).fit(test), clf)
     skimgclf.save(pipe, model_path)
     loaded = skimgclf.load(model_path)
     network = loaded[-1].model_
@@ -459,6 +538,8 @@ FIGURES = {
     "fit_seed_arch": fig_fit_seed_arch,
     "default": fig_default,
     "other_data": fig_other_data,
+    "cifar": fig_cifar,
+    "cifar_two_classes": fig_cifar_two_classes,
     "batch_scoring": fig_scoring,
 }
 

@@ -37,7 +37,7 @@ import skimgclf
 from skimgclf import ImageFolderLoader
 
 skimgclf.clear_cache()
-loader = ImageFolderLoader(workdir / "train", target_size=(8, 8))
+loader = ImageFolderLoader(workdir / "train", target_size=(8, 8)).fit(train)  # decides: grayscale
 for attempt in ("first load (decoding)", "second load (cached)"):
     start = perf_counter()
     X = loader.transform(train)

@@ -71,6 +71,7 @@ def chunk_loader(loader, *, image_dir=None, id_column="id", n_jobs=None):
         The copy, ready to transform chunks.
     """
     params = loader.get_params()
+    params["color_mode"], params["target_size"] = loader._settings()  # what the fitted loader decided
     if image_dir is not None:
         params["image_dir"] = os.path.abspath(os.fspath(image_dir))
     if n_jobs is not None and params.get("n_jobs") is None:

@@ -102,6 +102,7 @@ def _cnn(**kw):
 
 def _loader(folder, **kw):
     kw.setdefault("target_size", (8, 8))
+    kw.setdefault("color_mode", "grayscale")
     return ImageFolderLoader(folder, verbose=0, **kw)
 
 
@@ -147,7 +148,10 @@ def test_csv_header_only(tmp_path, images):
         tables.read_table(path, label_column="label")
     with pytest.raises(tables.TableError, match="the table has a header but no rows"):
         list(tables.iter_table(path))
-    df = pd.read_csv(path)  # the Python API: the classifier refuses an empty training set
+    df = pd.read_csv(path)  # the Python API: a detecting loader has nothing to decide from
+    with pytest.raises(ValueError, match=re.escape("cannot decide color_mode and target_size")):
+        make_pipeline(ImageFolderLoader(images), _cnn()).fit(df, df["label"])
+    # one told the settings loads nothing, and the classifier refuses an empty training set
     with pytest.raises(ValueError, match=re.escape("X holds no images (0 samples)")):
         make_pipeline(_loader(images), _cnn()).fit(df, df["label"])
 
@@ -252,8 +256,11 @@ def test_id_bytes_not_utf8(images):
 @pytest.mark.parametrize("cache", [True, False])
 def test_missing_image_names_row_id_and_path(images, cache):
     with pytest.raises(ImageDecodeError, match=re.escape(
-            f"row 1: no image for id 'nope': {images / 'nope.png'} does not exist")):
+            f"row 1: no image for id 'nope': no file nope or nope.<image extension> in {images}")):
         _loader(images, cache=cache).fit_transform(["0", "nope"])
+    with pytest.raises(ImageDecodeError, match=re.escape(  # a suffix given: the one file it names
+            f"row 1: no image for id 'nope': {images / 'nope.png'} does not exist")):
+        _loader(images, cache=cache, suffix=".png").fit_transform(["0", "nope"])
 
 
 def _png_bytes(arr):
@@ -367,9 +374,9 @@ def test_mixed_sizes_without_target_size_names_both_files(images):
 LOADER_BAD = {
     "image_dir": ["does-not-exist", 3],
     "id_column": [None, 1.5],
-    "suffix": [None, 5],
-    "target_size": [(0, 8), (8,), "8x8", (8.0, 8), (True, 8)],
-    "color_mode": ["cmyk"],
+    "suffix": [5, b".png"],
+    "target_size": [(0, 8), (8,), "8x8", (8.0, 8), (True, 8), (20000, 8)],
+    "color_mode": ["cmyk", None],
     "scale": ["minmax", 255],
     "cache": ["yes"],
     "cache_dir": [3, ["a"]],
@@ -398,12 +405,14 @@ CNN_BAD = {
     "optimizer": ["lbfgs"],
     "learning_rate": [0, -1e-3],
     "lr_schedule": ["step"],
+    "label_smoothing": [1.0, -0.1, "0.1"],
     "epochs": [0],
     "batch_size": [0],
     "validation_split": [1.0],
     "early_stopping": ["no"],
     "patience": [-1],
     "class_weight": ["auto"],
+    "test_time_flip": ["yes", 2],
     "random_state": ["seed"],
     "verbose": [-1],
 }

@@ -9,6 +9,8 @@ from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, check_cv, cross_val_score
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from skimgclf import CNNClassifier
 
 from conftest import make_blobs_images
@@ -139,21 +141,57 @@ def test_random_state_holds_while_other_threads_draw_from_pythons_random(data):
     np.testing.assert_array_equal(a, b)
 
 
-def test_validation_split_is_stratified_random_and_restores_best_weights(data):
-    X, y = data
+def test_validation_split_is_stratified_random_and_restores_best_weights():
+    X, y = make_blobs_images(420, n_classes=3)
     order = np.argsort(y, kind="stable")  # sorted labels: a "last rows" split would be one class
     Xs, ys = X[order], y[order]
     clf = tiny(validation_split=0.25, epochs=6, early_stopping=True, patience=1, learning_rate=0.05,
-               lr_schedule="constant")
+               lr_schedule="constant", batch_size=64)
     train, val = clf._validation_indices(ys, 0)
-    assert sorted(np.bincount(ys[val]).tolist()) == [5, 5, 5]
-    assert not np.array_equal(np.sort(val), np.arange(45, 60))
+    assert sorted(np.bincount(ys[val]).tolist()) == [35, 35, 35]
+    assert not np.array_equal(np.sort(val), np.arange(315, 420))
     clf.fit(Xs, ys)
     hist = clf.history_
     assert set(hist) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert len(hist["loss"]) == len(hist["val_loss"]) <= 6
-    loss, _ = clf.model_.evaluate(Xs[val], ys[val], verbose=0)
+    loss, _ = clf.model_.evaluate(Xs[val].astype(np.float32) / 255, ys[val], verbose=0)  # labels are 0, 1, 2
     assert loss == pytest.approx(min(hist["val_loss"]), rel=1e-3, abs=1e-4)
+
+
+def test_early_stopping_never_acts_on_a_handful_of_images(data):
+    """A monitor set too small to tell epochs apart: a warning, and the last epoch is kept."""
+    X, y = data
+    clf = tiny(validation_split=0.25, epochs=4, early_stopping=True, patience=0, learning_rate=0.05)
+    with pytest.warns(UserWarning, match=r"validation_split=0.25 holds out only 15 images, too few to tell "
+                                         r"one epoch from the next \(at least 100 are needed\): early stopping "
+                                         r"is off"):
+        clf.fit(X, y)
+    assert len(clf.history_["loss"]) == 4  # never stopped early, whatever the validation loss did
+    assert len(clf.history_["val_loss"]) == 4  # still monitored, for the curves
+
+
+def test_colour_images_are_flipped_and_predicted_with_their_mirror_images():
+    """random_flip="auto": horizontal flips for colour images only; test_time_flip averages mirror images."""
+    X, y = make_blobs_images(48, channels=3, size=12)
+    clf = tiny(epochs=2).fit(X, y)
+    layers = [type(layer).__name__ for layer in clf.model_.layers]
+    assert "RandomFlip" in layers and clf.model_.get_layer(index=1).mode == "horizontal"
+    Xf = X.astype(np.float32) / 255
+    direct = clf.model_.predict(Xf, verbose=0)
+    mirrored = clf.model_.predict(Xf[:, :, ::-1], verbose=0)
+    np.testing.assert_allclose(clf.predict_proba(X), (direct + mirrored) / 2, atol=2e-5)
+    np.testing.assert_allclose(clf.set_params(test_time_flip=False).predict_proba(X), direct, atol=2e-5)
+    gray = tiny(epochs=1).fit(*make_blobs_images(24, size=12))
+    assert "RandomFlip" not in [type(layer).__name__ for layer in gray.model_.layers]
+    assert gray._flips_at_prediction() is False
+
+
+def test_label_smoothing_is_the_loss_of_the_network(data):
+    X, y = data
+    plain = tiny(epochs=1).fit(X, y)
+    smooth = tiny(epochs=1, label_smoothing=0.2).fit(X, y)
+    assert smooth.model_.loss.get_config()["label_smoothing"] == pytest.approx(0.2)
+    assert smooth.history_["loss"][0] > plain.history_["loss"][0]  # smoothed targets cost more
 
 
 def test_history_without_validation(fitted):
@@ -361,8 +399,11 @@ def test_auto_padding_and_augmentation_follow_the_image_size():
         build_cnn((8, 8, 1), 10, padding="same", random_shift=0.2, random_rotation=0, random_zoom=0))
     assert paddings == ["same"] * 3 and set(augment) == {"RandomTranslation"}
     # 16 pixels is where "auto" augmentation starts.
-    assert _conv_paddings_and_augmentation(build_cnn((16, 20, 3), 2))[1] != {}
-    assert _conv_paddings_and_augmentation(build_cnn((15, 40, 3), 2))[1] == {}
+    assert set(_conv_paddings_and_augmentation(build_cnn((16, 20, 1), 2))[1]) == {
+        "RandomTranslation", "RandomRotation", "RandomZoom"}
+    assert _conv_paddings_and_augmentation(build_cnn((15, 40, 1), 2))[1] == {}
+    # Flips do not depend on the size, only on colour: a mirrored photo is a photo at any size.
+    assert set(_conv_paddings_and_augmentation(build_cnn((15, 40, 3), 2))[1]) == {"RandomFlip"}
 
 
 def test_auto_defaults_train_on_tiny_and_larger_images():
@@ -372,3 +413,23 @@ def test_auto_defaults_train_on_tiny_and_larger_images():
         clf = CNNClassifier(filters=4, units=8, epochs=1, random_state=0).fit(X, y)
         assert clf.predict_proba(X).shape == (40, 2)
         assert clf.get_params()["padding"] == "auto" and clf.get_params()["random_shift"] == "auto"
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(1, 100_000))
+def test_auto_batch_size_gives_every_epoch_sixteen_steps_where_it_can(n):
+    from skimgclf.model.training import auto_batch_size
+
+    b = auto_batch_size("auto", n)
+    assert 8 <= b <= 64 and b & (b - 1) == 0  # a power of two
+    assert n // b >= 16 or b == 8  # at least 16 steps an epoch, where batches of 8 allow it
+    assert b == 64 or n // (2 * b) < 16  # and no smaller than that needs
+    assert n < 1024 or b == 64  # large data sets keep 64
+    assert auto_batch_size(5, n) == 5  # a number is kept
+
+
+def test_fit_records_the_batch_size_it_used():
+    X, y = make_blobs_images(160, n_classes=2)
+    clf = tiny(epochs=1, batch_size="auto").fit(X, y)
+    assert clf.batch_size_ == 8 and clf.n_train_steps_ == 20  # 160 images: 20 steps of 8, not 3 of 64
+    assert tiny(epochs=1, batch_size=32).fit(X, y).batch_size_ == 32

@@ -99,23 +99,27 @@ def small_train_csv(digits_layout, tmp_path_factory):
 # ------------------------------------------------------------------ train
 def test_train_writes_model_and_prints_validation_accuracy(trained, digits_layout):
     result, model, _ = trained
-    match = re.search(r"validation accuracy: (\d\.\d{4}) \((\d+)/(\d+) held-out images\)", result.stdout)
-    assert match, result.stdout
-    accuracy, correct, n_val = float(match.group(1)), int(match.group(2)), int(match.group(3))
     n_rows = len(pd.read_csv(digits_layout["train_csv"]))
-    assert n_val == int(np.ceil(0.2 * n_rows))
+    match = re.search(r"validation accuracy: (\d\.\d{4}) \((\d+)/(\d+) held-out images, predicted by a model "
+                      r"trained on the other (\d+)\)", result.stdout)
+    assert match, result.stdout
+    accuracy, correct, n_val, n_other = (float(match.group(1)), *map(int, match.groups()[1:]))
+    assert n_val == int(np.ceil(0.2 * n_rows)) and n_other == n_rows - n_val
     assert accuracy == pytest.approx(correct / n_val, abs=1e-4)
     assert accuracy > 0.5  # ten classes: chance is 0.1; three epochs learn much more
-    assert f"model written to {model}" in result.stdout
-    # A whole pipeline, loader settings detected from the files.
-    assert [name for name, _ in manifest(model)["estimator"]["steps"]] == ["imagefolderloader", "cnnclassifier"]
+    # The model written is trained on every labelled row.
+    assert f"model (trained on {n_rows} images) written to {model}" in result.stdout
+    # A whole pipeline; the loader's settings decided at fit are stored with it.
+    steps = dict(manifest(model)["estimator"]["steps"])
+    assert list(steps) == ["imagefolderloader", "cnnclassifier"]
     loader = step_params(model, "imagefolderloader")
-    assert (loader["suffix"], loader["color_mode"], loader["target_size"]) == (".png", "grayscale", (8, 8))
+    assert (loader["suffix"], loader["color_mode"], loader["target_size"]) == (None, "auto", "auto")
+    assert steps["imagefolderloader"]["fitted"] == {"color_mode": "grayscale", "target_size": {"__tuple__": [8, 8]}}
     net = step_params(model, "cnnclassifier")
     assert (net["epochs"], net["filters"], net["units"], net["random_shift"]) == (3, 8, 16, 0.0)
 
 
-def test_train_report_files(trained):
+def test_train_report_files(trained, digits_layout):
     result, _, report = trained
     assert sorted(p.name for p in report.iterdir()) == ["confusion_matrix.png", "learning_curves.png",
                                                         "metrics.json"]
@@ -124,10 +128,73 @@ def test_train_report_files(trained):
     metrics = json.loads((report / "metrics.json").read_text())
     printed = float(re.search(r"validation accuracy: (\S+)", result.stdout).group(1))
     assert metrics["validation_accuracy"] == pytest.approx(printed, abs=1e-4)
-    assert metrics["epochs_run"] == len(metrics["history"]["loss"]) == len(metrics["history"]["val_loss"])
-    assert 1 <= metrics["epochs_run"] <= 3
+    assert metrics["epochs_run"] == len(metrics["history"]["loss"]) == 3
+    assert "val_loss" not in metrics["history"]  # --monitor-split 0: every training image trains
+    assert metrics["n_train"] == len(pd.read_csv(digits_layout["train_csv"]))
     assert metrics["classes"] == list(range(10))
     assert metrics["classification_report"]["accuracy"] == pytest.approx(metrics["validation_accuracy"])
+
+
+@pytest.mark.slow
+def test_train_on_colour_photos_with_no_options_then_predict_them(tmp_path):
+    """A folder of JPEG photos of many sizes: nothing to say, and the model is far above chance."""
+    from skimgclf.datasets import make_sample_photos
+
+    paths = make_sample_photos(tmp_path, n_images=160, max_side=160)
+    model = tmp_path / "model.skimgclf"
+    result = run_cli("train", paths["train_csv"], "--model", model, "--epochs", "6", cwd=tmp_path)
+    assert_ok(result)
+    size = re.search(r"images: .*train: rgb, (\d+)x(\d+) \(color mode and target size decided from the images\)",
+                     result.stdout)
+    assert size and max(map(int, size.groups())) <= 128, result.stdout  # photos up to 160 wide: capped
+    accuracy = float(re.search(r"validation accuracy: (\S+)", result.stdout).group(1))
+    assert accuracy > 0.7, result.stdout
+    assert "model (trained on 120 images)" in result.stdout
+    out = tmp_path / "pred.csv"
+    assert_ok(run_cli("predict", model, paths["test_csv"], "--out", out, "--quiet"))
+    predictions = pd.read_csv(out, dtype=str)
+    truth = pd.read_csv(paths["test_labels_csv"], dtype=str)
+    assert predictions["id"].tolist() == truth["id"].tolist()
+    assert (predictions["label"] == truth["label"]).mean() > 0.7
+
+
+def test_a_model_trained_on_pngs_predicts_a_folder_of_jpegs(trained, digits_layout, tmp_path):
+    test = pd.read_csv(digits_layout["test_csv"], dtype=str).head(30)
+    folder = tmp_path / "jpegs"
+    folder.mkdir()
+    for image_id in test["id"]:
+        Image.open(Path(digits_layout["test_dir"]) / f"{image_id}.png").convert("RGB").save(
+            folder / f"{image_id}.jpg", quality=95)
+    csv = tmp_path / "test.csv"
+    test.to_csv(csv, index=False)
+    out = tmp_path / "pred.csv"
+    result = run_cli("predict", trained[1], csv, "--images", folder, "--out", out, "--quiet")
+    assert_ok(result)
+    reference = pd.read_csv(run_cli_predictions(trained[1], digits_layout, test, tmp_path), dtype=str)
+    agreement = (pd.read_csv(out, dtype=str)["label"] == reference["label"]).mean()
+    assert agreement > 0.8  # the same digits, through JPEG compression and a colour round trip
+    bad = run_cli("predict", trained[1], csv, "--images", folder, "--suffix", ".png", "--out", out)
+    assert_one_line_error(bad, ".png does not exist", ".jpg exists: set suffix='.jpg'")
+
+
+def run_cli_predictions(model, digits_layout, table, tmp_path):
+    csv, out = tmp_path / "png.csv", tmp_path / "png-pred.csv"
+    table.to_csv(csv, index=False)
+    assert_ok(run_cli("predict", model, csv, "--images", digits_layout["test_dir"], "--out", out, "--quiet"))
+    return out
+
+
+@pytest.mark.parametrize("command", ["train", "search", "predict", "evaluate"])
+def test_a_folder_where_a_csv_is_expected_is_one_clear_error_before_the_model_is_read(command, tmp_path):
+    (tmp_path / "train").mkdir()
+    grid = tmp_path / "grid.json"
+    grid.write_text('{"units": [8]}')
+    argv = {"train": ["train", tmp_path / "train"], "search": ["search", tmp_path / "train", "--grid", grid],
+            "predict": ["predict", tmp_path / "missing.skimgclf", tmp_path / "train"],
+            "evaluate": ["evaluate", tmp_path / "missing.skimgclf", tmp_path / "train"]}[command]
+    result = run_cli(*argv)
+    assert_one_line_error(result, f"{tmp_path / 'train'}: a folder, not a CSV file")
+    assert result.returncode == 1
 
 
 def test_loaded_model_and_help_defaults_match_the_api(trained):
@@ -137,7 +204,9 @@ def test_loaded_model_and_help_defaults_match_the_api(trained):
 
     pipe = skimgclf.load(trained[1])
     assert list(pipe[-1].classes_) == list(range(10))
-    assert pipe[0].target_size == (8, 8)
+    # the parameters as the CLI set them ("auto"), the settings fit decided from the 8x8 digits
+    assert (pipe[0].color_mode, pipe[0].target_size) == ("auto", "auto")
+    assert (pipe[0].color_mode_, pipe[0].target_size_) == ("grayscale", (8, 8))
     defaults = skimgclf.CNNClassifier().get_params()
     help_text = " ".join(run_cli("train", "--help").stdout.split()).split("network (CNNClassifier):", 1)[1]
     exposed = [p for p in PARAMETERS if p.cli]
@@ -305,7 +374,7 @@ def test_error_missing_image_leaves_no_output(trained, digits_layout, tmp_path):
     out_dir.mkdir()
     result = run_cli("predict", trained[1], csv, "--images", digits_layout["test_dir"],
                      "--out", out_dir / "pred.csv", "--chunk-size", "2")
-    line = assert_one_line_error(result, "'999999'", "999999.png", "does not exist")
+    line = assert_one_line_error(result, "no image for id '999999': no file 999999 or 999999.<image extension>")
     assert f"{csv} line 7:" in line
     assert list(out_dir.iterdir()) == []  # neither the output nor a temporary file
 

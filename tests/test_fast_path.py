@@ -136,7 +136,7 @@ def test_loader_listing_path_matches_and_keeps_safety(tmp_path, monkeypatch):
     (folder / "sub").mkdir()
     Image.fromarray(arrays[0], "L").save(folder / "sub" / "x.png")
     ids = [str(i) for i in range(len(arrays))] + ["sub/x", "3.png"]
-    loader = ImageFolderLoader(folder, target_size=(12, 12), cache=False, verbose=0)
+    loader = ImageFolderLoader(folder, target_size=(12, 12), color_mode="grayscale", cache=False, verbose=0)
     X = loader.transform(ids)
     expected = np.stack(arrays + [arrays[0], arrays[3]])[..., None] / np.float32(255)
     np.testing.assert_allclose(X, expected, rtol=0, atol=1e-7)
@@ -153,7 +153,7 @@ def test_batch_cache_reuses_and_notices_changes(tmp_path, monkeypatch):
     arrays = write_folder(folder)
     table = pd.DataFrame({"id": range(len(arrays))})
     skimgclf.clear_cache()
-    loader = ImageFolderLoader(folder, target_size=(12, 12), verbose=0)
+    loader = ImageFolderLoader(folder, target_size=(12, 12), color_mode="grayscale", verbose=0)
     first = loader.transform(table)
     assert not first.flags.writeable, "a cached batch is shared, so read-only"
     assert loader.transform(table) is first
@@ -176,7 +176,7 @@ def test_batch_cache_reuses_and_notices_changes(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="7"):
         loader.transform(table)
 
-    assert ImageFolderLoader(folder, target_size=(12, 12), cache=False, verbose=0).transform(
+    assert ImageFolderLoader(folder, target_size=(12, 12), color_mode="grayscale", cache=False, verbose=0).transform(
         table.drop(7)).flags.writeable
 
 
@@ -190,7 +190,7 @@ def test_batch_cache_notices_changes_in_sub_folders(tmp_path):
     assert memcache.folders_of([os.path.join(str(folder), "a", "b", "0.png"), str(folder / "1.png"),
                                 str(folder / "a" / "b" / "2.png")]) == {str(folder / "a" / "b"), str(folder)}
     skimgclf.clear_cache()
-    loader = ImageFolderLoader(folder, target_size=(12, 12), verbose=0)
+    loader = ImageFolderLoader(folder, target_size=(12, 12), color_mode="grayscale", verbose=0)
     first = loader.transform(ids)
     assert loader.transform(ids) is first
     Image.fromarray(255 - arrays[1], "L").save(folder / "a" / "b" / "1.png")
@@ -204,7 +204,7 @@ def test_batch_cache_without_inotify_checks_every_file(tmp_path, monkeypatch):
     folder = tmp_path / "imgs"
     arrays = write_folder(folder)
     skimgclf.clear_cache()
-    loader = ImageFolderLoader(folder, target_size=(12, 12), verbose=0)
+    loader = ImageFolderLoader(folder, target_size=(12, 12), color_mode="grayscale", verbose=0)
     ids = list(range(len(arrays)))
     first = loader.transform(ids)
     assert loader.transform(ids) is first
@@ -385,7 +385,7 @@ def test_loader_uses_threads_only_where_decoding_is_slow(tmp_path, monkeypatch):
     real_pool = _loader.ThreadPoolExecutor
     monkeypatch.setattr(_loader, "ThreadPoolExecutor", lambda *a, **k: pools.append(a) or real_pool(*a, **k))
     monkeypatch.setattr(_loader, "_THREADS_FROM_SECONDS", 0.002)  # 2 ms: far above a tiny PNG
-    loader = ImageFolderLoader(folder, target_size=(12, 12), cache=False, n_jobs=2, verbose=0)
+    loader = ImageFolderLoader(folder, target_size=(12, 12), color_mode="grayscale", cache=False, n_jobs=2, verbose=0)
     fast = loader.transform(range(60))
     assert pools == []
 
@@ -406,7 +406,7 @@ def test_loader_uses_threads_only_where_decoding_is_slow(tmp_path, monkeypatch):
     # 14 -> pool -> 7 -> the second convolution computes only the 6x6 the pooling reads
     ((14, 14, 1), dict(conv_blocks=2, padding="same"), [None, (7, 7, [[0, 0], [1, 0], [1, 0], [0, 0]])]),
     # an even kernel pads 1 before and 2 after; odd sizes drop the last row/column
-    ((15, 13, 3), dict(conv_blocks=2, kernel_size=4, padding="same"),
+    ((15, 13, 3), dict(conv_blocks=2, convs_per_block=1, kernel_size=4, padding="same"),
      [(15, 13, [[0, 0], [1, 1], [1, 1], [0, 0]]), (7, 6, [[0, 0], [1, 1], [1, 2], [0, 0]])]),
     # a 5x5 kernel before average pooling of a 9x11 map: one row is never needed at all
     ((9, 11, 1), dict(conv_blocks=1, kernel_size=5, pooling="avg", padding="same"),
@@ -424,7 +424,7 @@ def test_inference_skips_outputs_the_pooling_drops(monkeypatch, shape, params, w
     monkeypatch.setattr(_classifier, "_TRACE_FROM_PIXELS", 0)
     X = RNG.random((90,) + shape, dtype=np.float32)
     y = np.arange(90) % 3
-    clf = CNNClassifier(filters=4, units=8, epochs=1, random_state=0, **params).fit(X, y)
+    clf = CNNClassifier(filters=4, units=8, epochs=1, test_time_flip=False, random_state=0, **params).fit(X, y)
     steps = _inference_steps(clf.model_)
     convs = [i for i, step in enumerate(steps) if step[0] == "conv"]
     sizes = [tuple(steps[i][3].input.shape[1:3]) for i in convs]

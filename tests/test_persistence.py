@@ -202,6 +202,23 @@ def test_loader_alone_and_unfitted_classifier_round_trip(tmp_path):
     assert back.get_params() == clf.get_params() and not hasattr(back, "model_")
 
 
+def test_save_refuses_a_trained_pipeline_whose_loader_never_decided_its_settings(saved, tmp_path):
+    from sklearn.base import clone
+    from sklearn.pipeline import Pipeline
+
+    pipe = saved[0]
+    unfitted = Pipeline([("imagefolderloader", clone(pipe[0])), ("cnnclassifier", pipe[-1])])
+    with pytest.raises(ModelFileError, match=r"cannot save estimator: its classifier is trained but its "
+                                             r"ImageFolderLoader 'imagefolderloader' was never fitted"):
+        skimgclf.save(unfitted, tmp_path / "m.skimgclf")
+    assert os.listdir(tmp_path) == []
+    # with both settings given there is nothing to decide: it saves, and predicts as the fitted one
+    given = Pipeline([("imagefolderloader", clone(pipe[0]).set_params(color_mode="grayscale")),
+                      ("cnnclassifier", pipe[-1])])
+    back = skimgclf.load(skimgclf.save(given, tmp_path / "m.skimgclf"))
+    np.testing.assert_allclose(back.predict_proba(saved[3]), pipe.predict_proba(saved[3]), atol=1e-6)
+
+
 def test_save_refuses_what_it_cannot_store_safely(tmp_path):
     from sklearn.preprocessing import StandardScaler
 

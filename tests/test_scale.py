@@ -54,14 +54,14 @@ class _Decodes:
 
 def test_disk_cache_gives_the_same_pixels_and_decodes_once(folder, tmp_path, monkeypatch):
     image_dir, ids = folder
-    expected = ImageFolderLoader(image_dir, target_size=(8, 8), cache=False).transform(ids)
+    expected = ImageFolderLoader(image_dir, target_size=(8, 8), color_mode="grayscale", cache=False).transform(ids)
     decodes = _Decodes(monkeypatch)
     cache = tmp_path / "cache"
-    first = ImageFolderLoader(image_dir, target_size=(8, 8), cache=False, cache_dir=cache).transform(ids)
+    first = ImageFolderLoader(image_dir, target_size=(8, 8), color_mode="grayscale", cache=False, cache_dir=cache).transform(ids)
     assert decodes.n >= len(ids)
     np.testing.assert_array_equal(first, expected)
     decodes.n = 0
-    again = ImageFolderLoader(image_dir, target_size=(8, 8), cache=False, cache_dir=str(cache)).transform(ids[::-1])
+    again = ImageFolderLoader(image_dir, target_size=(8, 8), color_mode="grayscale", cache=False, cache_dir=str(cache)).transform(ids[::-1])
     assert decodes.n == 0  # every image came from the memory-mapped file
     np.testing.assert_array_equal(again, expected[::-1])
     # Another decoding setting is another store; the pixels of each are right.
@@ -76,7 +76,7 @@ def test_disk_cache_gives_the_same_pixels_and_decodes_once(folder, tmp_path, mon
 
 def test_disk_cache_notices_a_changed_file(folder, tmp_path):
     image_dir, ids = folder
-    loader = ImageFolderLoader(image_dir, target_size=(8, 8), cache=False, cache_dir=tmp_path / "cache")
+    loader = ImageFolderLoader(image_dir, target_size=(8, 8), color_mode="grayscale", cache=False, cache_dir=tmp_path / "cache")
     before = loader.transform(ids[:3])
     path = image_dir / "1.png"
     Image.fromarray(np.full((8, 8), 77, np.uint8)).save(path)
@@ -89,7 +89,7 @@ def test_disk_cache_notices_a_changed_file(folder, tmp_path):
 def test_disk_cache_is_shared_with_another_process(folder, tmp_path):
     image_dir, ids = folder
     cache = tmp_path / "cache"
-    expected = ImageFolderLoader(image_dir, target_size=(8, 8), cache=False, cache_dir=cache).transform(ids)
+    expected = ImageFolderLoader(image_dir, target_size=(8, 8), color_mode="grayscale", cache=False, cache_dir=cache).transform(ids)
     np.save(tmp_path / "expected.npy", expected)
     code = f"""
 import numpy as np
@@ -98,7 +98,7 @@ from skimgclf.io import loader as _loader
 calls = []
 for name in ("_decode_fast", "decode_image"):
     setattr(_loader, name, lambda *a, _f=getattr(_loader, name), **k: calls.append(1) or _f(*a, **k))
-X = ImageFolderLoader({str(image_dir)!r}, target_size=(8, 8), cache=False, cache_dir={str(cache)!r}).transform({ids!r})
+X = ImageFolderLoader({str(image_dir)!r}, target_size=(8, 8), color_mode="grayscale", cache=False, cache_dir={str(cache)!r}).transform({ids!r})
 assert not calls, len(calls)
 np.testing.assert_array_equal(X, np.load({str(tmp_path / "expected.npy")!r}))
 """
@@ -112,7 +112,7 @@ def test_disk_cache_concurrent_loaders_store_every_image_once_right(folder, tmp_
     parts = [ids[i::4] for i in range(4)] + [ids]
 
     def load(part):
-        return ImageFolderLoader(image_dir, target_size=(8, 8), cache=False, cache_dir=cache,
+        return ImageFolderLoader(image_dir, target_size=(8, 8), color_mode="grayscale", cache=False, cache_dir=cache,
                                  n_jobs=2).transform(part)
 
     with warnings.catch_warnings(record=True) as caught, ThreadPoolExecutor(5) as pool:
@@ -121,7 +121,7 @@ def test_disk_cache_concurrent_loaders_store_every_image_once_right(folder, tmp_
     # Every loader could use the cache (none fell back with a warning, as
     # when two threads once raced for the same temporary file name).
     assert [str(w.message) for w in caught if "disk cache" in str(w.message)] == []
-    expected = ImageFolderLoader(image_dir, target_size=(8, 8), cache=False).transform(ids)
+    expected = ImageFolderLoader(image_dir, target_size=(8, 8), color_mode="grayscale", cache=False).transform(ids)
     for part, got in zip(parts, results):
         np.testing.assert_array_equal(got, expected[[ids.index(i) for i in part]])
     decodes = _Decodes(monkeypatch)
@@ -133,25 +133,25 @@ def test_large_batches_are_memory_maps_of_deleted_files(folder, tmp_path, monkey
     image_dir, ids = folder
     monkeypatch.setattr(_diskcache, "OUTPUT_MEMMAP_BYTES", 1024)
     cache = tmp_path / "cache"
-    X = ImageFolderLoader(image_dir, target_size=(8, 8), cache_dir=cache).transform(ids)
+    X = ImageFolderLoader(image_dir, target_size=(8, 8), color_mode="grayscale", cache_dir=cache).transform(ids)
     assert isinstance(X, np.memmap) and not X.flags.writeable
-    np.testing.assert_array_equal(X, ImageFolderLoader(image_dir, target_size=(8, 8), cache=False).transform(ids))
+    np.testing.assert_array_equal(X, ImageFolderLoader(image_dir, target_size=(8, 8), color_mode="grayscale", cache=False).transform(ids))
     assert os.listdir(cache / "tmp") == []  # the file lives only as long as the array
-    small = ImageFolderLoader(image_dir, target_size=(8, 8), cache_dir=cache).transform(ids[:2])
+    small = ImageFolderLoader(image_dir, target_size=(8, 8), color_mode="grayscale", cache_dir=cache).transform(ids[:2])
     assert type(small) is np.ndarray
 
 
 def test_disk_cache_keeps_the_loader_errors_and_validates_the_parameter(folder, tmp_path):
     image_dir, ids = folder
-    loader = ImageFolderLoader(image_dir, target_size=(8, 8), cache_dir=tmp_path / "cache")
-    with pytest.raises(ValueError, match=r"^row 1: no image for id 'gone': .*gone\.png does not exist"):
+    loader = ImageFolderLoader(image_dir, target_size=(8, 8), color_mode="grayscale", cache_dir=tmp_path / "cache")
+    with pytest.raises(ValueError, match=r"^row 1: no image for id 'gone': no file gone or gone\.<image extension> in "):
         loader.transform(["0", "gone"])
     with pytest.raises(ValueError, match=r"The 'cache_dir' parameter of ImageFolderLoader must be"):
         ImageFolderLoader(image_dir, cache_dir=3).fit()
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.warns(RuntimeWarning, match="disk cache .* cannot be used"):
-        X = ImageFolderLoader(image_dir, target_size=(8, 8), cache=False, cache_dir=blocker).transform(ids)
+        X = ImageFolderLoader(image_dir, target_size=(8, 8), color_mode="grayscale", cache=False, cache_dir=blocker).transform(ids)
     assert X.shape == (40, 8, 8, 1)
 
 
@@ -169,7 +169,7 @@ def test_pipeline_trains_on_memory_mapped_images_batch_by_batch(folder, tmp_path
                         lambda self, i: batches.append(i) or original(self, i))
     y = np.arange(40) % 2  # make_blobs_images: class k has its bright square in quadrant k
     pipe = make_pipeline(
-        ImageFolderLoader(image_dir, target_size=(8, 8), cache=False, cache_dir=tmp_path / "cache"),
+        ImageFolderLoader(image_dir, target_size=(8, 8), color_mode="grayscale", cache=False, cache_dir=tmp_path / "cache"),
         CNNClassifier(conv_blocks=1, filters=8, units=16, epochs=6, batch_size=8, learning_rate=0.01,
                       validation_split=0.25, random_state=0, random_shift=0.0, random_rotation=0.0,
                       random_zoom=0.0))
@@ -192,7 +192,7 @@ def scored_model(tmp_path_factory):
     X, y = make_blobs_images(30)
     ids = [f"{i:04d}" for i in range(30)]
     write_images(root / "img", X[..., 0], ids=ids)
-    pipe = make_pipeline(ImageFolderLoader(root / "img", target_size=(8, 8), verbose=0),
+    pipe = make_pipeline(ImageFolderLoader(root / "img", target_size=(8, 8), color_mode="grayscale", verbose=0),
                          CNNClassifier(conv_blocks=1, filters=8, units=16, epochs=2, random_state=0))
     pipe.fit(ids, np.where(y == 0, "a", "b"))
     pd.DataFrame({"id": ids}).to_csv(root / "test.csv", index=False)
@@ -237,14 +237,17 @@ def test_chunks_of_a_large_folder_are_resolved_without_listing_it_again(tmp_path
     (folder / "sub").mkdir()
     os.link(folder / "5.png", folder / "sub" / "x.png")
     ids = [str(i) for i in range(1200)]
-    loader = ImageFolderLoader(folder, target_size=(8, 8), cache=False, verbose=0)
+    loader = ImageFolderLoader(folder, target_size=(8, 8), color_mode="grayscale", cache=False, verbose=0)
     whole = loader.transform(ids)  # lists the folder once
     listings = []
     original = os.scandir
     monkeypatch.setattr(paths.os, "scandir", lambda *a: listings.append(a) or original(*a))
     chunk = ids[100:170] + ["inside", "sub/x", "7.png"]
     got = loader.transform(chunk)
-    assert listings == []  # 73 ids of a 1,204-entry folder: one lstat each
+    # 73 ids of a 1,204-entry folder: one lstat each, and no listing of it (the
+    # extensions it holds are remembered); only the small sub-folder is listed.
+    assert [os.fspath(a[0]) for a in listings] == [os.path.join(str(folder), "sub")]
+    listings.clear()
     np.testing.assert_array_equal(got[:70], whole[100:170])
     np.testing.assert_array_equal(got[70:], whole[[3, 5, 7]])
     with pytest.raises(ValueError, match=r"row 70: id 'outside' resolves to .*secret\.png, outside the image "
@@ -252,4 +255,7 @@ def test_chunks_of_a_large_folder_are_resolved_without_listing_it_again(tmp_path
         loader.transform(ids[:70] + ["outside"])
     with pytest.raises(ValueError, match=r"row 64: no image for id 'gone'"):
         loader.transform(ids[:64] + ["gone"])
-    assert listings == []
+    assert len(listings) <= 1  # at most once, for the hint of the error about 'gone'
+    listings.clear()
+    loader.transform(chunk)
+    assert listings == []  # the sub-folder's extensions are remembered too

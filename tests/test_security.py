@@ -411,7 +411,7 @@ def test_file_swapped_for_an_outside_link_after_a_cached_load(folder):
     """A table loaded once (and cached) is checked again after a file becomes a link outside."""
     write_images(folder, [np.full((8, 8), i) for i in range(70)])
     ids = [str(i) for i in range(70)]
-    loader = ImageFolderLoader(folder, target_size=(8, 8), verbose=0, cache=True)
+    loader = ImageFolderLoader(folder, target_size=(8, 8), color_mode="grayscale", verbose=0, cache=True)
     assert loader.fit_transform(ids).shape == (70, 8, 8, 1)
     os.unlink(folder / "5.png")
     os.symlink(folder.parent / "secret.png", folder / "5.png")

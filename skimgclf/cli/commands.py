@@ -98,35 +98,56 @@ def _network_kwargs(args):
               if p.cli is not None and getattr(args, f"net_{p.name}") is not None}
     kwargs["validation_split"] = args.net_validation_split
     if args.no_augment:
-        kwargs.update(random_shift=0.0, random_rotation=0.0, random_zoom=0.0)
+        kwargs.update(random_shift=0.0, random_rotation=0.0, random_zoom=0.0, random_flip=None)
     if args.flip:
-        kwargs["random_flip"] = args.flip
+        kwargs["random_flip"] = None if args.flip == "none" else args.flip
     return kwargs
 
 
-def _detect(image_dir, args, console):
-    """The loader settings not given on the command line, detected from the folder (see --help)."""
-    from ..io.detect import detect_format
+def _loader_overrides(args):
+    """The loader settings given on the command line (the others are left to the loader or the model)."""
+    out = {}
+    if args.suffix is not None:
+        out["suffix"] = args.suffix if not args.suffix or args.suffix.startswith(".") else "." + args.suffix
+    if args.color_mode is not None:
+        out["color_mode"] = args.color_mode
+    if args.target_size is not None:
+        out["target_size"] = tuple(args.target_size)
+    return out
 
-    settings, notes = detect_format(image_dir, args.suffix, args.color_mode, args.target_size)
-    if notes:
-        console.info(f"images: {image_dir} - {'; '.join(notes)}")
-    return settings
 
-
-def _make_pipeline(args, image_dir, settings, console):
+def _make_pipeline(args, image_dir, console):
     from sklearn.pipeline import Pipeline
 
     import_backend()
     from .. import CNNClassifier, ImageFolderLoader
 
-    loader = ImageFolderLoader(
-        image_dir=os.path.abspath(image_dir), id_column=args.id_column, suffix=settings["suffix"],
-        target_size=settings["target_size"], color_mode=settings["color_mode"],
-        verbose=int(console.bars),
-    )
+    loader = ImageFolderLoader(image_dir=os.path.abspath(image_dir), id_column=args.id_column,
+                               verbose=int(console.bars), **_loader_overrides(args))
     clf = CNNClassifier(**_network_kwargs(args), random_state=args.seed, verbose=int(console.bars))
     return Pipeline([("imagefolderloader", loader), ("cnnclassifier", clf)])
+
+
+def _describe_loading(loader, X, image_dir, console):
+    """Say how the images are loaded: the loader fitted on ``X`` (decided or given settings)."""
+    from sklearn.base import clone
+
+    fitted = loader if hasattr(loader, "color_mode_") else clone(loader).fit(X)
+    color_mode, target = fitted.color_mode_, fitted.target_size_
+    decided = [name for name in ("color_mode", "target_size") if getattr(loader, name) == "auto"]
+    size = "each image's own size" if target is None else f"{target[0]}x{target[1]}"
+    how = f" ({' and '.join(n.replace('_', ' ') for n in decided)} decided from the images)" if decided else ""
+    console.info(f"images: {image_dir}: {color_mode}, {size}{how}")
+    return {"color_mode": color_mode, "target_size": target, "suffix": loader.suffix}
+
+
+def _check_csv_argument(path, option="CSV"):
+    """Refuse a folder or a missing file where a CSV is expected, before anything is loaded."""
+    if os.path.isdir(path):
+        raise CLIError(f"{path}: a folder, not a CSV file ({option}); give the CSV of ids, and the "
+                       "folder of images with --images")
+    if not os.path.exists(path):
+        raise CLIError(f"{path}: no such file ({option})")
 
 
 def _read_labelled(args, what):
@@ -139,8 +160,8 @@ def _read_labelled(args, what):
     return df, y, classes, counts
 
 
-def _load_model(path):
-    """Load a pipeline written by skimgclf.save; refuse anything else."""
+def _load_model(path, args=None):
+    """Load a pipeline written by skimgclf.save (with the loader settings of ``args``); refuse anything else."""
     if not os.path.exists(path):
         raise CLIError(f"model file not found: {path}")
     if os.path.isdir(path):
@@ -156,9 +177,11 @@ def _load_model(path):
     import_backend()
     model = load(path)
     try:
-        split_pipeline(model)
+        loader, _ = split_pipeline(model)
     except TypeError as exc:
         raise CLIError(f"{path}: {exc}") from None
+    if args is not None:
+        loader.set_params(**_loader_overrides(args))
     return model
 
 
@@ -180,13 +203,13 @@ def _fmt_seconds(seconds):
 
 # ----------------------------------------------------------------- commands
 def cmd_train(args, console):
-    """``skimgclf train``: fit on a labelled CSV, report validation accuracy, save."""
+    """``skimgclf train``: measure accuracy on a held-out split, then fit on every row and save."""
+    _check_csv_argument(args.train_csv, "training CSV")
     _check_file_out(args.model, "--model")
     if args.report:
         _check_dir_out(args.report, "--report")
     df, y, classes, counts = _read_labelled(args, "training CSV")
     image_dir = _image_dir(args, args.train_csv)
-    settings = _detect(image_dir, args, console)
     rows = np.arange(len(df))
     if args.val_size > 0:
         n_val = int(np.ceil(args.val_size * len(df)))
@@ -206,37 +229,49 @@ def cmd_train(args, console):
     else:
         train_rows, val_rows = rows, rows[:0]
 
-    pipe = _make_pipeline(args, image_dir, settings, console)
-    X = df[[args.id_column]]
-    console.info(f"training on {len(train_rows)} images ({classes.size} classes), validating on "
-                 f"{len(val_rows)} held out (stratified, seed {args.seed})")
-    start = time.perf_counter()
-    with _csv_lines(args.train_csv, train_rows + 2):
-        pipe.fit(X.iloc[train_rows], y[train_rows])
-    fit_seconds = time.perf_counter() - start
-    clf = pipe[-1]
-    history = clf.history_
-    console.info(f"trained {len(history.get('loss', []))} epochs in {_fmt_seconds(fit_seconds)}")
+    from sklearn.base import clone
 
+    pipe = _make_pipeline(args, image_dir, console)
+    X = df[[args.id_column]]
+    settings = _describe_loading(pipe[0], X.iloc[train_rows], image_dir, console)
     metrics = {"command": "train", "train_csv": args.train_csv, "image_dir": image_dir, **settings,
-               "n_train": int(len(train_rows)), "n_validation": int(len(val_rows)),
-               "classes": classes.tolist(), "epochs_run": len(history.get("loss", [])),
-               "fit_seconds": round(fit_seconds, 2), "network": clf.get_params(), "history": history}
+               "n_rows": int(len(df)), "classes": classes.tolist(), "network": pipe[-1].get_params()}
     y_val = y_pred = None
     if len(val_rows):
+        console.info(f"measuring: training on {len(train_rows)} images ({classes.size} classes), "
+                     f"{len(val_rows)} held out (stratified, seed {args.seed})")
+        held_out = clone(pipe)
+        start = time.perf_counter()
+        with _csv_lines(args.train_csv, train_rows + 2):
+            held_out.fit(X.iloc[train_rows], y[train_rows])
+        metrics["validation_fit_seconds"] = round(time.perf_counter() - start, 2)
         y_val = y[val_rows]
         with _csv_lines(args.train_csv, val_rows + 2):
-            y_pred = pipe.predict(X.iloc[val_rows])
+            y_pred = held_out.predict(X.iloc[val_rows])
         correct = int(np.sum(y_pred == y_val))
         accuracy = correct / len(val_rows)
-        metrics["validation_accuracy"] = accuracy
         from sklearn.metrics import classification_report
 
-        metrics["classification_report"] = classification_report(
-            y_val, y_pred, labels=classes, output_dict=True, zero_division=0)
-        console.result(f"validation accuracy: {accuracy:.4f} ({correct}/{len(val_rows)} held-out images)")
+        metrics.update(validation_accuracy=accuracy, n_validation=int(len(val_rows)),
+                       classification_report=classification_report(y_val, y_pred, labels=classes,
+                                                                    output_dict=True, zero_division=0))
+        console.result(f"validation accuracy: {accuracy:.4f} ({correct}/{len(val_rows)} held-out images, "
+                       f"predicted by a model trained on the other {len(train_rows)})")
+        if args.no_refit:
+            pipe = held_out
     else:
         console.result("validation accuracy: not measured (--val-size 0)")
+    if not len(val_rows) or not args.no_refit:
+        console.info(f"training the model on all {len(df)} rows")
+        start = time.perf_counter()
+        with _csv_lines(args.train_csv, rows + 2):
+            pipe.fit(X, y)
+        metrics["fit_seconds"] = round(time.perf_counter() - start, 2)
+    clf = pipe[-1]
+    history = clf.history_
+    metrics.update(n_train=int(len(train_rows) if args.no_refit and len(val_rows) else len(df)),
+                   epochs_run=len(history.get("loss", [])), history=history)
+    console.info(f"trained {metrics['epochs_run']} epochs on {metrics['n_train']} images")
 
     from .. import save
 
@@ -244,7 +279,7 @@ def cmd_train(args, console):
     pipe[0].set_params(verbose=1)
     _makedirs_for(args.model)
     save(pipe, args.model)
-    console.result(f"model written to {args.model}")
+    console.result(f"model (trained on {metrics['n_train']} images) written to {args.model}")
     if args.report:
         _write_train_report(args.report, history, y_val, y_pred, classes, metrics, console)
     return metrics
@@ -254,9 +289,9 @@ def _write_train_report(folder, history, y_val, y_pred, classes, metrics, consol
     from .. import plots
 
     os.makedirs(folder, exist_ok=True)
-    written = [plots.plot_learning_curves(
-        history, os.path.join(folder, "learning_curves.png"),
-        title="Learning curves (validation: the --monitor-split part of the training rows)")]
+    monitored = " (validation: the --monitor-split part of the training rows)" if "val_loss" in history else ""
+    written = [plots.plot_learning_curves(history, os.path.join(folder, "learning_curves.png"),
+                                          title=f"Learning curves{monitored}")]
     if y_val is not None:
         written.append(plots.plot_confusion_matrix(
             y_val, y_pred, os.path.join(folder, "confusion_matrix.png"), labels=classes,
@@ -282,13 +317,14 @@ def cmd_predict(args, console):
     """``skimgclf predict``: write id,label (and probabilities) for a CSV of ids."""
     from ..scoring import predict_csv
 
+    _check_csv_argument(args.csv)
     _check_file_out(args.out, "--out")
     if os.path.exists(args.csv) and os.path.exists(args.out) and os.path.samefile(args.csv, args.out):
         raise CLIError(f"--out {args.out} is the input CSV; choose another file")
     if args.label_column == args.id_column:
         raise CLIError(f"--label-column and --id-column are both {args.id_column!r}")
-    model = _load_model(args.model)
     image_dir = _image_dir(args, args.csv)
+    model = _load_model(args.model, args)
     start = time.perf_counter()
     _makedirs_for(args.out)
     # Chunk by chunk (bounded memory), here or on Dask workers; the file
@@ -308,11 +344,13 @@ def cmd_evaluate(args, console):
     import pandas as pd
     from sklearn.metrics import classification_report
 
+    _check_csv_argument(args.csv)
     if args.confusion:
         _check_file_out(args.confusion, "--confusion")
     if args.report:
         _check_dir_out(args.report, "--report")
-    model = _load_model(args.model)
+    _image_dir(args, args.csv)
+    model = _load_model(args.model, args)
     classes = model.steps[-1][1].classes_
     y_true, y_pred = [], []
     line = 2
@@ -428,6 +466,7 @@ def cmd_search(args, console):
     _check_file_out(args.model, "--model")
     results = args.results or os.path.join(os.path.dirname(args.model), "cv_results.csv")
     _check_file_out(results, "--results")
+    _check_csv_argument(args.train_csv, "training CSV")
     grids = _read_grid(args.grid)
     if args.cv < 2:
         raise CLIError("--cv must be at least 2 folds")
@@ -438,8 +477,8 @@ def cmd_search(args, console):
         raise CLIError(f"{args.train_csv}: class {classes[np.argmin(counts)]!r} has {counts.min()} images, "
                        f"fewer than --cv {args.cv} folds")
     image_dir = _image_dir(args, args.train_csv)
-    settings = _detect(image_dir, args, console)
-    pipe = _make_pipeline(args, image_dir, settings, console)
+    pipe = _make_pipeline(args, image_dir, console)
+    _describe_loading(pipe[0], df[[args.id_column]], image_dir, console)
     grids = _qualify_grid(grids, pipe, args.grid)
     n_jobs = args.n_jobs
     on_dask = args.dask_scheduler is not None or args.dask_local is not None

@@ -88,19 +88,26 @@ def _table_parent(label_help):
                             "train.csv -> train/; test_labels.csv -> test/ when there is no test_labels/)")
     group.add_argument("--id-column", default="id", metavar="NAME",
                        help="column of image ids, read as text verbatim (default: id); "
-                            "an id names <DIR>/<id><suffix>")
+                            "an id names <DIR>/<id>.png, <DIR>/<id>.jpg, ...")
     group.add_argument("--label-column", default="label", metavar="NAME", help=label_help)
     return parent
 
 
-def _loader_parent():
+def _loader_parent(for_model=False):
+    from ..io.detect import MAX_SIDE, SAMPLE
+
     parent = argparse.ArgumentParser(add_help=False)
-    group = parent.add_argument_group("image loading", textwrap.fill(
-        "Left out, these are detected from the files: the most common image extension in the "
-        "folder; grayscale if 25 sampled images are all 1-channel (PIL modes 1, L, LA, I;16, ...), "
-        "rgb otherwise; the size of the sampled images if they all agree (shrunk to 128 pixels on "
-        "the longer side if larger), else 28x28 for grayscale and 64x64 for colour.", width=79))
-    group.add_argument("--suffix", metavar="EXT", help="image file extension, e.g. .png or .jpg")
+    if for_model:
+        text = ("Left out, the model's own settings apply (a model trained on PNG files predicts a folder "
+                "of JPEG files: each id's file is found whatever its image extension).")
+    else:
+        text = (f"Left out, these are decided from up to {SAMPLE} of the training images: each id's file "
+                "is found whatever its image extension; grayscale if every sampled image has one channel, "
+                "rgb otherwise; the size at least half of them share, else their median size, shrunk to "
+                f"{MAX_SIDE} pixels on the longer side if larger.")
+    group = parent.add_argument_group("image loading", textwrap.fill(text, width=79))
+    group.add_argument("--suffix", metavar="EXT",
+                       help="image file extension appended to the ids, e.g. .png or .jpg")
     group.add_argument("--color-mode", choices=["grayscale", "rgb", "rgba"],
                        help="colour mode the images are converted to")
     group.add_argument("--target-size", nargs=2, type=_positive_int, metavar=("H", "W"),
@@ -133,19 +140,18 @@ def _network_parent():
         text = p.cli_help + (f": {', '.join(choices)}" if choices else "")
         group.add_argument(p.cli, dest=f"net_{p.name}", type=kind, metavar=metavar, choices=choices,
                            help=f"{text} (default: {p.default})")
-    # The command line always monitors a held-out part of the training rows (the
-    # API default trains on all of them): --report draws validation curves.
-    group.add_argument("--monitor-split", dest="net_validation_split", type=_fraction, default=0.1,
+    group.add_argument("--monitor-split", dest="net_validation_split", type=_fraction, default=0.0,
                        metavar="X",
-                       help="fraction of the training images the network watches every epoch "
-                            "(early stopping and the validation curves of --report); 0 trains on "
-                            "all of them without early stopping (default: 0.1)")
+                       help="fraction of the training images the network watches every epoch (early "
+                            "stopping, and the validation curves of --report); early stopping is off when "
+                            "that is fewer than 100 images (default: 0, every image trains)")
     group.add_argument("--no-augment", action="store_true",
-                       help="no random shifts, rotations and zooms while training "
+                       help="no random shifts, rotations, zooms and flips while training "
                             "(default: shift 0.1, rotation 0.03 turn, zoom 0.1 for images of at "
-                            "least 16 pixels; none for smaller ones)")
-    group.add_argument("--flip", choices=["horizontal", "vertical", "horizontal_and_vertical"],
-                       help="random flips while training (default: none; digits and text must not be flipped)")
+                            "least 16 pixels, none for smaller ones; horizontal flips for colour images)")
+    group.add_argument("--flip", choices=["auto", "none", "horizontal", "vertical", "horizontal_and_vertical"],
+                       help="random flips while training (default: auto, horizontal for colour images "
+                            "and none for grayscale: digits and text must not be flipped)")
     group.add_argument("--seed", type=int, default=0,
                        help="seed of the splits, weights, shuffling and augmentation (default: 0)")
     return parent
@@ -200,15 +206,17 @@ Run 'skimgclf COMMAND --help' for the options of a command.
         formatter_class=_formatter, help="train a model on a labelled CSV of image ids",
         description="Train a CNN on a labelled CSV (id,label) and a folder of images, print the accuracy "
                     "on a stratified validation split, and write the model (the loader and the network "
-                    "as one pipeline).",
+                    "as one pipeline), trained on every labelled row.",
         epilog="""\
 examples:
   skimgclf train train.csv --model model.skimgclf
   skimgclf train data/train.csv --images data/png --target-size 32 32 --color-mode rgb \\
       --epochs 30 --conv-blocks 3 --report report/
 
-The model is trained on (1 - val-size) of the rows; the held-out rows give the
-printed validation accuracy and the confusion matrix of --report.
+A first model is trained on (1 - val-size) of the rows; the held-out rows give
+the printed validation accuracy and the confusion matrix of --report. The model
+written is then trained again on all the rows (--no-refit writes the first one,
+in half the time).
 
 """ + MODEL_FILES_HELP,
     )
@@ -218,12 +226,16 @@ printed validation accuracy and the confusion matrix of --report.
     train.add_argument("--val-size", type=_fraction, default=0.2, metavar="X",
                        help="fraction of the rows held out, stratified, to measure accuracy "
                             "(default: 0.2; 0 trains on all rows)")
+    train.add_argument("--no-refit", action="store_true",
+                       help="write the model trained without the held-out rows instead of training "
+                            "again on all of them")
     train.add_argument("--report", metavar="DIR",
                        help="write learning_curves.png, confusion_matrix.png (validation rows) and "
                             "metrics.json into DIR")
 
     predict = sub.add_parser(
-        "predict", parents=[common, _table_parent("name of the label column written (default: label)")],
+        "predict", parents=[common, _table_parent("name of the label column written (default: label)"),
+                            _loader_parent(for_model=True)],
         formatter_class=_formatter, help="write predictions for a CSV of image ids",
         description="Predict the label of every image of a CSV, writing id,label in the CSV's order, "
                     "with the ids exactly as written in it. The CSV is read in chunks, so memory stays "
@@ -246,7 +258,8 @@ examples:
     _add_dask_options(predict, "each chunk is scored on a worker")
 
     evaluate = sub.add_parser(
-        "evaluate", parents=[common, _table_parent("column of true labels (default: label)")],
+        "evaluate", parents=[common, _table_parent("column of true labels (default: label)"),
+                             _loader_parent(for_model=True)],
         formatter_class=_formatter, help="score a model on a labelled CSV",
         description="Predict a labelled CSV and print the accuracy, scikit-learn's classification "
                     "report and the confusion matrix; optionally draw the matrix as a PNG.",

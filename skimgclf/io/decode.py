@@ -16,7 +16,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageDecodeError
 
-__all__ = ["COLOR_MODES", "DEFAULT_MAX_PIXELS", "ImageDecodeError", "decode_image"]
+__all__ = ["COLOR_MODES", "DEFAULT_MAX_PIXELS", "ImageDecodeError", "decode_image", "probe_image"]
 
 #: PIL mode and channel count for each ``color_mode`` of the loader.
 COLOR_MODES = {"grayscale": ("L", 1), "rgb": ("RGB", 3), "rgba": ("RGBA", 4)}
@@ -328,6 +328,25 @@ def decode_image(path, color_mode="grayscale", target_size=None, max_pixels=DEFA
     return _decode_pil(path, color_mode, target_size, max_pixels, data)
 
 
+def _check_pixels(img, path, max_pixels):
+    """Refuse an opened (not yet decoded) image of more than ``max_pixels`` pixels."""
+    w, h = img.size
+    if max_pixels is not None and w * h > max_pixels:
+        raise ImageDecodeError(
+            f"{path}: image of {w}x{h} pixels exceeds max_pixels={max_pixels} "
+            "(possible decompression bomb); refused before decoding", path=str(path)
+        )
+
+
+def _bomb_error(path, exc):
+    """The error for an image past Pillow's own limit (raised by Image.open, whatever max_pixels is)."""
+    return ImageDecodeError(
+        f"{path}: {exc} (possible decompression bomb; Pillow's limit, "
+        "PIL.Image.MAX_IMAGE_PIXELS, applies whatever max_pixels is); refused before decoding",
+        path=str(path),
+    )
+
+
 def _decode_pil(path, color_mode, target_size, max_pixels, data=None):
     """The Pillow path of :func:`decode_image`: every format and mode, and the errors.
 
@@ -342,12 +361,7 @@ def _decode_pil(path, color_mode, target_size, max_pixels, data=None):
         # warnings.catch_warnings() here: it is not thread-safe, and the
         # loader decodes in threads.
         with Image.open(path if data is None else io.BytesIO(data)) as img:
-            w, h = img.size
-            if max_pixels is not None and w * h > max_pixels:
-                raise ImageDecodeError(
-                    f"{path}: image of {w}x{h} pixels exceeds max_pixels={max_pixels} "
-                    "(possible decompression bomb); refused before decoding", path=str(path)
-                )
+            _check_pixels(img, path, max_pixels)
             if target_size is not None and img.format == "JPEG":
                 # Let libjpeg decode at a reduced scale when that is still
                 # at least as large as the target: much faster for photos.
@@ -362,11 +376,7 @@ def _decode_pil(path, color_mode, target_size, max_pixels, data=None):
     except FileNotFoundError as exc:
         raise ImageDecodeError(f"{path}: image file not found", path=str(path)) from exc
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-        raise ImageDecodeError(
-            f"{path}: {exc} (possible decompression bomb; Pillow's limit, "
-            "PIL.Image.MAX_IMAGE_PIXELS, applies whatever max_pixels is); refused before decoding",
-            path=str(path),
-        ) from exc
+        raise _bomb_error(path, exc) from exc
     except UnidentifiedImageError as exc:
         try:
             empty = (len(data) if data is not None else os.path.getsize(path)) == 0
@@ -384,3 +394,53 @@ def _decode_pil(path, color_mode, target_size, max_pixels, data=None):
     if arr.shape[2] != channels:  # pragma: no cover - PIL guarantees the mode
         raise ImageDecodeError(f"{path}: decoded {arr.shape[2]} channels, expected {channels}", path=str(path))
     return arr
+
+
+def probe_image(path, max_pixels=DEFAULT_MAX_PIXELS):
+    """The Pillow mode and ``(height, width)`` of an image file, from its header only.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+    max_pixels : int or None, default=DEFAULT_MAX_PIXELS
+        Larger images are refused, as :func:`decode_image` refuses them.
+
+    Returns
+    -------
+    mode : str
+        The Pillow mode (``"L"``, ``"RGB"``, ``"P"``, ...).
+    size : tuple of (int, int)
+        ``(height, width)``, after EXIF rotation.
+
+    Raises
+    ------
+    ImageDecodeError
+        If the file is missing, empty, not an image, or has too many pixels.
+    """
+    try:
+        with Image.open(path) as img:
+            _check_pixels(img, path, max_pixels)
+            h, w = img.height, img.width
+            # EXIF read only where the header holds it: Pillow's PNG getexif()
+            # decodes the whole image to look for a late eXIf chunk.
+            if "exif" in img.info or img.format == "TIFF":
+                try:
+                    if img.getexif().get(0x0112) in (5, 6, 7, 8):  # rotated by a quarter turn
+                        h, w = w, h
+                except Exception:  # noqa: BLE001 - unreadable EXIF: the decoder decides later
+                    pass
+            return img.mode, (int(h), int(w))
+    except ImageDecodeError:
+        raise
+    except FileNotFoundError as exc:
+        raise ImageDecodeError(f"{path}: image file not found", path=str(path)) from exc
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise _bomb_error(path, exc) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        try:
+            empty = os.path.getsize(path) == 0
+        except OSError:
+            empty = False
+        what = "empty file (0 bytes), not an image" if empty else "not a readable image file"
+        raise ImageDecodeError(f"{path}: {what}", path=str(path)) from exc

@@ -14,32 +14,49 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._progress import bar
 from ..errors import ImageDecodeError, InputError
-from .decode import _PNG_SIGNATURE, COLOR_MODES, DEFAULT_MAX_PIXELS, _decode_fast, _read_for_fast_path, decode_image
+from .decode import (
+    _PNG_SIGNATURE,
+    COLOR_MODES,
+    DEFAULT_MAX_PIXELS,
+    _decode_fast,
+    _read_for_fast_path,
+    decode_image,
+    probe_image,
+)
+from .detect import decide, sample_rows
 from .ids import ids_from_table, raw_ids_key
 from .memcache import BATCHES, IMAGES, Batch, batch_valid, file_signature, folder_ids, folders_of
-from .paths import resolve_paths
+from .paths import missing_hint, resolve_paths
 from .watch import CHANGES
 
-__all__ = ["ImageFolderLoader"]
+__all__ = ["MAX_TARGET_SIDE", "ImageFolderLoader"]
 
 #: Rows (at most) and seconds decoded in the calling thread first, to time the decoding.
 _PROBE_ROWS, _PROBE_SECONDS = 32, 1e-3
 #: Threads are used when one image takes at least this long to decode.
 _THREADS_FROM_SECONDS = 100e-6
+#: Largest side of a target size this loader accepts (a 16384x16384 RGB image is 3 GiB as float32).
+MAX_TARGET_SIDE = 16384
 
 
 class ImageFolderLoader(TransformerMixin, BaseEstimator):
     """Load the images named by a table of ids into a normalised array.
 
     The transformer of the classic "CSV of ids + folder of images" layout: it
-    maps each id to ``image_dir/<id><suffix>``, decodes the image (Pillow or OpenCV,
-    never TensorFlow), converts it to ``color_mode``, resizes it to
-    ``target_size`` and scales the pixels. It learns nothing from the data, so
-    ``set_params(image_dir=...)`` points a fitted pipeline at another folder.
+    maps each id to its file in ``image_dir`` (``<id>.png``, ``<id>.jpg``,
+    ...), decodes the image (Pillow or OpenCV, never TensorFlow), converts it
+    to a colour mode, resizes it to a target size and scales the pixels.
+
+    Left to ``"auto"``, the colour mode and the size are decided by ``fit``
+    from the images it is given (``color_mode_`` and ``target_size_``, see
+    below) and kept by ``transform``, so ``set_params(image_dir=...)`` points
+    a fitted pipeline at another folder -- the test images -- and loads them
+    as the training images were. Explicit values are used as they are.
 
     Loading the same ids again with the same parameters (cross-validation
     folds, grid-search candidates) returns the array of the first load, as
@@ -63,14 +80,24 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         folder are refused.
     id_column : str, default="id"
         The column of a DataFrame that holds the ids.
-    suffix : str, default=".png"
-        Appended to ids that do not name an existing file themselves
-        (``"12"`` becomes ``12.png``; ``"12.jpg"`` stays as it is if it exists).
-    target_size : tuple of (int, int) or None, default=(28, 28)
-        ``(height, width)`` every image is resized to. ``None`` keeps each
-        image's size; all images must then have the same size.
-    color_mode : {"grayscale", "rgb", "rgba"}, default="grayscale"
+    suffix : str or None, default=None
+        ``None`` finds each id's file whatever its image extension (``12``
+        names ``12.png`` or ``12.jpg``; an id that matches two files is an
+        error), so a folder may mix formats. A string is appended to ids
+        that do not name an existing file themselves (``".png"``: ``"12"``
+        becomes ``12.png``; ``"12.jpg"`` stays as it is if it exists).
+    target_size : "auto", tuple of (int, int) or None, default="auto"
+        ``(height, width)`` every image is resized to. ``"auto"``: decided at
+        ``fit`` from up to 50 images spread over the ids it is given -- the
+        size that at least half of them share, else their median height and
+        width -- shrunk (keeping its proportions) so that the longer side is
+        at most 128 pixels. ``None`` keeps each image's size; all images must
+        then have the same size.
+    color_mode : {"auto", "grayscale", "rgb", "rgba"}, default="auto"
         Colour mode the images are converted to: 1, 3 or 4 channels.
+        ``"auto"``: decided at ``fit`` from the same sample -- ``"grayscale"``
+        when every sampled image has one channel (modes 1, L, LA, I;16, ...),
+        ``"rgb"`` otherwise.
     scale : {"unit", "symmetric"} or None, default="unit"
         Pixel scaling: ``"unit"`` maps to [0, 1], ``"symmetric"`` to [-1, 1],
         ``None`` keeps the raw 0-255 values (as float32).
@@ -101,6 +128,13 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         ``0`` is silent; otherwise a progress bar appears on loads that take
         longer than a second, on a terminal or in a Jupyter notebook.
 
+    Attributes
+    ----------
+    color_mode_ : str
+        The colour mode used: ``color_mode``, or the one detected by ``fit``.
+    target_size_ : tuple of (int, int) or None
+        The target size used: ``target_size``, or the one detected by ``fit``.
+
     See Also
     --------
     skimgclf.CNNClassifier : The classifier this loader feeds.
@@ -113,7 +147,10 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
     >>> folder = tempfile.mkdtemp()
     >>> for i in range(3):
     ...     Image.fromarray(np.full((8, 8), 60 * i, np.uint8)).save(os.path.join(folder, f"{i}.png"))
-    >>> X = ImageFolderLoader(image_dir=folder, target_size=(8, 8)).fit_transform([0, 1, 2])
+    >>> loader = ImageFolderLoader(image_dir=folder).fit([0, 1, 2])
+    >>> loader.color_mode_, loader.target_size_
+    ('grayscale', (8, 8))
+    >>> X = loader.transform([0, 1, 2])
     >>> X.shape, X.dtype, float(X.max())
     ((3, 8, 8, 1), dtype('float32'), 0.47058823704719543)
     """
@@ -121,9 +158,9 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
     _parameter_constraints = {
         "image_dir": [str, os.PathLike],
         "id_column": [str, numbers.Integral],
-        "suffix": [str],
-        "target_size": [tuple, list, None],
-        "color_mode": [StrOptions(set(COLOR_MODES))],
+        "suffix": [str, None],
+        "target_size": [StrOptions({"auto"}), tuple, list, None],
+        "color_mode": [StrOptions({"auto"} | set(COLOR_MODES))],
         "scale": [StrOptions({"unit", "symmetric"}), None],
         "cache": ["boolean"],
         "cache_dir": [str, os.PathLike, None],
@@ -137,9 +174,9 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         image_dir=".",
         *,
         id_column="id",
-        suffix=".png",
-        target_size=(28, 28),
-        color_mode="grayscale",
+        suffix=None,
+        target_size="auto",
+        color_mode="auto",
         scale="unit",
         cache=True,
         cache_dir=None,
@@ -162,14 +199,14 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
     # -- checks ---------------------------------------------------------------
     def _check_params(self):
         self._validate_params()
-        if self.target_size is not None:
+        if self.target_size is not None and not isinstance(self.target_size, str):
             ts = tuple(self.target_size)
             if len(ts) != 2 or not all(
-                isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in ts
+                isinstance(v, numbers.Integral) and not isinstance(v, bool) and 1 <= v <= MAX_TARGET_SIDE for v in ts
             ):
                 raise ValueError(
-                    "The 'target_size' parameter of ImageFolderLoader must be None or a pair of "
-                    f"positive integers (height, width). Got {self.target_size!r} instead."
+                    "The 'target_size' parameter of ImageFolderLoader must be \"auto\", None or a pair of "
+                    f"integers in [1, {MAX_TARGET_SIDE}] (height, width). Got {self.target_size!r} instead."
                 )
         root = os.fspath(self.image_dir)
         if not os.path.isdir(root):
@@ -179,24 +216,85 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
             )
         return os.path.realpath(root)
 
+    def _settings(self):
+        """``(color_mode, target_size)`` to load with: the parameters, or what ``fit`` decided for "auto"."""
+        color_mode = self.color_mode if self.color_mode != "auto" else getattr(self, "color_mode_", None)
+        if isinstance(self.target_size, str):
+            target = getattr(self, "target_size_", "auto")
+        else:
+            target = None if self.target_size is None else tuple(int(v) for v in self.target_size)
+        if color_mode is None or target == "auto":
+            raise NotFittedError(
+                "This ImageFolderLoader decides color_mode and target_size from the images it is fitted "
+                "on (\"auto\"); call 'fit' first, or give both explicitly."
+            )
+        return color_mode, target
+
     # -- sklearn API ----------------------------------------------------------
     def fit(self, X=None, y=None):
-        """Check the parameters; the loader learns nothing from the data.
+        """Check the parameters and decide the colour mode and size left to ``"auto"``.
 
         Parameters
         ----------
         X : DataFrame, Series, list or array of ids, default=None
-            Ignored.
+            The ids of the images the settings are decided from (at most 50
+            spread over them are looked at, headers only). Needed only when
+            ``color_mode`` or ``target_size`` is ``"auto"``.
         y : None
             Ignored.
 
         Returns
         -------
         self : ImageFolderLoader
-            The loader itself.
+            The fitted loader, with ``color_mode_`` and ``target_size_``.
+
+        Raises
+        ------
+        ValueError
+            If settings are to be detected but ``X`` holds no ids, or a
+            sampled image cannot be read (the message names its row).
         """
-        self._check_params()
+        root = self._check_params()
+        color_mode = self.color_mode
+        target = self.target_size if isinstance(self.target_size, str) or self.target_size is None else \
+            tuple(int(v) for v in self.target_size)
+        if color_mode == "auto" or target == "auto":
+            ids = [] if X is None else ids_from_table(X, self.id_column)
+            if not ids:
+                raise ValueError(
+                    "ImageFolderLoader cannot decide color_mode and target_size (\"auto\") without "
+                    "images: fit it on a table of ids, or give both explicitly"
+                )
+            rows = sample_rows(len(ids))
+            try:
+                paths = resolve_paths(root, [ids[r] for r in rows], self.suffix)
+            except InputError as exc:
+                raise exc.at_row(rows[exc.row]) from None
+            found = [self._probe(root, ids[r], r, path) for r, path in zip(rows, paths)]
+            detected_mode, detected_size = decide([m for m, _ in found], [size for _, size in found])
+            color_mode = detected_mode if color_mode == "auto" else color_mode
+            target = detected_size if target == "auto" else target
+        return self._set_fitted(color_mode, target)
+
+    def _set_fitted(self, color_mode, target_size):
+        """Record the settings transform uses (fit, or a model file); they are checked here."""
+        if color_mode not in COLOR_MODES:
+            raise ValueError(f"color_mode_ must be one of {sorted(COLOR_MODES)}; got {color_mode!r}")
+        if target_size is not None:
+            target_size = tuple(target_size)
+            if len(target_size) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                                                 and 1 <= v <= MAX_TARGET_SIDE for v in target_size):
+                raise ValueError(f"target_size_ must be None or two integers in [1, {MAX_TARGET_SIDE}]; "
+                                 f"got {target_size!r}")
+            target_size = tuple(int(v) for v in target_size)
+        self.color_mode_, self.target_size_ = color_mode, target_size
         return self
+
+    def _probe(self, root, image_id, row, path):
+        try:
+            return probe_image(path, self.max_pixels)
+        except ImageDecodeError as exc:
+            raise _row_error(exc, root, image_id, row, path, self.suffix) from None
 
     def transform(self, X):
         """Load the images named by ``X``.
@@ -218,8 +316,8 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
             read; the message names the row, the id and the path.
         """
         root = self._check_params()
-        target = None if self.target_size is None else tuple(int(v) for v in self.target_size)
-        params = (root, self.suffix, self.color_mode, target, self.scale, self.max_pixels)
+        color_mode, target = self._settings()
+        params = (root, self.suffix, color_mode, target, self.scale, self.max_pixels)
         batch_key = None
         if self.cache:
             raw = raw_ids_key(X, self.id_column)
@@ -236,7 +334,7 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
                 return hit
         token_root = CHANGES.token([root]) if self.cache else None
         paths = resolve_paths(root, ids, self.suffix)
-        n_channels = COLOR_MODES[self.color_mode][1]
+        n_channels = COLOR_MODES[color_mode][1]
         if not paths:
             return np.zeros((0,) + (target or (0, 0)) + (n_channels,), dtype=np.float32)
 
@@ -254,12 +352,12 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
             except OSError:
                 batch = None  # a missing file: the read below reports it
 
-        read = self._reader(ids, target)
+        read = self._reader(root, ids, color_mode, target)
         store = None
         if self.cache_dir is not None:
             from .diskcache import open_cache
 
-            store = open_cache(self.cache_dir, self.color_mode, target, self.max_pixels)
+            store = open_cache(self.cache_dir, color_mode, target, self.max_pixels)
             if store is not None:
                 read = store.reader(paths, read)
         first = read(0, paths[0])
@@ -334,10 +432,10 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
             return None
         return batch.out
 
-    def _reader(self, ids, target):
+    def _reader(self, root, ids, color_mode, target):
         """Return ``read(row, path) -> uint8 array`` using the cache if enabled."""
         # With a disk cache, decoded images are kept there, not in memory too.
-        color_mode, max_pixels = self.color_mode, self.max_pixels
+        max_pixels, suffix = self.max_pixels, self.suffix
         use_cache = self.cache and self.cache_dir is None
 
         def read(row, path):
@@ -361,17 +459,15 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
                     IMAGES.put(key, arr)
                 return arr
             except (FileNotFoundError, ImageDecodeError) as exc:
-                if isinstance(exc, FileNotFoundError) or isinstance(exc.__cause__, FileNotFoundError):
-                    raise ImageDecodeError(f"no image for id {ids[row]!r}: {path} does not exist",
-                                           row=row, image_id=ids[row], path=path) from None
-                raise ImageDecodeError(f"id {ids[row]!r}: {exc.message}", row=row, image_id=ids[row],
-                                       path=exc.path or path) from exc
+                raise _row_error(exc, root, ids[row], row, path, suffix) from None
 
         return read
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.requires_fit = False
+        # Fitting decides only what is left to "auto"; with explicit settings
+        # there is nothing to learn and transform works unfitted.
+        tags.requires_fit = self.color_mode == "auto" or isinstance(self.target_size, str)
         tags.input_tags.two_d_array = False
         tags.input_tags.one_d_array = True
         tags.input_tags.string = True
@@ -379,3 +475,19 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         # Ids in, float32 images out: no input dtype is preserved.
         tags.transformer_tags.preserves_dtype = []
         return tags
+
+
+def _row_error(exc, root, image_id, row, path, suffix):
+    """A read error of one image as an error naming its row and id (and what probably went wrong)."""
+    if isinstance(exc, FileNotFoundError) or isinstance(exc.__cause__, FileNotFoundError):
+        if suffix is None and os.path.basename(path) == os.path.basename(image_id):
+            where = f"no file {image_id} or {image_id}.<image extension> in {root}"
+        else:
+            where = f"{path} does not exist"
+        error = ImageDecodeError(f"no image for id {image_id!r}: {where}{missing_hint(root, image_id, suffix)}",
+                                 row=row, image_id=image_id, path=path)
+    else:
+        error = ImageDecodeError(f"id {image_id!r}: {exc.message}", row=row, image_id=image_id,
+                                 path=exc.path or path)
+    error.__cause__ = exc
+    return error

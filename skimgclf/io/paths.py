@@ -1,6 +1,11 @@
 """From image ids to files: the one resolver, which never lets an id reach outside the image folder.
 
-An id names ``<folder>/<id>`` if that file exists, else ``<folder>/<id><suffix>``.
+An id names the file ``<folder>/<id>`` if it exists. Otherwise, with a
+``suffix`` (``".png"``), it names ``<folder>/<id><suffix>``; with
+``suffix=None``, the one file ``<folder>/<id>.<ext>`` whose extension is an
+image format's -- so one folder may mix PNG and JPEG files, and an id that
+matches two files (``7.png`` and ``7.jpg``) is an error.
+
 Absolute ids, drive letters, UNC names, ``..`` components, NUL bytes and
 symbolic links that leave the folder are refused (an
 :class:`~skimgclf.errors.InputError` naming the row and the id), on every
@@ -17,9 +22,84 @@ import stat
 
 from ..errors import InputError
 
-__all__ = ["resolve_paths"]
+__all__ = ["image_suffix", "missing_hint", "resolve_paths"]
 
 _UNSAFE_PART = re.compile(r"(^|[\\/])\.\.([\\/]|$)")
+_NOT_PLAIN = re.compile(r"[\\/:\x00]")
+_IMAGE_EXTENSIONS = None
+
+
+def image_suffix(name):
+    """The extension of ``name`` (as written) if it is an image format's (Pillow's list), else None.
+
+    Parameters
+    ----------
+    name : str
+        A file name.
+
+    Returns
+    -------
+    str or None
+        ``".jpg"``, ``".PNG"``, ...
+    """
+    global _IMAGE_EXTENSIONS
+    if _IMAGE_EXTENSIONS is None:
+        from PIL import Image
+
+        Image.init()
+        _IMAGE_EXTENSIONS = frozenset(ext.lower() for ext in Image.registered_extensions())
+    ext = os.path.splitext(name)[1]
+    return ext if ext.lower() in _IMAGE_EXTENSIONS else None
+
+
+#: folder -> (its modification time, the image extensions of its files).
+_SUFFIXES = {}
+
+
+def _suffixes_in(folder):
+    """The image extensions (as written) of the files in ``folder``; cached while the folder is unchanged."""
+    try:
+        mtime = os.stat(folder).st_mtime_ns
+    except OSError:
+        return ()
+    cached = _SUFFIXES.get(folder)
+    if cached is not None and cached[0] == mtime:
+        return cached[1]
+    try:
+        with os.scandir(folder) as it:
+            found = {image_suffix(e.name) for e in it}
+    except OSError:
+        return ()
+    return _remember_suffixes(folder, mtime, {s for s in found if s})
+
+
+def _remember_suffixes(folder, mtime, suffixes):
+    """Cache (and return, sorted) the image extensions of ``folder`` as listed at ``mtime``."""
+    suffixes = tuple(sorted(suffixes))
+    if len(_SUFFIXES) >= 256:
+        _SUFFIXES.clear()
+    _SUFFIXES[folder] = (mtime, suffixes)
+    return suffixes
+
+
+def _names(image_id, suffix, suffixes):
+    """``(own, others)``: the id's own name, and the names it may stand for when that is not a file."""
+    if suffix is None:
+        return image_id, [image_id + s for s in suffixes]
+    if suffix and not image_id.endswith(suffix):
+        return image_id, [image_id + suffix]
+    return image_id, []
+
+
+def _choose(root, image_id, row, own_is_file, others):
+    """The name an id stands for, given which of its names are files; None if none is."""
+    if own_is_file:
+        return image_id
+    if len(others) > 1:
+        raise InputError(
+            f"id {image_id!r} matches {len(others)} files in {root} ({', '.join(sorted(others))}); set "
+            f"suffix to choose (suffix={os.path.splitext(sorted(others)[0])[1]!r})", row=row, image_id=image_id)
+    return others[0] if others else None
 
 
 def _resolve_path(root, image_id, suffix, row):
@@ -34,28 +114,50 @@ def _resolve_path(root, image_id, suffix, row):
         raise InputError(f"id {image_id!r} points outside the image folder {root}; refused",
                          row=row, image_id=image_id)
     candidate = os.path.join(root, image_id)
-    if suffix and not image_id.endswith(suffix) and not os.path.isfile(candidate):
-        candidate += suffix
-    real = os.path.realpath(candidate)
+    suffixes = _suffixes_in(os.path.dirname(candidate)) if suffix is None else ()
+    own, others = _names(image_id, suffix, suffixes)
+    own_is_file = os.path.isfile(candidate)
+    found = [] if own_is_file else [n for n in others if os.path.isfile(os.path.join(root, n))]
+    if suffix is not None and not own_is_file and not found:
+        found = others  # names the path that does not exist, for the error message
+    name = _choose(root, image_id, row, own_is_file, found)
+    real = os.path.realpath(os.path.join(root, name if name is not None else own))
     if os.path.commonpath([real, root]) != root:
         raise InputError(f"id {image_id!r} resolves to {real}, outside the image folder {root} "
                          "(a symbolic link?); refused", row=row, image_id=image_id, path=real)
     return real
 
 
-_NOT_PLAIN = re.compile(r"[\\/:\x00]")
-
-
 def resolve_paths(root, ids, suffix):
     """The real path of each id inside the folder ``root`` (a real path), refusing escapes.
-
-    ``[_resolve_path(root, id, suffix, row) ...]``, listing ``root`` once.
 
     For a large table, one directory listing answers most ids without a
     system call: a plain file name (no separator, no ``:``, not ``.``/``..``)
     that the listing shows as a regular file, not a symbolic link, is
     ``root/name`` itself. Every other id (sub-folders, links, missing files,
-    anything suspicious) goes through :func:`_resolve_path` and its checks.
+    anything suspicious) goes through the checks of one id at a time. An id
+    without a file resolves to the path it would have (the loader then says
+    which file is missing).
+
+    Parameters
+    ----------
+    root : str
+        The image folder, a real path.
+    ids : list of str
+        The ids.
+    suffix : str or None
+        Appended to ids that are not file names themselves; ``None`` finds
+        each id's file whatever its image extension.
+
+    Returns
+    -------
+    list of str
+        One real path per id.
+
+    Raises
+    ------
+    InputError
+        An id that leaves the folder, or matches two files (``suffix=None``).
     """
     entries = None
     if len(ids) >= 64:
@@ -65,6 +167,7 @@ def resolve_paths(root, ids, suffix):
         if known is not None and 4 * len(ids) < known:
             return _resolve_paths_by_lstat(root, ids, suffix)
         try:
+            mtime = os.stat(root).st_mtime_ns  # before listing: a change while listing is seen next time
             with os.scandir(root) as it:
                 entries = {e.name: e for e in it}
         except OSError:
@@ -73,18 +176,28 @@ def resolve_paths(root, ids, suffix):
             if len(_FOLDER_ENTRIES) >= 256:
                 _FOLDER_ENTRIES.clear()
             _FOLDER_ENTRIES[root] = len(entries)
+            _remember_suffixes(root, mtime, {s for s in map(image_suffix, entries) if s})
     if not entries:
         return [_resolve_path(root, image_id, suffix, row) for row, image_id in enumerate(ids)]
+    suffixes = _SUFFIXES[root][1] if suffix is None else ()
+
+    def plain_file(name):
+        entry = entries.get(name)
+        return entry is not None and not entry.is_symlink() and entry.is_file(follow_symlinks=False)
+
     prefix = os.path.join(root, "")
     out = []
     for row, image_id in enumerate(ids):
         real = None
         if image_id not in (".", "..") and not _NOT_PLAIN.search(image_id):
-            entry = entries.get(image_id)
-            if entry is None and suffix and not image_id.endswith(suffix):
-                entry = entries.get(image_id + suffix)
-            if entry is not None and not entry.is_symlink() and entry.is_file(follow_symlinks=False):
-                real = prefix + entry.name
+            own, others = _names(image_id, suffix, suffixes)
+            own_entry = own in entries
+            if own_entry and plain_file(own):
+                real = prefix + own
+            elif not own_entry:
+                found = [n for n in others if n in entries]
+                if len(found) == 1 and plain_file(found[0]):
+                    real = prefix + found[0]
         out.append(real if real is not None else _resolve_path(root, image_id, suffix, row))
     return out
 
@@ -94,25 +207,71 @@ _FOLDER_ENTRIES = {}
 
 
 def _resolve_paths_by_lstat(root, ids, suffix):
-    """:func:`resolve_paths` with one ``lstat`` per id instead of a folder listing.
+    """:func:`resolve_paths` with an ``lstat`` per name instead of a folder listing.
 
     The same answers: a plain name whose entry is a regular file, not a
-    link, is ``root/name``; an entry of another kind (link, folder) or no
-    entry at all goes through :func:`_resolve_path` and its checks.
+    link, is ``root/name``; an entry of another kind (link, folder), two
+    matches or no entry at all go through :func:`_resolve_path` and its checks.
     """
     prefix = os.path.join(root, "")
+    suffixes = _suffixes_in(root) if suffix is None else ()
     out = []
     for row, image_id in enumerate(ids):
         real = None
         if image_id not in (".", "..") and not _NOT_PLAIN.search(image_id):
-            names = (image_id, image_id + suffix) if suffix and not image_id.endswith(suffix) else (image_id,)
-            for name in names:
+            own, others = _names(image_id, suffix, suffixes)
+            modes = {}
+            for name in [own] + others:
                 try:
-                    mode = os.lstat(prefix + name).st_mode
+                    modes[name] = os.lstat(prefix + name).st_mode
                 except (OSError, ValueError):
-                    continue  # no such entry: try the name with the suffix
-                if stat.S_ISREG(mode):
-                    real = prefix + name
-                break  # an entry of this name: as the listing, no second name
+                    continue
+                if name == own:
+                    break  # the id's own entry wins: no second name
+            entries = list(modes)
+            if len(entries) == 1 and stat.S_ISREG(modes[entries[0]]):
+                real = prefix + entries[0]
         out.append(real if real is not None else _resolve_path(root, image_id, suffix, row))
     return out
+
+
+def missing_hint(root, image_id, suffix):
+    """What probably went wrong when no file was found for ``image_id``, or ``""``.
+
+    Two mistakes are common: ids with leading zeros read from a CSV as
+    numbers (``7`` asked, ``007.png`` present), and a file of another
+    extension than ``suffix`` (``7.jpg`` present, ``suffix=".png"``).
+
+    Parameters
+    ----------
+    root : str
+        The image folder.
+    image_id : str
+        The id without a file.
+    suffix : str or None
+        The loader's suffix.
+
+    Returns
+    -------
+    str
+        A sentence to append to the error (starting with ``"; "``), or ``""``.
+    """
+    try:
+        with os.scandir(root) as it:
+            names = [e.name for e in it]
+    except OSError:
+        return ""
+    stems = {}
+    for name in names:
+        stems.setdefault(os.path.splitext(name)[0], []).append(name)
+    if image_id.isdigit():
+        padded = sorted(n for stem, found in stems.items() if stem.isdigit() and stem != image_id
+                        and stem.lstrip("0") == image_id.lstrip("0") for n in found)
+        if padded:
+            return (f"; the folder holds {padded[0]}: ids with leading zeros lose them when the CSV is "
+                    "read as numbers, so read it with pandas.read_csv(..., dtype={'id': str})")
+    other = sorted(n for n in stems.get(image_id, []) if image_suffix(n))
+    if other and suffix is not None:
+        ext = os.path.splitext(other[0])[1]
+        return f"; {other[0]} exists: set suffix={ext!r}, or suffix=None to find each id's file"
+    return ""

@@ -143,14 +143,17 @@ def _conv_window(steps, i, height, width):
 _TRACE_FROM_PIXELS = 2**22
 
 
-def predict_proba(model, X):
+def predict_proba(model, X, flip=False):
     """Probabilities of the float32 images ``X`` by the Keras ``model``, in chunks.
 
     Small work calls the network eagerly; once a network has been asked for
     :data:`_TRACE_FROM_PIXELS` pixels (since its weights last changed) it is
     traced (:func:`_inference_function`). Both give Keras' numbers (to float
-    rounding: the traced graph folds batch normalisation).
+    rounding: the traced graph folds batch normalisation). With ``flip``,
+    each image's probabilities are averaged with its mirror image's.
     """
+    if flip:
+        return (predict_proba(model, X) + predict_proba(model, X[:, :, ::-1])) / np.float32(2)
     n, h, w = X.shape[:3]
     stamp = _weights_stamp(model)
     entry = _INFERENCE.get(model)

@@ -12,7 +12,7 @@ import numpy as np
 
 from .params import NETWORK, defaults
 
-__all__ = ["build_cnn"]
+__all__ = ["build_cnn", "resolve_flip"]
 
 
 #: ``"auto"`` augmentation is on for images at least this many pixels on
@@ -23,11 +23,23 @@ _AUGMENT_FROM = 16
 _AUGMENT_AUTO = {"random_shift": 0.1, "random_rotation": 0.03, "random_zoom": 0.1}
 
 
-def _augmentation(name, value, height, width):
-    """The rate ``value`` of augmentation ``name`` stands for on ``height x width`` images."""
+def _augmentation(name, value, height, width, channels):
+    """The rate ``value`` of augmentation ``name`` stands for on ``height x width x channels`` images."""
     if value == "auto":
+        if name != "random_shift" and channels >= 3:
+            return 0.0  # photos: flips and shifts, no rotation or zoom
         return _AUGMENT_AUTO[name] if min(height, width) >= _AUGMENT_FROM else 0.0
     return float(value)
+
+
+def resolve_flip(random_flip, channels):
+    """The flips ``random_flip`` stands for on images of ``channels`` channels (None: no flip).
+
+    ``"auto"`` is ``"horizontal"`` for colour images and None for grayscale ones.
+    """
+    if random_flip == "auto":
+        return "horizontal" if channels >= 3 else None
+    return random_flip
 
 
 def build_cnn(input_shape, n_classes, *, seed=None, name="cnn", **params):
@@ -77,9 +89,11 @@ def build_cnn(input_shape, n_classes, *, seed=None, name="cnn", **params):
     h, w, c = (int(v) for v in input_shape)
     inputs = keras.Input(shape=(h, w, c), name="images")
     x = inputs
-    random_shift = _augmentation("random_shift", p.random_shift, h, w)
-    random_rotation = _augmentation("random_rotation", p.random_rotation, h, w)
-    random_zoom = _augmentation("random_zoom", p.random_zoom, h, w)
+    random_shift = _augmentation("random_shift", p.random_shift, h, w, c)
+    random_rotation = _augmentation("random_rotation", p.random_rotation, h, w, c)
+    random_zoom = _augmentation("random_zoom", p.random_zoom, h, w, c)
+    colour = c >= 3
+    convs_per_block = (2 if colour else 1) if p.convs_per_block == "auto" else int(p.convs_per_block)
     # Augmentation layers are active only in training (Keras skips them in
     # inference), so predictions are never perturbed.
     if random_shift:
@@ -88,8 +102,9 @@ def build_cnn(input_shape, n_classes, *, seed=None, name="cnn", **params):
         x = keras.layers.RandomRotation(random_rotation, fill_mode="constant", seed=next_seed())(x)
     if random_zoom:
         x = keras.layers.RandomZoom(random_zoom, fill_mode="constant", seed=next_seed())(x)
-    if p.random_flip:
-        x = keras.layers.RandomFlip(p.random_flip, seed=next_seed())(x)
+    flip = resolve_flip(p.random_flip, c)
+    if flip:
+        x = keras.layers.RandomFlip(flip, seed=next_seed())(x)
 
     block_filters = list(p.filters) if isinstance(p.filters, (list, tuple)) else [
         int(p.filters) * 2**b for b in range(p.conv_blocks)
@@ -98,11 +113,13 @@ def build_cnn(input_shape, n_classes, *, seed=None, name="cnn", **params):
     for b in range(p.conv_blocks):
         conv_filters = block_filters[b]
         if not isinstance(conv_filters, (list, tuple)):
-            conv_filters = [conv_filters] * p.convs_per_block
+            conv_filters = [conv_filters] * convs_per_block
         for n_filters in conv_filters:
             k = min(int(p.kernel_size), size_h, size_w) if size_h > 1 and size_w > 1 else 1
             pad = p.padding
-            if pad == "auto":
+            if pad == "auto" and colour:
+                pad = "same"
+            elif pad == "auto":
                 # Trim the border while the map stays at least a kernel wide.
                 pad = "valid" if min(size_h, size_w) - k + 1 >= k else "same"
             x = keras.layers.Conv2D(int(n_filters), k, padding=pad, use_bias=not p.batch_norm,

@@ -130,6 +130,14 @@ def _describe(est, where, models):
     if name == "Pipeline":
         # Pipeline(memory=...) is a cache location of this machine: not stored.
         params = {"verbose": bool(est.verbose)}
+        trained = any(hasattr(step, "model_") for _, step in est.steps)
+        for step_name, step in est.steps:
+            if trained and type(step).__name__ == "ImageFolderLoader" and not hasattr(step, "color_mode_") \
+                    and "auto" in (step.color_mode, step.target_size):
+                raise ModelFileError(
+                    f"cannot save {where}: its classifier is trained but its ImageFolderLoader "
+                    f"{step_name!r} was never fitted, so the colour mode and size it would load with "
+                    "(\"auto\") are unknown; fit the pipeline, or fit the loader on the training ids")
         steps = [[step_name, _describe(step, f"{where}[{step_name!r}]", models)]
                  for step_name, step in est.steps]
         return {"class": name, "params": params, "steps": steps}
@@ -143,6 +151,8 @@ def _describe(est, where, models):
             "history": {k: [float(v) for v in vals] for k, vals in est.history_.items()},
         }
         models.append(est.model_)
+    if name == "ImageFolderLoader" and hasattr(est, "color_mode_"):
+        node["fitted"] = {"color_mode": est.color_mode_, "target_size": _encode(est.target_size_, "target_size_")}
     return node
 
 
@@ -317,7 +327,9 @@ def _build(node, members, path):
     except TypeError as exc:
         raise ModelFileError(f"{path}: parameters do not fit {node['class']} ({exc})") from exc
     fitted = node.get("fitted")
-    if fitted:
+    if fitted and node["class"] == "ImageFolderLoader":
+        est._set_fitted(fitted["color_mode"], _decode(fitted["target_size"]))
+    elif fitted:
         import keras
 
         data = members.get(fitted["model"])
