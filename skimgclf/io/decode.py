@@ -347,6 +347,27 @@ def _bomb_error(path, exc):
     )
 
 
+#: What opening or decoding an image may raise besides ImageDecodeError.
+_FAILURES = (FileNotFoundError, Image.DecompressionBombWarning, Image.DecompressionBombError,
+             UnidentifiedImageError, OSError, SyntaxError, ValueError)
+
+
+def _as_decode_error(path, exc, data=None):
+    """The ImageDecodeError naming ``path`` for ``exc`` (one of :data:`_FAILURES`); ``data``: the bytes read."""
+    if isinstance(exc, FileNotFoundError):
+        return ImageDecodeError(f"{path}: image file not found", path=str(path))
+    if isinstance(exc, (Image.DecompressionBombWarning, Image.DecompressionBombError)):
+        return _bomb_error(path, exc)
+    if isinstance(exc, UnidentifiedImageError):
+        try:
+            empty = (len(data) if data is not None else os.path.getsize(path)) == 0
+        except OSError:
+            empty = False
+        what = "empty file (0 bytes), not an image" if empty else "not a readable image file"
+        return ImageDecodeError(f"{path}: {what}", path=str(path))
+    return ImageDecodeError(f"{path}: cannot decode image ({exc})", path=str(path))
+
+
 def _decode_pil(path, color_mode, target_size, max_pixels, data=None):
     """The Pillow path of :func:`decode_image`: every format and mode, and the errors.
 
@@ -373,20 +394,8 @@ def _decode_pil(path, color_mode, target_size, max_pixels, data=None):
             arr = np.asarray(img, dtype=np.uint8)
     except ImageDecodeError:
         raise
-    except FileNotFoundError as exc:
-        raise ImageDecodeError(f"{path}: image file not found", path=str(path)) from exc
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-        raise _bomb_error(path, exc) from exc
-    except UnidentifiedImageError as exc:
-        try:
-            empty = (len(data) if data is not None else os.path.getsize(path)) == 0
-        except OSError:
-            empty = False
-        if empty:
-            raise ImageDecodeError(f"{path}: empty file (0 bytes), not an image", path=str(path)) from exc
-        raise ImageDecodeError(f"{path}: not a readable image file", path=str(path)) from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageDecodeError(f"{path}: cannot decode image ({exc})", path=str(path)) from exc
+    except _FAILURES as exc:
+        raise _as_decode_error(path, exc, data) from exc
     if target_size is not None:
         arr = _resize(arr, target_size)
     if arr.ndim == 2:
@@ -433,14 +442,5 @@ def probe_image(path, max_pixels=DEFAULT_MAX_PIXELS):
             return img.mode, (int(h), int(w))
     except ImageDecodeError:
         raise
-    except FileNotFoundError as exc:
-        raise ImageDecodeError(f"{path}: image file not found", path=str(path)) from exc
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-        raise _bomb_error(path, exc) from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        try:
-            empty = os.path.getsize(path) == 0
-        except OSError:
-            empty = False
-        what = "empty file (0 bytes), not an image" if empty else "not a readable image file"
-        raise ImageDecodeError(f"{path}: {what}", path=str(path)) from exc
+    except _FAILURES as exc:
+        raise _as_decode_error(path, exc) from exc
