@@ -15,9 +15,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import tempfile
 
-__all__ = ["atomic_write"]
+__all__ = ["OutputError", "atomic_write", "partial_dir", "remove_stale_partials"]
 
 _PARTIAL = ".partial"
 
@@ -38,11 +39,19 @@ def atomic_write(path, *, durable=True):
     str
         The temporary file (created empty) to write.
 
+    Raises
+    ------
+    OutputError
+        If the file cannot be written (a full disk, say): an ``OSError``
+        whose message starts with ``path``.
+
     Notes
     -----
-    The file gets the permissions a plain ``open()`` would give it
-    (``0o666`` less the umask). On an error, or ``KeyboardInterrupt``, the
-    temporary file is removed and ``path`` is left as it was.
+    Every output gets the permissions a plain ``open()`` would give it
+    (``0o666`` less the umask): model files and predictions alike. On an
+    error, ``KeyboardInterrupt`` or SIGTERM (the command line turns it into
+    an exception), the temporary file is removed and ``path`` is left as it
+    was.
 
     Examples
     --------
@@ -57,7 +66,10 @@ def atomic_write(path, *, durable=True):
     """
     folder, base = os.path.split(os.path.abspath(os.fspath(path)))
     remove_stale_partials(folder, base)
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.{os.getpid()}-", suffix=_PARTIAL, dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{base}.{os.getpid()}-", suffix=_PARTIAL, dir=folder)
+    except OSError as exc:
+        raise OutputError(os.fspath(path), exc) from exc
     os.close(fd)
     try:
         yield tmp
@@ -65,31 +77,90 @@ def atomic_write(path, *, durable=True):
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         if durable:
-            _fsync(tmp, os.O_RDONLY)
+            _fsync(tmp, os.O_RDONLY, strict=True)
         os.replace(tmp, os.path.join(folder, base))
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, (OutputError, FileNotFoundError)):
+            raise OutputError(os.fspath(path), exc) from exc  # disk full, quota, ...: name the file
         raise
     if durable:
         _fsync(folder, os.O_RDONLY)
 
 
-def _fsync(path, flags):
+@contextlib.contextmanager
+def partial_dir(path):
+    """Yield a hidden temporary folder beside ``path``, removed when the block ends.
+
+    Named like :func:`atomic_write`'s temporary files
+    (``.<name>.<pid>-<random>.partial``), so that one left by a killed
+    process is removed by the next write to the same target.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file the folder's contents are for. Its folder must exist.
+
+    Yields
+    ------
+    str
+        The temporary folder.
+    """
+    folder, base = os.path.split(os.path.abspath(os.fspath(path)))
+    remove_stale_partials(folder, base)
+    try:
+        tmp = tempfile.mkdtemp(prefix=f".{base}.{os.getpid()}-", suffix=_PARTIAL, dir=folder)
+    except OSError as exc:
+        raise OutputError(os.fspath(path), exc) from exc
+    try:
+        yield tmp
+    except OSError as exc:
+        if isinstance(exc, (OutputError, FileNotFoundError)):
+            raise
+        raise OutputError(os.fspath(path), exc) from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class OutputError(OSError):
+    """An output file that cannot be written (disk full, no permission, ...); its message starts with the path.
+
+    Parameters
+    ----------
+    path : str
+        The output file.
+    cause : OSError
+        What the system said.
+    """
+
+    def __init__(self, path, cause):
+        super().__init__(cause.errno, cause.strerror or str(cause), path)
+        self.path = path
+
+    def __str__(self):
+        return f"{self.path}: cannot write it ({self.strerror}); nothing was written"
+
+
+def _fsync(path, flags, strict=False):
+    """``fsync`` a file or folder; ``strict``: let a failure (the data not on disk) raise."""
     try:
         fd = os.open(path, flags)
     except OSError:  # pragma: no cover - a folder cannot be opened on Windows
+        if strict:
+            raise
         return
     try:
         os.fsync(fd)
     except OSError:  # pragma: no cover
-        pass
+        if strict:
+            raise
     finally:
         os.close(fd)
 
 
 def remove_stale_partials(folder, base):
-    """Remove ``.<base>.<pid>-*.partial`` files in ``folder`` whose writing process is gone.
+    """Remove ``.<base>.<pid>-*.partial`` files and folders in ``folder`` whose writing process is gone.
 
     Parameters
     ----------
@@ -110,8 +181,12 @@ def remove_stale_partials(folder, base):
     for name in names:
         match = pattern.fullmatch(name)
         if match and not _pid_alive(int(match.group(1))):
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(folder, name))
+            stale = os.path.join(folder, name)
+            if os.path.isdir(stale) and not os.path.islink(stale):
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(stale)
 
 
 def _pid_alive(pid):

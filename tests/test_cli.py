@@ -398,7 +398,8 @@ def test_error_pickle_model_is_refused(digits_layout, tmp_path):
     joblib.dump({"not": "a model"}, model)
     out = tmp_path / "pred.csv"
     result = run_cli("predict", model, digits_layout["test_csv"], "--out", out)
-    assert_one_line_error(result, "not a skimgclf model file", "joblib and pickle files are refused")
+    assert_one_line_error(result, f"{model}: not a skimgclf model file", "looks like a pickle or joblib file",
+                          "runs code from the file")
     assert not out.exists()
 
 

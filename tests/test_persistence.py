@@ -193,10 +193,13 @@ def test_round_trip_in_a_fresh_process_gives_identical_predictions(saved, childr
 
 
 def test_loader_alone_and_unfitted_classifier_round_trip(tmp_path):
-    loader = ImageFolderLoader(tmp_path, target_size=(5, 7), color_mode="rgb", scale=None, max_pixels=99)
+    loader = ImageFolderLoader(tmp_path, target_size=(5, 7), color_mode="rgb", scale=None, max_pixels=99,
+                               cache_dir=tmp_path / "cache", n_jobs=3)
     back = skimgclf.load(skimgclf.save(loader, tmp_path / "loader.skimgclf"))
     assert type(back) is ImageFolderLoader
-    assert back.get_params() == {**loader.get_params(), "image_dir": str(tmp_path)}
+    # What touches the file system, safety or resources is the user's, never the file's.
+    assert back.get_params() == {**loader.get_params(), "image_dir": str(tmp_path), "max_pixels": 64_000_000,
+                                 "cache_dir": None, "n_jobs": None}
     clf = _cnn(filters=[4, 8], conv_blocks=2, class_weight={"a": 2.0, "b": 1.0})
     back = skimgclf.load(skimgclf.save(clf, tmp_path / "clf.skimgclf"))
     assert back.get_params() == clf.get_params() and not hasattr(back, "model_")

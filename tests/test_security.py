@@ -321,6 +321,20 @@ def test_lambda_layer_is_refused_by_safe_mode(lambda_keras, tmp_path):
     file, marker = lambda_keras
     path = _write_model_zip(tmp_path / "m.skimgclf", _manifest(_fitted_node()),
                             {"model_0.keras": file.read_bytes()})
+    with pytest.raises(ModelFileError, match=r"the network cannot be loaded safely \(it names "
+                                             r"keras\.layers\.Lambda, which is not something skimgclf builds\)"):
+        skimgclf.load(path)
+    assert not marker.exists()
+
+
+def test_lambda_layer_is_refused_by_keras_safe_mode_too(lambda_keras, tmp_path, monkeypatch):
+    """Second line of defence: with skimgclf's own config check switched off, Keras' safe mode refuses."""
+    from skimgclf.model import netcheck
+
+    monkeypatch.setattr(netcheck, "_check", lambda data, shape: 0)
+    file, marker = lambda_keras
+    path = _write_model_zip(tmp_path / "m.skimgclf", _manifest(_fitted_node()),
+                            {"model_0.keras": file.read_bytes()})
     with pytest.raises(ModelFileError) as info:
         skimgclf.load(path)
     msg = str(info.value)

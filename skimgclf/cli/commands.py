@@ -16,8 +16,8 @@ import os
 import re
 import shlex
 import sys
+import signal
 import time
-import zipfile
 
 import numpy as np
 
@@ -74,6 +74,41 @@ def _check_file_out(path, option):
         raise CLIError(f"{option} {path}: {probe} is a file, not a folder")
 
 
+def _refuse_overwriting_inputs(outputs, files=(), image_dirs=()):
+    """Refuse an output that is one of the command's inputs, or lies among its images.
+
+    Parameters
+    ----------
+    outputs : list of (str or None, str)
+        ``(path, option)`` of each file the command would write (None: not written).
+    files : list of (str or None, str)
+        ``(path, what)`` of each input file: the same file (also through a
+        hard or symbolic link) is refused as an output.
+    image_dirs : list of str
+        Image folders: nothing is written inside them.
+    """
+    folders = [(d, os.path.realpath(d)) for d in image_dirs if d]
+    for out, option in outputs:
+        if out is None:
+            continue
+        real = os.path.realpath(out)
+        for shown, folder in folders:
+            if real == folder or real.startswith(folder.rstrip(os.sep) + os.sep):
+                raise CLIError(f"{out}: {option} is inside the image folder {shown}; outputs are never "
+                               "written among the images, choose another place")
+        if not os.path.exists(out):
+            continue
+        for path, what in files:
+            if path is not None and os.path.exists(path) and os.path.samefile(out, path):
+                raise CLIError(f"{out}: {option} is the {what} {path} (the same file); writing it would "
+                               "destroy the input, choose another file")
+
+
+def _report_files(folder, names):
+    """``(path, option)`` of the files a report folder will hold (none without --report)."""
+    return [(os.path.join(folder, name), "--report") for name in names] if folder else []
+
+
 def _check_dir_out(path, option):
     if os.path.exists(path) and not os.path.isdir(path):
         raise CLIError(f"{option} {path} exists and is not a folder")
@@ -89,6 +124,14 @@ def _image_dir(args, csv_path):
             raise CLIError(f"image folder not found: {args.images}")
         return args.images
     return default_image_dir(csv_path)
+
+
+def _image_dir_if_any(args, csv_path):
+    """The image folder, or None where it cannot be found yet (reported later, in the command's order)."""
+    try:
+        return _image_dir(args, csv_path)
+    except (CLIError, ValueError, OSError):
+        return None
 
 
 def _network_kwargs(args):
@@ -166,11 +209,6 @@ def _load_model(path, args=None):
         raise CLIError(f"model file not found: {path}")
     if os.path.isdir(path):
         raise CLIError(f"model {path} is a folder, not a model file")
-    if not zipfile.is_zipfile(path):
-        raise CLIError(
-            f"{path} is not a skimgclf model file (only files written by skimgclf train/search or "
-            "skimgclf.save are read; joblib and pickle files are refused because loading them runs code)"
-        )
     from .. import load
     from .._pipelines import split_pipeline
 
@@ -208,8 +246,11 @@ def cmd_train(args, console):
     _check_file_out(args.model, "--model")
     if args.report:
         _check_dir_out(args.report, "--report")
-    df, y, classes, counts = _read_labelled(args, "training CSV")
     image_dir = _image_dir(args, args.train_csv)
+    report_files = _report_files(args.report, ("learning_curves.png", "confusion_matrix.png", "metrics.json"))
+    _refuse_overwriting_inputs([(args.model, "--model"), (args.report, "--report")] + report_files,
+                               files=[(args.train_csv, "training CSV")], image_dirs=[image_dir])
+    df, y, classes, counts = _read_labelled(args, "training CSV")
     rows = np.arange(len(df))
     if args.val_size > 0:
         n_val = int(np.ceil(args.val_size * len(df)))
@@ -319,11 +360,11 @@ def cmd_predict(args, console):
 
     _check_csv_argument(args.csv)
     _check_file_out(args.out, "--out")
-    if os.path.exists(args.csv) and os.path.exists(args.out) and os.path.samefile(args.csv, args.out):
-        raise CLIError(f"--out {args.out} is the input CSV; choose another file")
     if args.label_column == args.id_column:
         raise CLIError(f"--label-column and --id-column are both {args.id_column!r}")
     image_dir = _image_dir(args, args.csv)
+    _refuse_overwriting_inputs([(args.out, "--out")], files=[(args.csv, "input CSV"), (args.model, "model file")],
+                               image_dirs=[image_dir])
     model = _load_model(args.model, args)
     start = time.perf_counter()
     _makedirs_for(args.out)
@@ -349,7 +390,10 @@ def cmd_evaluate(args, console):
         _check_file_out(args.confusion, "--confusion")
     if args.report:
         _check_dir_out(args.report, "--report")
-    _image_dir(args, args.csv)
+    image_dir = _image_dir(args, args.csv)
+    _refuse_overwriting_inputs([(args.confusion, "--confusion"), (args.report, "--report")]
+                               + _report_files(args.report, ("confusion_matrix.png", "metrics.json")),
+                               files=[(args.csv, "input CSV"), (args.model, "model file")], image_dirs=[image_dir])
     model = _load_model(args.model, args)
     classes = model.steps[-1][1].classes_
     y_true, y_pred = [], []
@@ -467,6 +511,9 @@ def cmd_search(args, console):
     results = args.results or os.path.join(os.path.dirname(args.model), "cv_results.csv")
     _check_file_out(results, "--results")
     _check_csv_argument(args.train_csv, "training CSV")
+    _refuse_overwriting_inputs([(args.model, "--model"), (results, "--results")],
+                               files=[(args.train_csv, "training CSV"), (args.grid, "grid file")],
+                               image_dirs=[_image_dir_if_any(args, args.train_csv)])
     grids = _read_grid(args.grid)
     if args.cv < 2:
         raise CLIError("--cv must be at least 2 folds")
@@ -613,6 +660,22 @@ COMMANDS = {"train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate
             "demo": cmd_demo}
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it unwinds as on Ctrl-C (temporary files removed)."""
+
+
+def _terminate_like_interrupt():
+    """Make SIGTERM unwind like SIGINT while the command runs; returns what puts the old handler back."""
+    def on_term(signum, frame):
+        raise _Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread (main() called from a thread): leave signals alone
+        return lambda: None
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
 def _one_line(exc):
     text = " ".join(str(exc).split())
     return text or exc.__class__.__name__
@@ -630,13 +693,16 @@ def main(argv=None):
     -------
     int
         The exit status: 0 on success, 1 on an error (one line on standard
-        error), 2 on a usage error, 130 when interrupted.
+        error), 2 on a usage error, 130 when interrupted (Ctrl-C), 143 when
+        terminated (SIGTERM); an interrupted or terminated command leaves no
+        output file and no temporary file behind.
     """
     # Quiet TensorFlow's C++ start-up logs and draw figures without a display;
     # both only when the user has not chosen otherwise.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("MPLBACKEND", "Agg")
     parser = build_parser()
+    restore = _terminate_like_interrupt()
     try:
         args = parser.parse_args(argv)
         if args.command is None:
@@ -652,6 +718,9 @@ def main(argv=None):
         return 0
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0
+    except _Terminated:
+        print(f"{PROG}: terminated (SIGTERM); no output written", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; no output written", file=sys.stderr)
         return 130
@@ -668,6 +737,8 @@ def main(argv=None):
         print(f"{PROG}: error: {exc.__class__.__name__}: {_one_line(exc)} "
               "(set SKIMGCLF_TRACEBACK=1 to see where)", file=sys.stderr)
         return 1
+    finally:
+        restore()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,8 +7,11 @@ never imports TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import os
+import stat
 import struct
 
 import numpy as np
@@ -16,7 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageDecodeError
 
-__all__ = ["COLOR_MODES", "DEFAULT_MAX_PIXELS", "ImageDecodeError", "decode_image", "probe_image"]
+__all__ = ["COLOR_MODES", "DEFAULT_MAX_PIXELS", "FORMATS", "ImageDecodeError", "decode_image", "probe_image"]
 
 #: PIL mode and channel count for each ``color_mode`` of the loader.
 COLOR_MODES = {"grayscale": ("L", 1), "rgb": ("RGB", 3), "rgba": ("RGBA", 4)}
@@ -57,7 +60,8 @@ _PNG_HARMLESS = frozenset({b"tEXt", b"zTXt", b"iTXt", b"pHYs", b"tIME"})
 #: Files larger than this are left to Pillow (it reads them lazily).
 _FAST_MAX_BYTES = 16 * 1024 * 1024
 _FIRST_READ = 1 << 16
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _cv2 = None
 _CV2_FLAGS = {}
 
@@ -220,27 +224,78 @@ def _too_many_pixels(pixels, max_pixels):
     return (max_pixels is not None and pixels > max_pixels) or (limit is not None and pixels > limit)
 
 
-def _read_for_fast_path(path):
-    """The bytes of a file of at most 16 MiB (the only read of it); None if larger or unreadable.
+def _open_regular(path, follow=True):
+    """A file descriptor of ``path``, opened for reading only if it is a regular file.
 
-    Larger files are left to Pillow, which reads them lazily from the path.
+    The file is opened without blocking (a named pipe named like an image
+    would otherwise wait forever for a writer), and refused unless it is a
+    regular file: pipes, sockets, devices and folders get an
+    :class:`ImageDecodeError`. With ``follow=False`` a symbolic link in
+    place of the file is refused too (the loader resolves every id to its
+    real path first, so a link found there now was put there since).
+    ``FileNotFoundError`` is raised as it is. Returns ``(fd, size)``.
     """
+    flags = _OPEN_FLAGS | (0 if follow else _NOFOLLOW)
     try:
-        fd = os.open(path, _OPEN_FLAGS)
-    except (OSError, TypeError, ValueError):
-        return None  # Pillow reports it
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow:
+            raise ImageDecodeError(f"{path}: is now a symbolic link (it was not when its id was resolved); "
+                                   "refused", path=str(path)) from None
+        raise ImageDecodeError(f"{path}: cannot open image file ({exc.strerror or exc})", path=str(path)) from None
+    except (TypeError, ValueError) as exc:
+        raise ImageDecodeError(f"{path}: cannot open image file ({exc})", path=str(path)) from None
     try:
-        data = os.read(fd, _FIRST_READ)
-        if len(data) == _FIRST_READ:
-            size = os.fstat(fd).st_size
-            if size > _FAST_MAX_BYTES:
-                return None
-            data += os.read(fd, size - len(data))  # a short read fails the checks
-    except OSError:
-        return None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = ("a named pipe" if stat.S_ISFIFO(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode)
+                    else "a socket" if stat.S_ISSOCK(st.st_mode) else "a device" if
+                    stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file")
+            raise ImageDecodeError(f"{path}: {kind}, not an image file; only regular files are read",
+                                   path=str(path))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st.st_size
+
+
+def _read_for_fast_path(path, follow=True):
+    """The bytes of a regular file of at most 16 MiB (the only read of it); None if larger.
+
+    Larger files are left to Pillow, which reads them lazily from a file
+    object opened the same way (:func:`_open_stream`).
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file.
+    ImageDecodeError
+        If it is not a regular file (a pipe, a device, a folder) or cannot be read.
+    """
+    fd, size = _open_regular(path, follow)
+    try:
+        if size > _FAST_MAX_BYTES:
+            return None
+        data = os.read(fd, max(size, _FIRST_READ))
+        if len(data) >= _FIRST_READ:  # larger reads may come back short: read to the end
+            chunks = [data]
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            data = b"".join(chunks)
+    except OSError as exc:
+        raise ImageDecodeError(f"{path}: cannot read image file ({exc.strerror or exc})", path=str(path)) from None
     finally:
         os.close(fd)
     return data
+
+
+def _open_stream(path, follow=True):
+    """A binary file object of ``path``, opened as :func:`_open_regular` opens it."""
+    return os.fdopen(_open_regular(path, follow)[0], "rb")
 
 
 def _decode_fast(path, color_mode, target_size, max_pixels, data=None):
@@ -283,7 +338,8 @@ def _decode_fast(path, color_mode, target_size, max_pixels, data=None):
     return arr
 
 
-def decode_image(path, color_mode="grayscale", target_size=None, max_pixels=DEFAULT_MAX_PIXELS, data=None):
+def decode_image(path, color_mode="grayscale", target_size=None, max_pixels=DEFAULT_MAX_PIXELS, data=None,
+                 follow_symlinks=True):
     """Decode one image file into a ``uint8`` array ``(height, width, channels)``.
 
     Parameters
@@ -300,6 +356,10 @@ def decode_image(path, color_mode="grayscale", target_size=None, max_pixels=DEFA
     data : bytes or None, default=None
         The file's content, if the caller has read it already (the file is
         then not opened again).
+    follow_symlinks : bool, default=True
+        Whether ``path`` may be a symbolic link. The loader passes real
+        paths and ``False``, so a link put in place of a file after its id
+        was resolved is refused.
 
     Returns
     -------
@@ -309,7 +369,9 @@ def decode_image(path, color_mode="grayscale", target_size=None, max_pixels=DEFA
     Raises
     ------
     ImageDecodeError
-        If the file is missing, empty, not an image, truncated, or too large.
+        If the file is missing, empty, not a regular file (a named pipe, a
+        device), not an image of an accepted format (:data:`FORMATS`),
+        truncated, or too large.
 
     Notes
     -----
@@ -320,12 +382,48 @@ def decode_image(path, color_mode="grayscale", target_size=None, max_pixels=DEFA
     Pillow. Resizing averages pixel areas when shrinking and interpolates
     bilinearly when enlarging.
     """
-    if data is None:
-        data = _read_for_fast_path(path)
+    try:
+        if data is None:
+            data = _read_for_fast_path(path, follow_symlinks)
+    except FileNotFoundError as exc:
+        raise _as_decode_error(path, exc) from exc
     arr = None if data is None else _decode_fast(path, color_mode, target_size, max_pixels, data)
     if arr is not None:
         return arr
-    return _decode_pil(path, color_mode, target_size, max_pixels, data)
+    return _decode_pil(path, color_mode, target_size, max_pixels, data, follow_symlinks)
+
+
+#: The image formats (Pillow's names) the loader reads. Each declares in its
+#: header the size of what is decoded, and Pillow decodes none of them while
+#: opening, so ``max_pixels`` is checked before any pixel is decoded. Left out
+#: on purpose: ICO/CUR (Pillow decodes the embedded image inside
+#: ``Image.open``, whatever the icon header says), and the rarer containers.
+#: ("JPEG" covers the multi-picture JPEGs of phone cameras, which Pillow calls MPO.)
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "DIB", "TIFF", "WEBP", "PPM", "TGA", "PCX", "SGI")
+
+#: Leading bytes of formats that are refused, for a message that says so.
+_REFUSED_MAGIC = ((b"\x00\x00\x01\x00", "an ICO icon"), (b"\x00\x00\x02\x00", "a CUR cursor"),
+                  (b"icns", "an ICNS icon"), (b"%PDF", "a PDF document"))
+
+
+@contextlib.contextmanager
+def _open_image(path, data, follow):
+    """``Image.open`` of ``data`` (the file's bytes) or else of the regular file ``path``, accepted formats only."""
+    stream = io.BytesIO(data) if data is not None else _open_stream(path, follow)
+    try:
+        with Image.open(stream, formats=FORMATS) as img:
+            yield img
+    except UnidentifiedImageError:
+        stream.seek(0)
+        head = stream.read(8)
+        what = next((name for magic, name in _REFUSED_MAGIC if head.startswith(magic)), None)
+        if what:
+            raise ImageDecodeError(
+                f"{path}: {what}, not an image of an accepted format ({', '.join(FORMATS)}); refused",
+                path=str(path)) from None
+        raise
+    finally:
+        stream.close()
 
 
 def _check_pixels(img, path, max_pixels):
@@ -368,11 +466,12 @@ def _as_decode_error(path, exc, data=None):
     return ImageDecodeError(f"{path}: cannot decode image ({exc})", path=str(path))
 
 
-def _decode_pil(path, color_mode, target_size, max_pixels, data=None):
-    """The Pillow path of :func:`decode_image`: every format and mode, and the errors.
+def _decode_pil(path, color_mode, target_size, max_pixels, data=None, follow=True):
+    """The Pillow path of :func:`decode_image`: every accepted format and mode, and the errors.
 
     ``data`` (the whole file, if read already) is decoded from memory; else
-    Pillow opens ``path``.
+    the file is opened as a regular file (:func:`_open_stream`) and Pillow
+    reads it lazily.
     """
     mode, channels = COLOR_MODES[color_mode]
     try:
@@ -381,7 +480,7 @@ def _decode_pil(path, color_mode, target_size, max_pixels, data=None):
         # hard limit still refuses larger images in Image.open. No
         # warnings.catch_warnings() here: it is not thread-safe, and the
         # loader decodes in threads.
-        with Image.open(path if data is None else io.BytesIO(data)) as img:
+        with _open_image(path, data, follow) as img:
             _check_pixels(img, path, max_pixels)
             if target_size is not None and img.format == "JPEG":
                 # Let libjpeg decode at a reduced scale when that is still
@@ -405,7 +504,7 @@ def _decode_pil(path, color_mode, target_size, max_pixels, data=None):
     return arr
 
 
-def probe_image(path, max_pixels=DEFAULT_MAX_PIXELS):
+def probe_image(path, max_pixels=DEFAULT_MAX_PIXELS, follow_symlinks=True):
     """The Pillow mode and ``(height, width)`` of an image file, from its header only.
 
     Parameters
@@ -414,6 +513,8 @@ def probe_image(path, max_pixels=DEFAULT_MAX_PIXELS):
         The file.
     max_pixels : int or None, default=DEFAULT_MAX_PIXELS
         Larger images are refused, as :func:`decode_image` refuses them.
+    follow_symlinks : bool, default=True
+        Whether ``path`` may be a symbolic link (as for :func:`decode_image`).
 
     Returns
     -------
@@ -425,10 +526,11 @@ def probe_image(path, max_pixels=DEFAULT_MAX_PIXELS):
     Raises
     ------
     ImageDecodeError
-        If the file is missing, empty, not an image, or has too many pixels.
+        If the file is missing, empty, not a regular file, not an image of
+        an accepted format, or has too many pixels.
     """
     try:
-        with Image.open(path) as img:
+        with _open_image(path, None, follow_symlinks) as img:
             _check_pixels(img, path, max_pixels)
             h, w = img.height, img.width
             # EXIF read only where the header holds it: Pillow's PNG getexif()

@@ -3,16 +3,24 @@
 Used by :class:`skimgclf.ImageFolderLoader` when ``cache_dir`` is set.
 Decoded ``uint8`` images are appended to one flat file per image shape
 (``data-28x28x1.u8``) and found again through an index keyed by the file's
-real path, size and modification time; the decoding parameters (colour
-mode, target size, pixel limit) choose the sub-folder. Reading a hit is a
+real path and :func:`~skimgclf.io.memcache.stat_signature` (size,
+modification and inode-change times, inode); the decoding parameters
+(colour mode, target size, pixel limit) choose the sub-folder. Reading a hit is a
 view into a memory-mapped file: the operating system's page cache, not the
 Python process, holds the pixels, and several processes on one machine (Dask
 workers, ``n_jobs`` workers) share them.
 
 The index is an SQLite database: concurrent loaders in several processes
-append safely (one writer at a time, each append one transaction, pixels
-written before the index rows that point at them). The folder must be on a
-local disk: SQLite's locking is unreliable on network file systems.
+append safely (one writer at a time, each append one transaction). Pixels
+are written and flushed to disk (``fsync``) before the index rows that point
+at them are committed, so a crash between the two leaves unreferenced
+bytes, never a row that points at missing pixels. Nothing read back is
+trusted blindly: each row records a CRC-32 of its pixels, a hit whose bytes
+do not match (a data file truncated, overwritten or damaged) is decoded
+again from the image, and a data file shorter than the index says is cut
+back to what it really holds before anything is appended to it. The folder
+must be on a local disk: SQLite's locking is unreliable on network file
+systems.
 
 Importing this module never imports TensorFlow.
 """
@@ -27,15 +35,17 @@ import tempfile
 import threading
 import warnings
 import weakref
+import zlib
 
 import numpy as np
 
 from .._files import atomic_write
+from .memcache import stat_signature
 
 __all__ = ["OUTPUT_MEMMAP_BYTES", "DiskImageCache", "open_cache"]
 
 #: Layout version: a new one starts a new sub-folder, never misreads an old one.
-_VERSION = 1
+_VERSION = 2
 #: Loaded arrays at least this large are memory maps of a file in the cache folder.
 OUTPUT_MEMMAP_BYTES = 64 * 1024**2
 #: Decoded images written to disk (and indexed) per transaction.
@@ -46,8 +56,9 @@ _QUERY_CHUNK = 500
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
     path TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
-    shape TEXT NOT NULL, slot INTEGER NOT NULL,
-    PRIMARY KEY (path, size, mtime_ns)
+    ctime_ns INTEGER NOT NULL, ino INTEGER NOT NULL,
+    shape TEXT NOT NULL, slot INTEGER NOT NULL, crc INTEGER NOT NULL,
+    PRIMARY KEY (path, size, mtime_ns, ctime_ns, ino)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS files (shape TEXT PRIMARY KEY, n INTEGER NOT NULL);
 """
@@ -114,7 +125,7 @@ class DiskImageCache:
         path = self._data_path(key)
         n = os.path.getsize(path) // itemsize
         current = self._maps.get(key)
-        if current is None or current.shape[0] < n:
+        if current is None or current.shape[0] != n:  # grown, or truncated under us
             current = self._maps[key] = np.memmap(path, dtype=np.uint8, mode="r", shape=(n,) + shape)
         return current
 
@@ -123,30 +134,30 @@ class DiskImageCache:
 
         Returns
         -------
-        sigs : list of (int, int) or None
-            ``(size, mtime_ns)`` of each file, ``None`` where it cannot be read.
+        sigs : list of tuple or None
+            :func:`~skimgclf.io.memcache.stat_signature` of each file,
+            ``None`` where it cannot be read.
         hits : list of ndarray or None
             The stored image (a read-only memory-mapped view) of each path
-            whose size and time match, else ``None``.
+            whose signature matches and whose stored bytes pass their CRC-32,
+            else ``None`` (the image is then decoded again).
         """
         sigs = []
         for path in paths:
             try:
-                st = os.stat(path)
+                sigs.append(stat_signature(os.stat(path)))
             except OSError:
                 sigs.append(None)  # the loader reports it when it reads the file
-            else:
-                sigs.append((st.st_size, st.st_mtime_ns))
         found = {}
         unique = sorted({p for p, s in zip(paths, sigs) if s is not None})
         try:
             for start in range(0, len(unique), _QUERY_CHUNK):
                 part = unique[start:start + _QUERY_CHUNK]
                 rows = self._db.execute(
-                    f"SELECT path, size, mtime_ns, shape, slot FROM images WHERE path IN "
+                    f"SELECT path, size, mtime_ns, ctime_ns, ino, shape, slot, crc FROM images WHERE path IN "
                     f"({','.join('?' * len(part))})", part).fetchall()
-                for path, size, mtime_ns, key, slot in rows:
-                    found[(path, size, mtime_ns)] = (key, slot)
+                for path, size, mtime_ns, ctime_ns, ino, key, slot, crc in rows:
+                    found[(path, size, mtime_ns, ctime_ns, ino)] = (key, slot, crc)
             hits = []
             for path, sig in zip(paths, sigs):
                 entry = None if sig is None else found.get((path,) + sig)
@@ -154,7 +165,10 @@ class DiskImageCache:
                     hits.append(None)
                     continue
                 data = self._map(entry[0])
-                hits.append(data[entry[1]] if entry[1] < data.shape[0] else None)
+                hit = data[entry[1]] if entry[1] < data.shape[0] else None
+                if hit is not None and zlib.crc32(hit) != entry[2]:
+                    hit = None  # damaged bytes: decode the image again
+                hits.append(hit)
         except (OSError, sqlite3.Error, ValueError) as exc:
             self._fail(exc)
             return sigs, [None] * len(paths)
@@ -201,15 +215,15 @@ class DiskImageCache:
             try:
                 for key, items in groups.items():
                     row = db.execute("SELECT n FROM files WHERE shape = ?", (key,)).fetchone()
-                    n = row[0] if row else 0
                     itemsize = items[0][2].nbytes
+                    n = self._trusted_rows(key, row[0] if row else 0, itemsize)
                     blob = b"".join(arr.tobytes() for _, _, arr in items)
-                    # Pixels first, then the rows that point at them: a crash
-                    # in between leaves unreferenced bytes, never a bad hit.
+                    # Pixels first, on disk, then the rows that point at them:
+                    # a crash in between leaves unreferenced bytes, never a bad hit.
                     _write_at(self._data_path(key), blob, n * itemsize)
                     db.executemany(
-                        "INSERT OR IGNORE INTO images VALUES (?, ?, ?, ?, ?)",
-                        [(path, sig[0], sig[1], key, n + j) for j, (path, sig, _) in enumerate(items)])
+                        "INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [(path, *sig, key, n + j, zlib.crc32(arr)) for j, (path, sig, arr) in enumerate(items)])
                     db.execute("INSERT INTO files (shape, n) VALUES (?, ?) "
                                "ON CONFLICT (shape) DO UPDATE SET n = excluded.n", (key, n + len(items)))
                 db.execute("COMMIT")
@@ -218,6 +232,27 @@ class DiskImageCache:
                 raise
         except (OSError, sqlite3.Error) as exc:
             self._fail(exc)
+
+    def _trusted_rows(self, key, n, itemsize):
+        """Rows of data file ``key`` that are really on disk: ``n``, or fewer if the file is short.
+
+        A data file shorter than the index says (truncated by hand, or a disk
+        that lost writes): the index rows beyond its whole rows are dropped
+        and new images are written from its real end, so that no row points
+        into a hole. Called inside the write transaction.
+        """
+        try:
+            actual = os.path.getsize(self._data_path(key)) // itemsize
+        except FileNotFoundError:
+            actual = 0
+        if actual >= n:
+            return n
+        self._db.execute("DELETE FROM images WHERE shape = ? AND slot >= ?", (key, actual))
+        self._maps.pop(key, None)
+        warnings.warn(f"skimgclf disk cache {self.folder}: data-{key}.u8 holds {actual} of the {n} images its "
+                      "index lists (truncated?); the missing ones will be decoded again", RuntimeWarning,
+                      stacklevel=5)
+        return actual
 
     def _fail(self, exc):
         if not self._broken:
@@ -256,7 +291,7 @@ class DiskImageCache:
 
 
 def _write_at(path, blob, offset):
-    """Write ``blob`` at ``offset`` of ``path`` (created if missing)."""
+    """Write ``blob`` at ``offset`` of ``path`` (created if missing) and flush it to disk."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
     try:
         view = memoryview(blob)
@@ -265,6 +300,7 @@ def _write_at(path, blob, offset):
         while view:
             written = os.pwrite(fd, view, offset) if hasattr(os, "pwrite") else os.write(fd, view)
             view, offset = view[written:], offset + written
+        os.fsync(fd)  # on disk before the index says it is there
     finally:
         os.close(fd)
 

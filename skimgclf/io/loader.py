@@ -30,7 +30,7 @@ from .decode import (
 )
 from .detect import decide, sample_rows
 from .ids import ids_from_table, raw_ids_key
-from .memcache import BATCHES, IMAGES, Batch, batch_valid, file_signature, folder_ids, folders_of
+from .memcache import BATCHES, IMAGES, Batch, batch_valid, file_signature, folder_ids, folders_of, stat_signature
 from .paths import missing_hint, resolve_paths
 from .watch import CHANGES
 
@@ -292,7 +292,7 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
 
     def _probe(self, root, image_id, row, path):
         try:
-            return probe_image(path, self.max_pixels)
+            return probe_image(path, self.max_pixels, follow_symlinks=False)
         except ImageDecodeError as exc:
             raise _row_error(exc, root, image_id, row, path, self.suffix) from None
 
@@ -440,7 +440,7 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
 
         def read(row, path):
             try:
-                data = _read_for_fast_path(path)  # the only read of the file
+                data = _read_for_fast_path(path, follow=False)  # the only read of the file (None: large)
                 if data is not None and data.startswith(_PNG_SIGNATURE):
                     # Plain PNGs decode faster than a cache lookup would cost:
                     # never cached one by one (batches are). Other files are.
@@ -449,12 +449,11 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
                         return arr
                 key = None
                 if use_cache:
-                    st = os.stat(path)
-                    key = (path, st.st_size, st.st_mtime_ns, color_mode, target, max_pixels)
+                    key = (path, *stat_signature(os.stat(path)), color_mode, target, max_pixels)
                     arr = IMAGES.get(key)
                     if arr is not None:
                         return arr
-                arr = decode_image(path, color_mode, target, max_pixels, data=data)
+                arr = decode_image(path, color_mode, target, max_pixels, data=data, follow_symlinks=False)
                 if key is not None:
                     IMAGES.put(key, arr)
                 return arr

@@ -1,10 +1,11 @@
 """The process-wide caches of the loader: decoded images, and whole loaded arrays ("batches").
 
 Both are LRUs bounded in bytes (``SKIMGCLF_CACHE_BYTES``, 2 GiB each by
-default). Images are keyed by the file's real path, size and modification
-time and the decoding parameters. A batch is kept with what it was loaded
+default). Images are keyed by the file's real path, size, modification
+and inode-change times and inode number (:func:`stat_signature`) and the
+decoding parameters. A batch is kept with what it was loaded
 under -- the folders' identities and either an inotify token
-(:mod:`skimgclf.io.watch`) or every file's size, time and inode -- and is
+(:mod:`skimgclf.io.watch`) or every file's :func:`stat_signature` -- and is
 served again only while those are unchanged.
 
 Importing this module never imports TensorFlow.
@@ -19,13 +20,13 @@ from collections import OrderedDict
 from .watch import CHANGES
 
 __all__ = ["BATCHES", "IMAGES", "Batch", "batch_valid", "clear_cache", "file_signature", "folder_ids",
-           "folders_of"]
+           "folders_of", "stat_signature"]
 
 
 class _ImageCache:
     """A thread-safe LRU of decoded ``uint8`` images bounded in bytes.
 
-    Keys hold the file's real path, its size and modification time, and the
+    Keys hold the file's real path, its :func:`stat_signature`, and the
     decoding parameters, so a changed file or another target size misses.
     """
 
@@ -101,12 +102,40 @@ def folder_ids(dirs):
     return tuple(out)
 
 
+def stat_signature(st):
+    """What identifies one version of a file: ``(size, mtime_ns, ctime_ns, inode)`` of ``os.stat``.
+
+    The modification time can be put back with ``os.utime``; the inode
+    change time cannot (the kernel sets it on every write and every
+    ``utime``), and a file replaced by another has another inode. A file
+    rewritten in place with the same size and its times put back is still
+    told apart: its ``ctime`` moved.
+
+    Parameters
+    ----------
+    st : os.stat_result
+        The file's status.
+
+    Returns
+    -------
+    tuple of int
+    """
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+
+
 def file_signature(paths):
-    sig = []
-    for path in paths:
-        st = os.stat(path)
-        sig.append((st.st_size, st.st_mtime_ns, st.st_ino))
-    return sig
+    """:func:`stat_signature` of each path (``OSError`` if one cannot be read).
+
+    Parameters
+    ----------
+    paths : list of str
+        Files.
+
+    Returns
+    -------
+    list of tuple
+    """
+    return [stat_signature(os.stat(path)) for path in paths]
 
 
 def batch_valid(batch):

@@ -116,8 +116,8 @@ def _resolve_path(root, image_id, suffix, row):
     candidate = os.path.join(root, image_id)
     suffixes = _suffixes_in(os.path.dirname(candidate)) if suffix is None else ()
     own, others = _names(image_id, suffix, suffixes)
-    own_is_file = os.path.isfile(candidate)
-    found = [] if own_is_file else [n for n in others if os.path.isfile(os.path.join(root, n))]
+    own_is_file = _is_entry(candidate)
+    found = [] if own_is_file else [n for n in others if _is_entry(os.path.join(root, n))]
     if suffix is not None and not own_is_file and not found:
         found = others  # names the path that does not exist, for the error message
     name = _choose(root, image_id, row, own_is_file, found)
@@ -126,6 +126,14 @@ def _resolve_path(root, image_id, suffix, row):
         raise InputError(f"id {image_id!r} resolves to {real}, outside the image folder {root} "
                          "(a symbolic link?); refused", row=row, image_id=image_id, path=real)
     return real
+
+
+def _is_entry(path):
+    """Whether ``path`` is there and not a folder: a file, or a pipe or device the reader will refuse by name."""
+    try:
+        return not stat.S_ISDIR(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def resolve_paths(root, ids, suffix):

@@ -22,16 +22,18 @@ are not a signature: someone who edits a file can recompute them. Safety
 against a hostile file comes from what loading does, not from the checksums:
 JSON only, a fixed list of estimator classes, no pickle, Keras' safe mode.
 
-``save`` writes ``.<name>.<pid>-<random>.partial`` beside the target and
-renames it into place when complete; a save that is killed leaves at most that
-hidden file, which the next save to the same path removes once its process is
-gone.
+``save`` writes ``.<name>.<pid>-<random>.partial`` beside the target (the
+networks are first saved into a hidden folder of the same kind, there too,
+never in the system's temporary folder) and renames it into place when
+complete; a save that is killed leaves at most those hidden entries, which
+the next save to the same path removes once their process is gone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import re
@@ -41,8 +43,9 @@ import zlib
 
 import numpy as np
 
-from .._files import atomic_write
+from .._files import atomic_write, partial_dir
 from ..errors import ModelFileError
+from ..io.decode import DEFAULT_MAX_PIXELS
 from ..io.loader import ImageFolderLoader
 
 __all__ = ["ModelFileError", "load", "save"]
@@ -54,6 +57,11 @@ _SUMS = "SHA256SUMS"
 #: Members larger than this (uncompressed, as declared) are refused: zip bombs.
 _MAX_MEMBER_BYTES = int(os.environ.get("SKIMGCLF_MAX_MODEL_BYTES", str(4 * 1024**3)))
 _MEMBER_NAME = re.compile(r"(skimgclf\.json|model_[0-9]+\.keras)")
+#: Loader settings that touch the file system, safety or resources: a model
+#: file never sets them (its values are replaced by these defaults on load).
+_FROM_THE_USER = {"cache_dir": None, "max_pixels": DEFAULT_MAX_PIXELS, "n_jobs": None}
+#: Largest image side a model file may ask the loader for.
+_MAX_FILE_IMAGE_SIDE = 4096
 
 
 def _classes():
@@ -96,7 +104,7 @@ def _decode(value):
             return tuple(_decode(v) for v in value["__tuple__"])
         if set(value) == {"__dict__"}:
             return {_decode(k): _decode(v) for k, v in value["__dict__"]}
-        raise ModelFileError(f"unexpected object in parameters: {value!r}")
+        raise ValueError(f"unexpected object in parameters: {value!r}")  # load() names the file
     return value
 
 
@@ -114,7 +122,7 @@ def _decode_array(obj):
         return np.asarray([str(v) for v in obj["values"]], dtype=object)
     dtype = np.dtype(obj["dtype"])
     if dtype.kind not in "biuf":
-        raise ModelFileError(f"unexpected dtype {obj['dtype']!r} for class labels")
+        raise ValueError(f"unexpected dtype {obj['dtype']!r} for class labels")  # load() names the file
     return np.asarray(obj["values"], dtype=dtype)
 
 
@@ -203,7 +211,7 @@ def save(estimator, path):
 
     manifest["skimgclf_version"] = __version__
     members = {_MANIFEST: json.dumps(manifest, indent=1, sort_keys=True).encode()}
-    with tempfile.TemporaryDirectory(prefix="skimgclf-save-") as tmp:
+    with partial_dir(path) as tmp:  # beside the target, never in the system's temporary folder
         for i, model in enumerate(models):
             file = os.path.join(tmp, f"model_{i}.keras")
             model.save(file)
@@ -239,7 +247,27 @@ def _sniff(path):
     return ""
 
 
+def _referenced(node):
+    """The ``model_<i>.keras`` members an estimator description names."""
+    if isinstance(node, dict):
+        found = set()
+        fitted = node.get("fitted")
+        if isinstance(fitted, dict) and isinstance(fitted.get("model"), str):
+            found.add(fitted["model"])
+        for step in node.get("steps") or []:
+            if isinstance(step, list) and len(step) == 2:
+                found |= _referenced(step[1])
+        return found
+    return set()
+
+
 def _read_members(path):
+    """``(manifest, members)`` of a model file, every size and checksum checked before use.
+
+    Only what the manifest names is read: a member it does not name is
+    refused before it is decompressed, and so is an archive that declares
+    more than :data:`_MAX_MEMBER_BYTES` in all.
+    """
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
@@ -251,6 +279,7 @@ def _read_members(path):
                 )
             if len(set(names)) != len(names):
                 raise ModelFileError(f"{path}: the archive names a member twice; refused")
+            total = 0
             for info in infos:
                 if info.filename != _SUMS and not _MEMBER_NAME.fullmatch(info.filename):
                     raise ModelFileError(f"{path}: unexpected member {info.filename!r}; refused")
@@ -259,9 +288,30 @@ def _read_members(path):
                         f"{path}: member {info.filename} declares {info.file_size} bytes, more than "
                         f"{_MAX_MEMBER_BYTES} (SKIMGCLF_MAX_MODEL_BYTES); refused"
                     )
-            members = {name: zf.read(name) for name in names}
+                total += info.file_size
+            if total > _MAX_MEMBER_BYTES:
+                raise ModelFileError(
+                    f"{path}: its members declare {total} bytes in all, more than {_MAX_MEMBER_BYTES} "
+                    "(SKIMGCLF_MAX_MODEL_BYTES); refused")
+            sums = zf.read(_SUMS)
+            manifest_bytes = zf.read(_MANIFEST)
+            expected = _checksums(path, sums)
+            if set(expected) != set(names) - {_SUMS}:
+                raise ModelFileError(f"{path}: the file's members do not match its checksum list; refused")
+            _verify(path, _MANIFEST, manifest_bytes, expected)
+            manifest = _parse_manifest(path, manifest_bytes)
+            wanted = _referenced(manifest.get("estimator"))
+            extra = sorted(set(names) - {_SUMS, _MANIFEST} - wanted)
+            if extra:
+                raise ModelFileError(f"{path}: member {extra[0]} is not named by the model description; refused")
+            members = {}
+            for name in sorted(wanted & set(names)):
+                members[name] = zf.read(name)
+                _verify(path, name, members[name], expected)
     except ModelFileError:
         raise
+    except MemoryError as exc:
+        raise ModelFileError(f"{path}: too large to load in this process's memory ({exc}); refused") from None
     except (zipfile.BadZipFile, EOFError) as exc:
         raise ModelFileError(
             f"{path}: not a skimgclf model file, or truncated or corrupt ({exc}){_sniff(path)}"
@@ -272,18 +322,38 @@ def _read_members(path):
         if isinstance(exc, FileNotFoundError):
             raise
         raise ModelFileError(f"{path}: cannot read model file ({exc})") from exc
+    return manifest, members
+
+
+def _checksums(path, sums):
+    """``{member: digest}`` from the ``SHA256SUMS`` member."""
     expected = {}
-    for line in members.pop(_SUMS).decode("ascii", "replace").splitlines():
+    for line in sums.decode("ascii", "replace").splitlines():
         digest, _, name = line.partition("  ")
         if name in expected:
             raise ModelFileError(f"{path}: the checksum list names {name!r} twice; refused")
         expected[name] = digest
-    if set(expected) != set(members):
-        raise ModelFileError(f"{path}: the file's members do not match its checksum list; refused")
-    for name, data in members.items():
-        if hashlib.sha256(data).hexdigest() != expected[name]:
-            raise ModelFileError(f"{path}: checksum mismatch in {name} (file altered or corrupt); refused")
-    return members
+    return expected
+
+
+def _verify(path, name, data, expected):
+    if hashlib.sha256(data).hexdigest() != expected[name]:
+        raise ModelFileError(f"{path}: checksum mismatch in {name} (file altered or corrupt); refused")
+
+
+def _parse_manifest(path, data):
+    try:
+        manifest = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ModelFileError(f"{path}: unreadable manifest ({exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a skimgclf model file")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: model format version {manifest.get('format_version')} is not supported "
+            f"by this skimgclf (reads version {FORMAT_VERSION})"
+        )
+    return manifest
 
 
 @contextlib.contextmanager
@@ -300,6 +370,29 @@ def _forced_safe_mode():
         return
     with SafeModeScope(True):
         yield
+
+
+def _load_network(data):
+    """A Keras network from the bytes of a ``.keras`` file, in safe mode, with no file written.
+
+    Keras' public ``load_model`` takes only paths; its saving library reads
+    file objects, so nothing is left in the system's temporary folder by a
+    load that is killed. Where that library is laid out otherwise, the bytes
+    go through a temporary file.
+    """
+    import keras
+
+    try:
+        from keras.src.saving import saving_lib
+    except ImportError:  # pragma: no cover - another Keras layout
+        saving_lib = None
+    if saving_lib is not None and hasattr(saving_lib, "_load_model_from_fileobj"):
+        return saving_lib.load_model(io.BytesIO(data), safe_mode=True)
+    with tempfile.TemporaryDirectory(prefix="skimgclf-load-") as tmp:  # pragma: no cover
+        file = os.path.join(tmp, "model.keras")
+        with open(file, "wb") as fh:
+            fh.write(data)
+        return keras.saving.load_model(file, safe_mode=True)
 
 
 def _build(node, members, path):
@@ -322,28 +415,36 @@ def _build(node, members, path):
     if node["class"] == "Pipeline":
         steps = [(str(name), _build(child, members, path)) for name, child in node["steps"]]
         return cls(steps, **params)
+    if node["class"] == "ImageFolderLoader":
+        params.update(_FROM_THE_USER)
     try:
         est = cls(**params)
     except TypeError as exc:
         raise ModelFileError(f"{path}: parameters do not fit {node['class']} ({exc})") from exc
     fitted = node.get("fitted")
+    if node["class"] == "ImageFolderLoader":
+        sizes = [params.get("target_size")] + ([_decode(fitted["target_size"])] if fitted else [])
+        for size in sizes:
+            if isinstance(size, (list, tuple)) and any(
+                    isinstance(v, int) and v > _MAX_FILE_IMAGE_SIDE for v in size):
+                raise ModelFileError(f"{path}: the loader's target_size {tuple(size)} is larger than a model file "
+                                     f"may ask for ({_MAX_FILE_IMAGE_SIDE} pixels a side); refused")
     if fitted and node["class"] == "ImageFolderLoader":
         est._set_fitted(fitted["color_mode"], _decode(fitted["target_size"]))
     elif fitted:
-        import keras
+        from .netcheck import check_network
 
         data = members.get(fitted["model"])
         if data is None:
             raise ModelFileError(f"{path}: missing member {fitted['model']}")
-        with tempfile.TemporaryDirectory(prefix="skimgclf-load-") as tmp:
-            file = os.path.join(tmp, "model.keras")
-            with open(file, "wb") as fh:
-                fh.write(data)
-            try:
-                with _forced_safe_mode():
-                    network = keras.saving.load_model(file, safe_mode=True)
-            except Exception as exc:
-                raise ModelFileError(f"{path}: the network cannot be loaded safely ({exc})") from exc
+        check_network(data, path, fitted["image_shape"])
+        try:
+            with _forced_safe_mode():
+                network = _load_network(data)
+        except MemoryError as exc:
+            raise ModelFileError(f"{path}: the network is too large to load ({exc}); refused") from None
+        except Exception as exc:
+            raise ModelFileError(f"{path}: the network cannot be loaded safely ({exc})") from exc
         est._set_fitted(network, _decode_array(fitted["classes"]), tuple(int(v) for v in fitted["image_shape"]),
                         {k: list(v) for k, v in fitted["history"].items()})
     return est
@@ -383,18 +484,7 @@ def load(path):
         If there is no such file.
     """
     path = os.fspath(path)
-    members = _read_members(path)
-    try:
-        manifest = json.loads(members[_MANIFEST].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ModelFileError(f"{path}: unreadable manifest ({exc})") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: not a skimgclf model file")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(
-            f"{path}: model format version {manifest.get('format_version')} is not supported "
-            f"by this skimgclf (reads version {FORMAT_VERSION})"
-        )
+    manifest, members = _read_members(path)
     try:
         return _build(manifest["estimator"], members, path)
     except ModelFileError:

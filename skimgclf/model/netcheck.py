@@ -1,0 +1,238 @@
+"""Checking a saved network against what skimgclf builds, before Keras builds anything from it.
+
+Keras' safe mode refuses Python lambdas, but it still resolves any
+importable library function named in a config (an activation set to
+``keras.datasets.mnist.load_data`` is called at predict time) and allocates
+whatever sizes a config asks for (a ``Dense`` layer of ten million units in a
+10 KB file). A network in a model file is therefore read first as JSON and
+accepted only if:
+
+- every object it names is one :func:`~skimgclf.model.network.build_cnn`
+  creates (its layer types, initializers, optimizers, schedule, loss), from
+  the module Keras saves it under; no ``function`` objects at all;
+- every activation is one of the classifier's activations, ``softmax`` or
+  ``linear``;
+- its input is an image no larger than :data:`MAX_INPUT_SIDE` on a side, of
+  the shape the file's classifier says it was trained on;
+- the number of weights its layers imply fits in the weights file it comes
+  with (four bytes each), and under :data:`MAX_PARAMETERS`.
+
+Importing this module imports nothing heavier than the standard library.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import zipfile
+
+from ..errors import ModelFileError
+from .params import ACTIVATIONS
+
+__all__ = ["LAYERS", "MAX_INPUT_SIDE", "MAX_PARAMETERS", "check_network"]
+
+#: Layer classes that :func:`~skimgclf.model.network.build_cnn` creates
+#: (a test keeps this list and the builder in step).
+LAYERS = frozenset({
+    "InputLayer", "Conv2D", "BatchNormalization", "Activation", "MaxPooling2D", "AveragePooling2D",
+    "Dropout", "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Dense", "Add",
+    "RandomTranslation", "RandomRotation", "RandomZoom", "RandomFlip",
+})
+#: Every other object a saved skimgclf network holds, by the module Keras records.
+_OBJECTS = {
+    "keras.layers": LAYERS,
+    "keras.initializers": frozenset({"GlorotUniform", "HeNormal", "Zeros", "Ones"}),
+    "keras.optimizers": frozenset({"Adam", "AdamW", "Nadam", "RMSprop", "SGD"}),
+    "keras.optimizers.schedules": frozenset({"CosineDecay"}),
+    "keras": frozenset({"DTypePolicy"}),
+    "keras.src.models.functional": frozenset({"Functional"}),
+    "skimgclf.model.training": frozenset({"SmoothedSparseCrossentropy"}),
+}
+_REGISTERED = {"Functional": "Functional", "SmoothedSparseCrossentropy": "skimgclf>SmoothedSparseCrossentropy"}
+_ACTIVATIONS = frozenset(ACTIVATIONS) | {"softmax", "linear"}
+_LOSSES = frozenset({"sparse_categorical_crossentropy"})
+_METRICS = frozenset({"accuracy", "loss"})
+_MEMBERS = frozenset({"config.json", "metadata.json", "model.weights.h5"})
+#: Largest side of a network input a model file may declare.
+MAX_INPUT_SIDE = 4096
+#: Most weights a network in a model file may have (about 2 GB of float32).
+MAX_PARAMETERS = 500_000_000
+_MAX_CONFIG_BYTES = 16 * 1024**2
+
+
+class _Refused(Exception):
+    """A reason to refuse the network (becomes a ModelFileError naming the file)."""
+
+
+def check_network(data, path, image_shape):
+    """Refuse a saved Keras network (``.keras`` bytes) that skimgclf would not have built.
+
+    Parameters
+    ----------
+    data : bytes
+        The ``model_<i>.keras`` member of a model file.
+    path : str
+        The model file, for messages.
+    image_shape : tuple of int
+        ``(height, width, channels)`` the file's classifier says it was
+        trained on; the network's input must be that shape.
+
+    Returns
+    -------
+    int
+        The number of weights the network has.
+
+    Raises
+    ------
+    ModelFileError
+        ``"<path>: the network cannot be loaded safely (...)"``, saying why.
+    """
+    try:
+        return _check(data, tuple(int(v) for v in image_shape))
+    except _Refused as exc:
+        raise ModelFileError(f"{path}: the network cannot be loaded safely ({exc}); refused") from None
+    except (zipfile.BadZipFile, KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError,
+            UnicodeDecodeError, OverflowError) as exc:
+        raise ModelFileError(
+            f"{path}: the network cannot be loaded safely (malformed network config: "
+            f"{type(exc).__name__}: {exc}); refused") from None
+
+
+def _check(data, image_shape):
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        infos = {info.filename: info for info in zf.infolist()}
+        unexpected = sorted(set(infos) - _MEMBERS)
+        if unexpected or "config.json" not in infos or "model.weights.h5" not in infos:
+            raise _Refused(f"a .keras archive of {sorted(infos)}, expected {sorted(_MEMBERS)}")
+        if infos["config.json"].file_size > _MAX_CONFIG_BYTES:
+            raise _Refused(f"its config declares {infos['config.json'].file_size} bytes")
+        config = json.loads(zf.read("config.json").decode("utf-8"))
+        weights_bytes = infos["model.weights.h5"].file_size
+    _check_objects(config)
+    n_weights = _count_weights(config, image_shape)
+    if n_weights > MAX_PARAMETERS:
+        raise _Refused(f"its layers imply {n_weights:,} weights, more than {MAX_PARAMETERS:,}")
+    if 4 * n_weights > weights_bytes:
+        raise _Refused(f"its layers imply {n_weights:,} weights ({4 * n_weights:,} bytes), but its weights "
+                       f"file holds {weights_bytes:,} bytes")
+    return n_weights
+
+
+def _check_objects(node, key=None):
+    """Every serialized object in ``node`` is one skimgclf builds; every activation is allowed."""
+    if isinstance(node, list):
+        for item in node:
+            _check_objects(item, key)
+        return
+    if not isinstance(node, dict):
+        if key == "activation" and node not in _ACTIVATIONS:
+            raise _Refused(f"activation {node!r} is not one skimgclf builds")
+        if key == "loss" and isinstance(node, str) and node not in _LOSSES:
+            raise _Refused(f"loss {node!r} is not one skimgclf trains with")
+        return
+    if "class_name" in node:
+        name, module = node.get("class_name"), node.get("module")
+        if name == "__keras_tensor__" and module is None:
+            pass
+        elif name == "function" or module not in _OBJECTS or name not in _OBJECTS[module]:
+            raise _Refused(f"it names {module}.{name}, which is not something skimgclf builds")
+        elif node.get("registered_name") not in (None, _REGISTERED.get(name)):
+            raise _Refused(f"{name} is registered as {node.get('registered_name')!r}")
+    for k, v in node.items():
+        if k == "metrics" and isinstance(v, list):
+            bad = [m for m in v if isinstance(m, str) and m not in _METRICS]
+            if bad:
+                raise _Refused(f"metric {bad[0]!r} is not one skimgclf computes")
+        _check_objects(v, k)
+        if k == "activation" and isinstance(v, dict):
+            raise _Refused("an activation given as an object, not by name")
+
+
+def _inputs(layer):
+    """Names of the layers whose outputs ``layer`` takes (from its ``inbound_nodes``)."""
+    names = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            history = node.get("config", {}).get("keras_history") if node.get("class_name") == "__keras_tensor__" \
+                else None
+            if history:
+                names.append(history[0])
+                return
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(layer.get("inbound_nodes", []))
+    return names
+
+
+def _pair(value):
+    return (int(value), int(value)) if isinstance(value, (int, float)) else (int(value[0]), int(value[1]))
+
+
+def _conv_size(size, kernel, stride, padding):
+    if padding == "same":
+        return math.ceil(size / stride)
+    return (size - kernel) // stride + 1
+
+
+def _count_weights(config, image_shape):
+    """Weights the layers of a functional config imply, their shapes propagated from the input."""
+    if config.get("class_name") != "Functional":
+        raise _Refused(f"a {config.get('class_name')!r} model, not a functional one")
+    layers = config["config"]["layers"]
+    shapes, total = {}, 0
+    for layer in layers:
+        kind, cfg, name = layer["class_name"], layer["config"], layer["config"]["name"]
+        if kind == "InputLayer":
+            shape = tuple(cfg["batch_shape"][1:])
+            if len(shape) != 3 or not all(isinstance(v, int) and 1 <= v for v in shape):
+                raise _Refused(f"an input of shape {shape}, not (height, width, channels)")
+            if max(shape[:2]) > MAX_INPUT_SIDE:
+                raise _Refused(f"an input of {shape[0]}x{shape[1]} pixels (at most {MAX_INPUT_SIDE} a side)")
+            if shape != image_shape:
+                raise _Refused(f"an input of shape {shape}, but the classifier says {image_shape}")
+            shapes[name] = shape
+            continue
+        sources = [shapes[source] for source in _inputs(layer)]  # KeyError: an unknown or later layer
+        if len(sources) != (2 if kind == "Add" else 1):
+            raise _Refused(f"layer {name!r} takes {len(sources)} inputs")
+        shape = sources[0]
+        if kind == "Conv2D":
+            (kh, kw), (sh, sw) = _pair(cfg["kernel_size"]), _pair(cfg.get("strides", 1))
+            filters = int(cfg["filters"])
+            if filters < 1 or kh < 1 or kw < 1 or sh < 1 or sw < 1 or int(cfg.get("groups", 1)) != 1:
+                raise _Refused(f"layer {name!r} has filters={filters}, kernel {kh}x{kw}, strides {sh}x{sw}")
+            total += kh * kw * shape[2] * filters + (filters if cfg.get("use_bias", True) else 0)
+            shape = (_conv_size(shape[0], kh, sh, cfg.get("padding")), _conv_size(shape[1], kw, sw, cfg.get("padding")),
+                     filters)
+        elif kind == "Dense":
+            units = int(cfg["units"])
+            if units < 1 or len(shape) != 1:
+                raise _Refused(f"layer {name!r} has {units} units on an input of shape {shape}")
+            total += shape[0] * units + (units if cfg.get("use_bias", True) else 0)
+            shape = (units,)
+        elif kind == "BatchNormalization":
+            total += shape[-1] * (2 + bool(cfg.get("center", True)) + bool(cfg.get("scale", True)))
+        elif kind in ("MaxPooling2D", "AveragePooling2D"):
+            (ph, pw) = _pair(cfg["pool_size"])
+            (sh, sw) = _pair(cfg.get("strides") or cfg["pool_size"])
+            if ph < 1 or pw < 1 or sh < 1 or sw < 1:
+                raise _Refused(f"layer {name!r} pools {ph}x{pw} with strides {sh}x{sw}")
+            shape = (_conv_size(shape[0], ph, sh, cfg.get("padding")), _conv_size(shape[1], pw, sw, cfg.get("padding")),
+                     shape[2])
+        elif kind == "Flatten":
+            shape = (math.prod(shape),)
+        elif kind in ("GlobalAveragePooling2D", "GlobalMaxPooling2D"):
+            shape = (shape[-1],)
+        elif kind == "Add":
+            if len(set(sources)) != 1:
+                raise _Refused(f"layer {name!r} adds shapes {sources}")
+        if any(v < 1 for v in shape):
+            raise _Refused(f"layer {name!r} outputs an empty shape {shape}")
+        shapes[name] = shape
+    return total
