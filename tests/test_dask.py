@@ -255,3 +255,20 @@ def test_client_for_a_local_cluster_and_an_unreachable_scheduler(tmp_path):
     with pytest.raises(_dask.DaskSetupError, match=r"no Dask scheduler answers at tcp://127\.0\.0\.1:9"), \
             _dask.client_for("tcp://127.0.0.1:9", timeout=2):
         pass
+
+
+@pytest.mark.slow
+def test_cli_with_a_local_cluster_reports_a_failed_task_on_one_line(data, model_file, tmp_path):
+    """A worker's failure: the command's one error line, no worker traceback or TensorFlow log."""
+    root, _ = data
+    csv = tmp_path / "test.csv"
+    pd.DataFrame({"id": IDS[:5] + ["no-such-image"]}).to_csv(csv, index=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "skimgclf", "predict", str(model_file[0]), str(csv), "--images", str(root / "train"),
+         "--out", str(tmp_path / "p.csv"), "--dask-local", "1", "--quiet"],
+        capture_output=True, text=True, timeout=240)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines == [f"skimgclf: error: {csv} line 7: no image for id 'no-such-image': no file no-such-image or "
+                     f"no-such-image.<image extension> in {root / 'train'}"], result.stderr
+    assert not (tmp_path / "p.csv").exists()

@@ -520,3 +520,13 @@ def test_models_and_predictions_get_the_same_permissions(scored, tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (out.stat().st_mode & 0o777) == (Path(saved).stat().st_mode & 0o777) == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_a_csv_with_only_a_header_is_named(scored, tmp_path, command):
+    _, model_file, images = scored
+    csv = tmp_path / "header-only.csv"
+    csv.write_text("id,label\n")
+    extra = ["--out", tmp_path / "p.csv"] if command == "predict" else []
+    assert _error_line(_cli(command, model_file, csv, "--images", images, *extra)) == \
+        f"{csv}: the table has a header but no rows"

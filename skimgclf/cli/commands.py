@@ -57,7 +57,10 @@ def _dask_client(args, image_dirs):
         return
     from ..cluster import client_for
 
-    with client_for(args.dask_scheduler, args.dask_local, image_dirs=image_dirs) as client:
+    # Task failures come back as one-line errors; the workers' own logs are not shown
+    # (SKIMGCLF_TRACEBACK=1 shows them).
+    quiet = not os.environ.get("SKIMGCLF_TRACEBACK")
+    with client_for(args.dask_scheduler, args.dask_local, image_dirs=image_dirs, quiet=quiet) as client:
         yield client
 
 

@@ -6,6 +6,7 @@ Importing this module never imports Dask.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 
 from ..errors import DaskSetupError
@@ -160,6 +161,20 @@ def check_workers(client, image_dirs=()):
     return len(views)
 
 
+def _quiet_logs():
+    """Raise Dask's loggers in this process to ERROR; returns what puts their levels back."""
+    loggers = [logging.getLogger(name) for name in ("distributed", "distributed.client", "distributed.worker",
+                                                    "distributed.scheduler", "distributed.nanny")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+
+    def restore():
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+    return restore
+
+
 def _quiet_nanny_close():
     """Drop the nanny's "Worker process still alive after 4.0 seconds, killing" warning.
 
@@ -184,7 +199,8 @@ class _CloseFilter:
 
 
 @contextlib.contextmanager
-def client_for(scheduler=None, n_local=None, *, tf_threads=None, image_dirs=(), timeout=30, warm=True):
+def client_for(scheduler=None, n_local=None, *, tf_threads=None, image_dirs=(), timeout=30, warm=True,
+               quiet=False):
     """A connected ``distributed.Client``: to a scheduler, or to a new local cluster.
 
     Parameters
@@ -203,6 +219,12 @@ def client_for(scheduler=None, n_local=None, *, tf_threads=None, image_dirs=(), 
         Seconds to wait for the scheduler.
     warm : bool, default=True
         Import TensorFlow on the workers before yielding (:func:`warm_up`).
+    quiet : bool, default=False
+        Keep the cluster's own logs off this process's standard error: a
+        local cluster's workers log only critical events and run TensorFlow
+        with ``TF_CPP_MIN_LOG_LEVEL=3``, and Dask's loggers in this process
+        only errors. A failed task still raises here, so the caller reports
+        it (the command line does, on one line, under ``--quiet``).
 
     Yields
     ------
@@ -219,6 +241,8 @@ def client_for(scheduler=None, n_local=None, *, tf_threads=None, image_dirs=(), 
     if (scheduler is None) == (n_local is None):
         raise ValueError("give exactly one of scheduler and n_local")
     with contextlib.ExitStack() as stack:
+        if quiet:
+            stack.callback(_quiet_logs())
         if scheduler is not None:
             try:
                 client = stack.enter_context(distributed.Client(scheduler, timeout=timeout))
@@ -227,7 +251,8 @@ def client_for(scheduler=None, n_local=None, *, tf_threads=None, image_dirs=(), 
             configure_workers(client, tf_threads)
         else:
             stack.callback(_quiet_nanny_close())
-            cluster = stack.enter_context(local_cluster(int(n_local), tf_threads=tf_threads))
+            extra = {"silence_logs": logging.CRITICAL, "env": {"TF_CPP_MIN_LOG_LEVEL": "3"}} if quiet else {}
+            cluster = stack.enter_context(local_cluster(int(n_local), tf_threads=tf_threads, **extra))
             client = stack.enter_context(distributed.Client(cluster))
         check_workers(client, image_dirs)
         if warm:

@@ -141,6 +141,8 @@ def iter_table(path, *, id_column="id", label_column=None, chunksize=4096, what=
             for chunk in reader:
                 if n == 0:
                     _check_columns(chunk, path, id_column, label_column)
+                if chunk.empty:
+                    continue  # a header without rows: said once the file is read
                 _check_values(chunk, path, id_column, "image id", line)
                 if label_column is not None:
                     _check_values(chunk, path, label_column, "label", line)

@@ -142,6 +142,7 @@ class CNNClassifier(KerasClassifier):
         conv_blocks=3,
         filters=32,
         convs_per_block="auto",
+        pool_after="auto",
         kernel_size=3,
         padding="auto",
         pooling="max",
@@ -175,6 +176,7 @@ class CNNClassifier(KerasClassifier):
         self.conv_blocks = conv_blocks
         self.filters = filters
         self.convs_per_block = convs_per_block
+        self.pool_after = pool_after
         self.kernel_size = kernel_size
         self.padding = padding
         self.pooling = pooling

@@ -36,7 +36,7 @@ __all__ = ["LAYERS", "MAX_INPUT_SIDE", "MAX_PARAMETERS", "check_network"]
 #: (a test keeps this list and the builder in step).
 LAYERS = frozenset({
     "InputLayer", "Conv2D", "BatchNormalization", "Activation", "MaxPooling2D", "AveragePooling2D",
-    "Dropout", "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Dense", "Add",
+    "Dropout", "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Dense",
     "RandomTranslation", "RandomRotation", "RandomZoom", "RandomFlip",
 })
 #: Every other object a saved skimgclf network holds, by the module Keras records.
@@ -199,7 +199,7 @@ def _count_weights(config, image_shape):
             shapes[name] = shape
             continue
         sources = [shapes[source] for source in _inputs(layer)]  # KeyError: an unknown or later layer
-        if len(sources) != (2 if kind == "Add" else 1):
+        if len(sources) != 1:
             raise _Refused(f"layer {name!r} takes {len(sources)} inputs")
         shape = sources[0]
         if kind == "Conv2D":
@@ -229,9 +229,6 @@ def _count_weights(config, image_shape):
             shape = (math.prod(shape),)
         elif kind in ("GlobalAveragePooling2D", "GlobalMaxPooling2D"):
             shape = (shape[-1],)
-        elif kind == "Add":
-            if len(set(sources)) != 1:
-                raise _Refused(f"layer {name!r} adds shapes {sources}")
         if any(v < 1 for v in shape):
             raise _Refused(f"layer {name!r} outputs an empty shape {shape}")
         shapes[name] = shape

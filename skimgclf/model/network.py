@@ -42,6 +42,14 @@ def resolve_flip(random_flip, channels):
     return random_flip
 
 
+def _pool(x, pooling, size_h, size_w):
+    """2x2 ``pooling`` of ``x`` while the map is at least 4 pixels a side: ``(x, new height, new width)``."""
+    if pooling is None or size_h < 4 or size_w < 4:
+        return x, size_h, size_w
+    layer = keras.layers.MaxPooling2D if pooling == "max" else keras.layers.AveragePooling2D
+    return layer(2)(x), size_h // 2, size_w // 2
+
+
 def build_cnn(input_shape, n_classes, *, seed=None, name="cnn", **params):
     """Build (uncompiled) the Keras CNN that :class:`CNNClassifier` trains.
 
@@ -109,12 +117,16 @@ def build_cnn(input_shape, n_classes, *, seed=None, name="cnn", **params):
     block_filters = list(p.filters) if isinstance(p.filters, (list, tuple)) else [
         int(p.filters) * 2**b for b in range(p.conv_blocks)
     ]
+    pool_after = (1 if colour else None) if p.pool_after == "auto" else int(p.pool_after)
     size_h, size_w = h, w
     for b in range(p.conv_blocks):
         conv_filters = block_filters[b]
         if not isinstance(conv_filters, (list, tuple)):
             conv_filters = [conv_filters] * convs_per_block
-        for n_filters in conv_filters:
+        pool_at = len(conv_filters) if pool_after is None else min(pool_after, len(conv_filters))
+        for i, n_filters in enumerate(conv_filters):
+            if i == pool_at:
+                x, size_h, size_w = _pool(x, p.pooling, size_h, size_w)
             k = min(int(p.kernel_size), size_h, size_w) if size_h > 1 and size_w > 1 else 1
             pad = p.padding
             if pad == "auto" and colour:
@@ -129,10 +141,8 @@ def build_cnn(input_shape, n_classes, *, seed=None, name="cnn", **params):
             if p.batch_norm:
                 x = keras.layers.BatchNormalization(momentum=0.9)(x)
             x = keras.layers.Activation(p.activation)(x)
-        if p.pooling is not None and size_h >= 4 and size_w >= 4:
-            layer = keras.layers.MaxPooling2D if p.pooling == "max" else keras.layers.AveragePooling2D
-            x = layer(2)(x)
-            size_h, size_w = size_h // 2, size_w // 2
+        if pool_at == len(conv_filters):
+            x, size_h, size_w = _pool(x, p.pooling, size_h, size_w)
         if p.conv_dropout:
             x = keras.layers.Dropout(p.conv_dropout, seed=next_seed())(x)
 

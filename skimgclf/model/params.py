@@ -92,6 +92,14 @@ PARAMETERS = (
         of cifar10k's photos two convolutions per block (with ``"same"``
         padding) reached 0.74 where one reached 0.58-0.61, while one is as
         accurate on digits at a third of the cost.""", "network"),
+    Parameter("pool_after", "auto", (_int(1), _AUTO), 'int or "auto"', """
+        Where each block pools: after this many of its convolutions (the
+        rest then run on the pooled, four times smaller map); a value at
+        least ``convs_per_block`` pools after the last. ``"auto"`` pools
+        colour blocks after their first convolution and grayscale ones after
+        the last: on validation splits of cifar10k, pooling between the two
+        convolutions of a colour block (at 40 filters) reached 0.756 where
+        pooling after both reached 0.74, for 30 % less computation.""", "network"),
     Parameter("kernel_size", 3, (_int(1),), "int",
               "Side of the square convolution kernels (reduced for tiny maps).", "network"),
     Parameter("padding", "auto", (StrOptions({"auto", "same", "valid"}),), '{"auto", "same", "valid"}', """
