@@ -388,6 +388,7 @@ CNN_BAD = {
     "conv_blocks": [-1, 1.5],
     "filters": [0, [8, 8], "8"],
     "convs_per_block": [0],
+    "pool_after": [0, "first"],
     "kernel_size": [0],
     "padding": ["full", None],
     "pooling": ["min"],

@@ -49,7 +49,8 @@ _OBJECTS = {
     "keras.src.models.functional": frozenset({"Functional"}),
     "skimgclf.model.training": frozenset({"SmoothedSparseCrossentropy"}),
 }
-_REGISTERED = {"Functional": "Functional", "SmoothedSparseCrossentropy": "skimgclf>SmoothedSparseCrossentropy"}
+#: The registered name each may carry besides its own (or none, or ``">" + name``).
+_REGISTERED = {"SmoothedSparseCrossentropy": "skimgclf>SmoothedSparseCrossentropy"}
 _ACTIVATIONS = frozenset(ACTIVATIONS) | {"softmax", "linear"}
 _LOSSES = frozenset({"sparse_categorical_crossentropy"})
 _METRICS = frozenset({"accuracy", "loss"})
@@ -137,7 +138,7 @@ def _check_objects(node, key=None):
             pass
         elif name == "function" or module not in _OBJECTS or name not in _OBJECTS[module]:
             raise _Refused(f"it names {module}.{name}, which is not something skimgclf builds")
-        elif node.get("registered_name") not in (None, _REGISTERED.get(name)):
+        elif node.get("registered_name") not in (None, name, f">{name}", _REGISTERED.get(name)):
             raise _Refused(f"{name} is registered as {node.get('registered_name')!r}")
     for k, v in node.items():
         if k == "metrics" and isinstance(v, list):
