@@ -433,3 +433,29 @@ def test_fit_records_the_batch_size_it_used():
     clf = tiny(epochs=1, batch_size="auto").fit(X, y)
     assert clf.batch_size_ == 8 and clf.n_train_steps_ == 20  # 160 images: 20 steps of 8, not 3 of 64
     assert tiny(epochs=1, batch_size=32).fit(X, y).batch_size_ == 32
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_auto_defaults_follow_the_images(channels):
+    """Colour: 40 filters, pooling between a block's two convolutions, label smoothing 0.1, 16 epochs;
+    grayscale: the digit network, 10 epochs, plain cross-entropy."""
+    X, y = make_blobs_images(24, size=8, channels=channels)
+    clf = CNNClassifier(conv_blocks=2, units=8, random_state=0).fit(X, y)
+    colour = channels == 3
+    assert clf.epochs_ == len(clf.history_["loss"]) == (16 if colour else 10)
+    kinds = [type(layer).__name__ for layer in clf.model_.layers
+             if type(layer).__name__ in ("Conv2D", "MaxPooling2D")]
+    convs = [layer.filters for layer in clf.model_.layers if type(layer).__name__ == "Conv2D"]
+    if colour:
+        assert kinds == ["Conv2D", "MaxPooling2D", "Conv2D", "Conv2D", "MaxPooling2D", "Conv2D"]
+        assert convs == [40, 40, 80, 80]
+        assert clf.model_.loss.get_config()["label_smoothing"] == pytest.approx(0.1)
+    else:
+        assert kinds == ["Conv2D", "MaxPooling2D", "Conv2D"]  # an 8x8 map trimmed to 6, pooled to 3: no more
+        assert convs == [32, 64]
+        assert clf.model_.loss == "sparse_categorical_crossentropy"
+    explicit = CNNClassifier(conv_blocks=1, units=8, epochs=2, filters=8, pool_after=2, label_smoothing=0.0,
+                             random_state=0).fit(X, y)
+    assert explicit.epochs_ == len(explicit.history_["loss"]) == 2
+    assert [type(layer).__name__ for layer in explicit.model_.layers if type(layer).__name__ in
+            ("Conv2D", "MaxPooling2D")] == ["Conv2D"] * (2 if colour else 1) + ["MaxPooling2D"]

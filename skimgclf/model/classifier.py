@@ -31,7 +31,8 @@ from .inference import predict_proba  # noqa: E402
 from .network import build_cnn, resolve_flip  # noqa: E402
 from .params import NETWORK, constraints, numpydoc  # noqa: E402
 from .training import (  # noqa: E402
-    EpochBar, MappedBatches, SmoothedSparseCrossentropy, all_finite, auto_batch_size, file_backed, seeded)
+    EpochBar, MappedBatches, SmoothedSparseCrossentropy, all_finite, auto_batch_size, auto_epochs, file_backed,
+    seeded)
 
 __all__ = ["MIN_MONITORED", "CNNClassifier"]
 
@@ -46,6 +47,14 @@ def _positive_ints(value):
     return isinstance(value, (list, tuple)) and len(value) > 0 and all(
         isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in value
     )
+
+
+def _channels(X):
+    """Channels of images ``X`` (the last axis), or 1 when ``X`` is no 4-D array (refused later)."""
+    shape = getattr(X, "shape", None)
+    if shape is None:
+        shape = np.shape(X)
+    return int(shape[-1]) if len(shape) == 4 else 1
 
 
 def _missing_label(v):
@@ -93,6 +102,9 @@ class CNNClassifier(KerasClassifier):
     batch_size_ : int
         The batch size ``fit`` trained with (``batch_size``, or what
         ``"auto"`` stood for on that many images).
+    epochs_ : int
+        The number of epochs ``fit`` planned (``epochs``, or what ``"auto"``
+        stood for on these images); early stopping may end sooner.
 
     See Also
     --------
@@ -140,7 +152,7 @@ class CNNClassifier(KerasClassifier):
         self,
         *,
         conv_blocks=3,
-        filters=32,
+        filters="auto",
         convs_per_block="auto",
         pool_after="auto",
         kernel_size=3,
@@ -160,8 +172,8 @@ class CNNClassifier(KerasClassifier):
         optimizer="adam",
         learning_rate=0.002,
         lr_schedule="cosine",
-        label_smoothing=0.0,
-        epochs=10,
+        label_smoothing="auto",
+        epochs="auto",
         batch_size="auto",
         validation_split=0.0,
         early_stopping=True,
@@ -364,11 +376,17 @@ class CNNClassifier(KerasClassifier):
                           **{name: getattr(self, name) for name in NETWORK})
         model.compile(
             optimizer=self._make_optimizer(meta.get("n_train_steps_")),
-            loss=(SmoothedSparseCrossentropy(self.label_smoothing) if self.label_smoothing
+            loss=(SmoothedSparseCrossentropy(smoothing) if (smoothing := self._label_smoothing(meta["image_shape_"]))
                   else "sparse_categorical_crossentropy"),
             metrics=["accuracy"],
         )
         return model
+
+    def _label_smoothing(self, image_shape):
+        """The label smoothing ``label_smoothing`` stands for on images of ``image_shape``."""
+        if self.label_smoothing == "auto":
+            return 0.1 if int(image_shape[-1]) >= 3 else 0.0
+        return float(self.label_smoothing)
 
     def _make_optimizer(self, total_steps):
         lr = float(self.learning_rate)
@@ -412,7 +430,8 @@ class CNNClassifier(KerasClassifier):
         # before scikeras drops the rows of weight 0: count what will train.
         n_rows = self._rows_trained(X, y, sample_weight)
         self.batch_size_ = auto_batch_size(self.batch_size, n_rows)
-        self.n_train_steps_ = math.ceil(n_rows / self.batch_size_) * self.epochs
+        self.epochs_ = auto_epochs(self.epochs, _channels(X))
+        self.n_train_steps_ = math.ceil(n_rows / self.batch_size_) * self.epochs_
         if sample_weight is not None:
             # scikeras multiplies class weights into it in place: never the caller's array.
             sample_weight = np.array(sample_weight, dtype=np.float32)
@@ -480,6 +499,7 @@ class CNNClassifier(KerasClassifier):
         self.X_shape_ = (None,) + self.image_shape_
         self.X_dtype_ = np.dtype(np.float32)
         self.history_ = {k: [float(v) for v in values] for k, values in history.items()}
+        self.epochs_ = auto_epochs(self.epochs, self.image_shape_[-1])
         self.target_type_ = "multiclass" if self.n_classes_ > 2 else "binary"
         self.y_dtype_, self.y_ndim_ = self.classes_.dtype, 1
         self.target_encoder_ = self.target_encoder.fit(self.classes_)
@@ -526,6 +546,8 @@ class CNNClassifier(KerasClassifier):
         # rows that train (after scikeras dropped those of weight 0), stratified
         # and seeded; memory-mapped images are read batch by batch; history_
         # grows over partial_fit calls.
+        if epochs == "auto":  # scikeras passes the parameter; fit decided what it stands for
+            epochs = self.epochs_
         split = self._validation_indices(y, getattr(self, "_fit_seed_", None))
         fit_args = dict(epochs=initial_epoch + epochs, initial_epoch=initial_epoch,
                         verbose=2 if self.verbose >= 2 else 0)

@@ -14,7 +14,8 @@ import numpy as np
 
 from .._progress import bar
 
-__all__ = ["EpochBar", "MappedBatches", "SmoothedSparseCrossentropy", "all_finite", "auto_batch_size",
+__all__ = ["AUTO_EPOCHS", "EpochBar", "MappedBatches", "SmoothedSparseCrossentropy", "all_finite", "auto_batch_size",
+           "auto_epochs",
            "file_backed", "seeded"]
 
 
@@ -42,6 +43,33 @@ def auto_batch_size(batch_size, n_rows):
         return int(batch_size)
     steps_of = max(1, int(n_rows) // 16)
     return int(min(64, max(8, 2 ** int(math.floor(math.log2(steps_of))))))
+
+
+#: What ``epochs="auto"`` stands for: grayscale images, colour images.
+AUTO_EPOCHS = {"grayscale": 10, "colour": 16}
+
+
+def auto_epochs(epochs, channels):
+    """The number of epochs ``epochs`` stands for on images of ``channels`` channels.
+
+    ``"auto"`` is 10 for grayscale images and 16 for colour ones: on
+    validation splits of cifar10k, photos under flips and shifts were still
+    learning after 10 epochs, while digits were not.
+
+    Parameters
+    ----------
+    epochs : int or "auto"
+        The classifier's parameter.
+    channels : int
+        Channels of the training images.
+
+    Returns
+    -------
+    int
+    """
+    if epochs != "auto":
+        return int(epochs)
+    return AUTO_EPOCHS["colour" if int(channels) >= 3 else "grayscale"]
 
 
 @keras.saving.register_keras_serializable(package="skimgclf")
