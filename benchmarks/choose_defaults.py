@@ -52,6 +52,12 @@ CANDIDATES = {
     "stem_shift": {"filters": [[32], [64, 64], [128, 128]], "padding": "same", "random_rotation": 0,
                    "random_zoom": 0, "label_smoothing": 0.1, "batch_size": 128, "epochs": 16},
     "two_rz": {"convs_per_block": 2, "padding": "same", "label_smoothing": 0.1, "batch_size": 128, "epochs": 16},
+    # second round, batches of 64: the old colour blocks for 13 epochs, and blocks that
+    # pool between their two convolutions (cheaper per epoch) for more epochs
+    "after_both_e13": {"filters": 32, "pool_after": 2, "label_smoothing": 0.1, "epochs": 13},
+    "between_40_e16": {"filters": 40, "pool_after": 1, "label_smoothing": 0.1, "epochs": 16},
+    "between_40_e18": {"filters": 40, "pool_after": 1, "label_smoothing": 0.1, "epochs": 18},
+    "between_32_e20": {"filters": 32, "pool_after": 1, "label_smoothing": 0.1, "epochs": 20},
 }
 
 

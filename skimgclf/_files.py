@@ -13,7 +13,9 @@ Importing this module imports nothing else of skimgclf.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import time
 import re
 import shutil
 import tempfile
@@ -82,7 +84,7 @@ def atomic_write(path, *, durable=True):
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        if isinstance(exc, OSError) and not isinstance(exc, (OutputError, FileNotFoundError)):
+        if _is_write_failure(exc):
             raise OutputError(os.fspath(path), exc) from exc  # disk full, quota, ...: name the file
         raise
     if durable:
@@ -116,11 +118,21 @@ def partial_dir(path):
     try:
         yield tmp
     except OSError as exc:
-        if isinstance(exc, (OutputError, FileNotFoundError)):
-            raise
-        raise OutputError(os.fspath(path), exc) from exc
+        if _is_write_failure(exc):
+            raise OutputError(os.fspath(path), exc) from exc
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+#: What a failed write says: no space, no quota left, a read-only file system, no permission, too large.
+_WRITE_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EFBIG",
+                                                            "EIO") if hasattr(errno, name))
+
+
+def _is_write_failure(exc):
+    """Whether ``exc`` is the system refusing a write (not, say, a network error while computing the output)."""
+    return isinstance(exc, OSError) and not isinstance(exc, OutputError) and exc.errno in _WRITE_ERRNOS
 
 
 class OutputError(OSError):
@@ -162,6 +174,10 @@ def _fsync(path, flags, strict=False):
 def remove_stale_partials(folder, base):
     """Remove ``.<base>.<pid>-*.partial`` files and folders in ``folder`` whose writing process is gone.
 
+    Only entries at least ten minutes old are removed: on a folder shared
+    between machines a process id says nothing about another machine's
+    writers.
+
     Parameters
     ----------
     folder : str
@@ -180,13 +196,25 @@ def remove_stale_partials(folder, base):
         return
     for name in names:
         match = pattern.fullmatch(name)
-        if match and not _pid_alive(int(match.group(1))):
-            stale = os.path.join(folder, name)
+        stale = os.path.join(folder, name)
+        if match and not _pid_alive(int(match.group(1))) and _older_than(stale, _STALE_SECONDS):
             if os.path.isdir(stale) and not os.path.islink(stale):
                 shutil.rmtree(stale, ignore_errors=True)
             else:
                 with contextlib.suppress(OSError):
                     os.unlink(stale)
+
+
+#: A temporary entry of a process that no longer runs is removed once it is this old: on a folder
+#: shared between machines (NFS) a live writer elsewhere may have the same process id as a dead one here.
+_STALE_SECONDS = 600
+
+
+def _older_than(path, seconds):
+    try:
+        return time.time() - os.lstat(path).st_mtime > seconds
+    except OSError:
+        return False
 
 
 def _pid_alive(pid):

@@ -437,18 +437,18 @@ def test_fit_records_the_batch_size_it_used():
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_auto_defaults_follow_the_images(channels):
-    """Colour: 40 filters, pooling between a block's two convolutions, label smoothing 0.1, 16 epochs;
+    """Colour: pooling between a block's two convolutions, label smoothing 0.1, 22 epochs;
     grayscale: the digit network, 10 epochs, plain cross-entropy."""
     X, y = make_blobs_images(24, size=8, channels=channels)
     clf = CNNClassifier(conv_blocks=2, units=8, random_state=0).fit(X, y)
     colour = channels == 3
-    assert clf.epochs_ == len(clf.history_["loss"]) == (16 if colour else 10)
+    assert clf.epochs_ == len(clf.history_["loss"]) == (22 if colour else 10)
     kinds = [type(layer).__name__ for layer in clf.model_.layers
              if type(layer).__name__ in ("Conv2D", "MaxPooling2D")]
     convs = [layer.filters for layer in clf.model_.layers if type(layer).__name__ == "Conv2D"]
     if colour:
         assert kinds == ["Conv2D", "MaxPooling2D", "Conv2D", "Conv2D", "MaxPooling2D", "Conv2D"]
-        assert convs == [40, 40, 80, 80]
+        assert convs == [32, 32, 64, 64]
         assert clf.model_.loss.get_config()["label_smoothing"] == pytest.approx(0.1)
     else:
         assert kinds == ["Conv2D", "MaxPooling2D", "Conv2D"]  # an 8x8 map trimmed to 6, pooled to 3: no more

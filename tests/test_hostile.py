@@ -150,7 +150,8 @@ def test_a_config_asking_for_a_huge_layer_is_refused_before_keras_builds_it(mode
     import keras
 
     def huge(config):
-        _layer(config, "Dense")["config"]["units"] = 10_000_000
+        output = next(layer for layer in config["config"]["layers"] if layer["name"] == "probabilities")
+        output["config"]["units"] = 10_000_000  # consistent otherwise: nothing comes after it
 
     path = _write(tmp_path / "m.skimgclf", _edit_network(_members(model[0]), huge))
     monkeypatch.setattr(keras.saving, "load_model", lambda *a, **k: pytest.fail("Keras was asked to build it"))
@@ -182,12 +183,57 @@ def test_an_activation_skimgclf_does_not_build_is_refused(model, tmp_path, monke
 
 
 def test_network_input_must_be_the_classifiers_shape(model, tmp_path):
-    def wider(config):
-        _layer(config, "InputLayer")["config"]["batch_shape"] = [None, 8, 9000, 1]
+    for side, message in ((20000, r"an input of 8x20000 pixels \(at most 16384 a side\)"),
+                          (9000, r"an input of shape \(8, 9000, 1\), but the classifier says \(8, 8, 1\)")):
+        def wider(config):
+            _layer(config, "InputLayer")["config"]["batch_shape"] = [None, 8, side, 1]
 
-    path = _write(tmp_path / "m.skimgclf", _edit_network(_members(model[0]), wider))
-    with pytest.raises(ModelFileError, match=r"an input of 8x9000 pixels \(at most 4096 a side\)"):
+        path = _write(tmp_path / "m.skimgclf", _edit_network(_members(model[0]), wider))
+        with pytest.raises(ModelFileError, match=message):
+            skimgclf.load(path)
+
+
+def _nest(config):
+    """The whole network again, as a layer of itself (Keras builds a nested model's layers)."""
+    inner = json.loads(json.dumps(config))
+    inner["name"] = inner["config"]["name"] = "inner"
+    dense = _layer(config, "Dense")
+    inner["inbound_nodes"] = dense["inbound_nodes"]
+    config["config"]["layers"].insert(config["config"]["layers"].index(dense), inner)
+
+
+def _rename(config):
+    _layer(config, "Flatten")["name"] = "elsewhere"
+
+
+def _rebuild(config):
+    _layer(config, "Dense")["build_config"] = {"input_shape": [None, 1_000_000_000]}
+
+
+def _upper_padding(config):
+    _layer(config, "Conv2D")["config"]["padding"] = "SAME"
+
+
+def _lora(config):
+    _layer(config, "Dense")["config"]["lora_rank"] = 100_000
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_nest, "layer 'inner' is a keras.src.models.functional.Functional, not a layer skimgclf builds"),
+    (_rename, "layer 'elsewhere' is named twice or two ways"),
+    (_rebuild, "is built for {'input_shape': [None, 1000000000]}"),
+    (_upper_padding, "has padding 'SAME'"),
+    (_lora, "sets lora_rank=100000"),
+])
+def test_configs_that_would_make_keras_build_more_than_counted_are_refused(model, tmp_path, monkeypatch, edit,
+                                                                           message):
+    import keras
+
+    monkeypatch.setattr(keras.saving, "load_model", lambda *a, **k: pytest.fail("Keras was asked to build it"))
+    path = _write(tmp_path / "m.skimgclf", _edit_network(_members(model[0]), edit))
+    with pytest.raises(ModelFileError) as info:
         skimgclf.load(path)
+    assert "the network cannot be loaded safely" in str(info.value) and message in str(info.value), info.value
 
 
 def test_what_builds_the_networks_is_what_loading_accepts():
@@ -225,9 +271,12 @@ def test_loader_settings_in_a_model_file_are_not_trusted(model, tmp_path):
         manifest["estimator"]["steps"][0][1]["params"]["target_size"] = {"__tuple__": [16000, 16000]}
 
     path = _write(tmp_path / "huge.skimgclf", _edit_manifest(_members(model[0]), huge))
-    with pytest.raises(ModelFileError, match=r"target_size \(16000, 16000\) is larger than a model file may ask "
-                                             r"for \(4096 pixels a side\); refused"):
+    with pytest.raises(ModelFileError, match=r"target_size \(16000, 16000\) has more pixels than a model file may "
+                                             r"ask for \(64,000,000\); refused"):
         skimgclf.load(path)
+    with pytest.raises(ModelFileError, match=r"cannot save estimator: the loader's target_size \(9000, 9000\) has "
+                                             r"more pixels than a model file may ask for"):
+        skimgclf.save(ImageFolderLoader(tmp_path, target_size=(9000, 9000)), tmp_path / "big.skimgclf")
 
 
 @pytest.mark.parametrize("where, value, message", [
@@ -458,7 +507,7 @@ def test_sigterm_during_predict_leaves_nothing(scored, tmp_path):
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
-    assert "terminated (SIGTERM); no output written" in err
+    assert "terminated (SIGTERM); no output file left half-written" in err
     assert list(out.parent.iterdir()) == []
 
 
@@ -480,10 +529,13 @@ def test_save_uses_no_system_temporary_folder_and_stale_partials_are_cleaned(mod
     stale = target.parent / ".m.skimgclf.999999-abc.partial"  # a dead process's folder
     stale.mkdir()
     (stale / "model_0.keras").write_bytes(b"left over")
+    fresh = target.parent / ".m.skimgclf.999998-abc.partial"  # as dead, but too recent to be sure of
+    fresh.write_bytes(b"")
+    os.utime(stale, (time.time() - 3600,) * 2)
     skimgclf.save(pipe, target)
     assert seen[0] == []  # nothing of skimgclf's in the system's temporary folder while saving
     assert any(name.startswith(".m.skimgclf.") and name.endswith(".partial") for name in seen[1])
-    assert sorted(p.name for p in target.parent.iterdir()) == ["m.skimgclf"]
+    assert sorted(p.name for p in target.parent.iterdir()) == [fresh.name, "m.skimgclf"]
 
 
 def test_a_full_disk_names_the_output_file(scored, tmp_path):

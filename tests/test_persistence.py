@@ -361,7 +361,13 @@ def test_killed_save_never_leaves_a_partial_model_file(saved, children):
     assert left == partial and left[0].startswith(f".model.skimgclf.{proc.pid}-"), left
     with pytest.raises(ModelFileError):  # what was left is indeed incomplete
         skimgclf.load(folder / left[0])
-    # The next save to the same path completes and removes the dead process's leftover.
+    # The next save to the same path completes and removes the dead process's leftover (once it is
+    # ten minutes old: a process id says nothing about writers on other machines of a shared folder).
+    skimgclf.save(saved[0], target)
+    assert sorted(os.listdir(folder)) == sorted(["model.skimgclf"] + left)
+    old = time.time() - 3600
+    for name in left:
+        os.utime(folder / name, (old, old))
     skimgclf.save(saved[0], target)
     assert os.listdir(folder) == ["model.skimgclf"]
     assert skimgclf.load(target)[-1].classes_.tolist() == ["left", "right"]

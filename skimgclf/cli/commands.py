@@ -670,13 +670,15 @@ class _Terminated(KeyboardInterrupt):
 def _terminate_like_interrupt():
     """Make SIGTERM unwind like SIGINT while the command runs; returns what puts the old handler back."""
     def on_term(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second one must not cut the clean-up short
         raise _Terminated()
 
     try:
         previous = signal.signal(signal.SIGTERM, on_term)
     except ValueError:  # not the main thread (main() called from a thread): leave signals alone
         return lambda: None
-    return lambda: signal.signal(signal.SIGTERM, previous)
+    # None: the handler was set outside Python; the default is the closest to it.
+    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _one_line(exc):
@@ -698,7 +700,8 @@ def main(argv=None):
         The exit status: 0 on success, 1 on an error (one line on standard
         error), 2 on a usage error, 130 when interrupted (Ctrl-C), 143 when
         terminated (SIGTERM); an interrupted or terminated command leaves no
-        output file and no temporary file behind.
+        half-written output and no temporary file behind (outputs already
+        complete, such as the model before its report, stay).
     """
     # Quiet TensorFlow's C++ start-up logs and draw figures without a display;
     # both only when the user has not chosen otherwise.
@@ -722,10 +725,10 @@ def main(argv=None):
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0
     except _Terminated:
-        print(f"{PROG}: terminated (SIGTERM); no output written", file=sys.stderr)
+        print(f"{PROG}: terminated (SIGTERM); no output file left half-written", file=sys.stderr)
         return 128 + signal.SIGTERM
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; no output written", file=sys.stderr)
+        print(f"{PROG}: interrupted; no output file left half-written", file=sys.stderr)
         return 130
     except CLIError as exc:
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)

@@ -233,7 +233,7 @@ def _open_regular(path, follow=True):
     :class:`ImageDecodeError`. With ``follow=False`` a symbolic link in
     place of the file is refused too (the loader resolves every id to its
     real path first, so a link found there now was put there since).
-    ``FileNotFoundError`` is raised as it is. Returns ``(fd, size)``.
+    ``FileNotFoundError`` is raised as it is. Returns ``(fd, os.stat_result)``.
     """
     flags = _OPEN_FLAGS | (0 if follow else _NOFOLLOW)
     try:
@@ -260,7 +260,7 @@ def _open_regular(path, follow=True):
     except BaseException:
         os.close(fd)
         raise
-    return fd, st.st_size
+    return fd, st
 
 
 def _read_for_fast_path(path, follow=True):
@@ -276,21 +276,33 @@ def _read_for_fast_path(path, follow=True):
     ImageDecodeError
         If it is not a regular file (a pipe, a device, a folder) or cannot be read.
     """
-    fd, size = _open_regular(path, follow)
+    return _read_file(path, follow)[0]
+
+
+def _read_file(path, follow=True):
+    """``(bytes or None, os.stat_result)``: :func:`_read_for_fast_path` and the status of the file it read.
+
+    The status comes from the open file (``fstat``), so a cache keyed on it
+    describes the very file whose bytes were read.
+    """
+    fd, st = _open_regular(path, follow)
     try:
-        if size > _FAST_MAX_BYTES:
-            return None
-        data = os.read(fd, max(size, _FIRST_READ))
-        if len(data) >= _FIRST_READ:  # larger reads may come back short: read to the end
-            chunks = [data]
-            while chunk := os.read(fd, 1 << 20):
+        if st.st_size > _FAST_MAX_BYTES:
+            return None, st
+        data = os.read(fd, max(st.st_size, _FIRST_READ))
+        if len(data) >= _FIRST_READ:  # larger reads may come back short: read to the end, bounded
+            chunks, total = [data], len(data)
+            while total <= _FAST_MAX_BYTES and (chunk := os.read(fd, 1 << 20)):
                 chunks.append(chunk)
+                total += len(chunk)
+            if total > _FAST_MAX_BYTES:  # it grew while read: leave it to the lazy path
+                return None, st
             data = b"".join(chunks)
     except OSError as exc:
         raise ImageDecodeError(f"{path}: cannot read image file ({exc.strerror or exc})", path=str(path)) from None
     finally:
         os.close(fd)
-    return data
+    return data, st
 
 
 def _open_stream(path, follow=True):
@@ -417,6 +429,10 @@ def _open_image(path, data, follow):
         stream.seek(0)
         head = stream.read(8)
         what = next((name for magic, name in _REFUSED_MAGIC if head.startswith(magic)), None)
+        if what is None:
+            Image.init()
+            named = Image.registered_extensions().get(os.path.splitext(os.fspath(path))[1].lower())
+            what = f"a {named} file (by its name)" if named and named not in FORMATS else None
         if what:
             raise ImageDecodeError(
                 f"{path}: {what}, not an image of an accepted format ({', '.join(FORMATS)}); refused",
@@ -482,7 +498,7 @@ def _decode_pil(path, color_mode, target_size, max_pixels, data=None, follow=Tru
         # loader decodes in threads.
         with _open_image(path, data, follow) as img:
             _check_pixels(img, path, max_pixels)
-            if target_size is not None and img.format == "JPEG":
+            if target_size is not None and img.format in ("JPEG", "MPO"):
                 # Let libjpeg decode at a reduced scale when that is still
                 # at least as large as the target: much faster for photos.
                 img.draft(mode if mode != "RGBA" else "RGB", (target_size[1], target_size[0]))

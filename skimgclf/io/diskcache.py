@@ -123,7 +123,12 @@ class DiskImageCache:
         shape = _key_shape(key)
         itemsize = int(np.prod(shape))
         path = self._data_path(key)
-        n = os.path.getsize(path) // itemsize
+        try:
+            n = os.path.getsize(path) // itemsize
+        except FileNotFoundError:
+            n = 0  # deleted under us: every row is a miss, and the next write starts it again
+        if n == 0:
+            return np.empty((0,) + shape, dtype=np.uint8)  # nothing to map (mmap refuses empty files)
         current = self._maps.get(key)
         if current is None or current.shape[0] != n:  # grown, or truncated under us
             current = self._maps[key] = np.memmap(path, dtype=np.uint8, mode="r", shape=(n,) + shape)

@@ -24,7 +24,7 @@ from .decode import (
     COLOR_MODES,
     DEFAULT_MAX_PIXELS,
     _decode_fast,
-    _read_for_fast_path,
+    _read_file,
     decode_image,
     probe_image,
 )
@@ -440,7 +440,7 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
 
         def read(row, path):
             try:
-                data = _read_for_fast_path(path, follow=False)  # the only read of the file (None: large)
+                data, st = _read_file(path, follow=False)  # the only read of the file (None: large)
                 if data is not None and data.startswith(_PNG_SIGNATURE):
                     # Plain PNGs decode faster than a cache lookup would cost:
                     # never cached one by one (batches are). Other files are.
@@ -449,7 +449,7 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
                         return arr
                 key = None
                 if use_cache:
-                    key = (path, *stat_signature(os.stat(path)), color_mode, target, max_pixels)
+                    key = (path, *stat_signature(st), color_mode, target, max_pixels)  # of the file read
                     arr = IMAGES.get(key)
                     if arr is not None:
                         return arr

@@ -152,7 +152,7 @@ class CNNClassifier(KerasClassifier):
         self,
         *,
         conv_blocks=3,
-        filters="auto",
+        filters=32,
         convs_per_block="auto",
         pool_after="auto",
         kernel_size=3,

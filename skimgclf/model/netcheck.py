@@ -12,10 +12,17 @@ accepted only if:
   the module Keras saves it under; no ``function`` objects at all;
 - every activation is one of the classifier's activations, ``softmax`` or
   ``linear``;
-- its input is an image no larger than :data:`MAX_INPUT_SIDE` on a side, of
-  the shape the file's classifier says it was trained on;
+- it is one functional model of those layers only (no nested model), each
+  named once, built for the shape that reaches it, with none of the
+  settings that change what Keras builds (data format, dilation, groups,
+  LoRA, quantization, ...);
+- its input is an image of 1, 3 or 4 channels no larger than
+  :data:`MAX_INPUT_SIDE` on a side, of the shape the file's classifier says
+  it was trained on, and its feature maps hold at most
+  :data:`MAX_ACTIVATIONS` values per image;
 - the number of weights its layers imply fits in the weights file it comes
-  with (four bytes each), and under :data:`MAX_PARAMETERS`.
+  with (four bytes each; the file's stored bytes count, not only what its
+  header declares), and under :data:`MAX_PARAMETERS`.
 
 Importing this module imports nothing heavier than the standard library.
 """
@@ -30,7 +37,7 @@ import zipfile
 from ..errors import ModelFileError
 from .params import ACTIVATIONS
 
-__all__ = ["LAYERS", "MAX_INPUT_SIDE", "MAX_PARAMETERS", "check_network"]
+__all__ = ["LAYERS", "MAX_ACTIVATIONS", "MAX_INPUT_SIDE", "MAX_PARAMETERS", "check_network"]
 
 #: Layer classes that :func:`~skimgclf.model.network.build_cnn` creates
 #: (a test keeps this list and the builder in step).
@@ -46,7 +53,7 @@ _OBJECTS = {
     "keras.optimizers": frozenset({"Adam", "AdamW", "Nadam", "RMSprop", "SGD"}),
     "keras.optimizers.schedules": frozenset({"CosineDecay"}),
     "keras": frozenset({"DTypePolicy"}),
-    "keras.src.models.functional": frozenset({"Functional"}),
+    "keras.src.models.functional": frozenset({"Functional"}),  # the outer model only (_count_weights)
     "skimgclf.model.training": frozenset({"SmoothedSparseCrossentropy"}),
 }
 #: The registered name each may carry besides its own (or none, or ``">" + name``).
@@ -55,8 +62,8 @@ _ACTIVATIONS = frozenset(ACTIVATIONS) | {"softmax", "linear"}
 _LOSSES = frozenset({"sparse_categorical_crossentropy"})
 _METRICS = frozenset({"accuracy", "loss"})
 _MEMBERS = frozenset({"config.json", "metadata.json", "model.weights.h5"})
-#: Largest side of a network input a model file may declare.
-MAX_INPUT_SIDE = 4096
+#: Largest side of a network input a model file may declare: the loader's own limit.
+MAX_INPUT_SIDE = 16384
 #: Most weights a network in a model file may have (about 2 GB of float32).
 MAX_PARAMETERS = 500_000_000
 _MAX_CONFIG_BYTES = 16 * 1024**2
@@ -109,7 +116,10 @@ def _check(data, image_shape):
         if infos["config.json"].file_size > _MAX_CONFIG_BYTES:
             raise _Refused(f"its config declares {infos['config.json'].file_size} bytes")
         config = json.loads(zf.read("config.json").decode("utf-8"))
-        weights_bytes = infos["model.weights.h5"].file_size
+        # What the archive really holds: a declared size is only a header (a
+        # deflated run of zeros can declare gigabytes), so the stored bytes bound it too.
+        weights = infos["model.weights.h5"]
+        weights_bytes = min(weights.file_size, 4 * weights.compress_size)
     _check_objects(config)
     n_weights = _count_weights(config, image_shape)
     if n_weights > MAX_PARAMETERS:
@@ -181,35 +191,73 @@ def _conv_size(size, kernel, stride, padding):
     return (size - kernel) // stride + 1
 
 
+#: Values a layer's config must have (or leave out) for the shapes and weights counted here to be
+#: the ones Keras builds: what build_cnn always writes.
+_FIXED = {
+    "data_format": ("channels_last", None),
+    "dilation_rate": ([1, 1], (1, 1), 1, None),
+    "groups": (1, None),
+    "lora_rank": (None,),
+    "lora_alpha": (None,),
+    "quantization_config": (None,),
+    "renorm": (False, None),
+    "synchronized": (False, None),
+    "axis": (-1, 3, [-1], [3], None),
+    "keepdims": (False, None),
+}
+#: Most values (floats) all the feature maps of one image may hold at prediction (1 GiB).
+MAX_ACTIVATIONS = 256 * 1024**2
+
+
 def _count_weights(config, image_shape):
-    """Weights the layers of a functional config imply, their shapes propagated from the input."""
+    """Weights the layers of a functional config imply, their shapes propagated from the input.
+
+    Every layer must be one :data:`LAYERS` names (a nested model is not),
+    named once and alike at both places Keras reads its name, with a
+    ``build_config`` of the shape propagated to it (Keras builds each layer
+    from that before connecting it), and none of the settings that would
+    make Keras build other shapes or more weights (:data:`_FIXED`).
+    """
     if config.get("class_name") != "Functional":
         raise _Refused(f"a {config.get('class_name')!r} model, not a functional one")
     layers = config["config"]["layers"]
-    shapes, total = {}, 0
+    shapes, total, activations = {}, 0, 0
     for layer in layers:
-        kind, cfg, name = layer["class_name"], layer["config"], layer["config"]["name"]
+        kind, cfg, name = layer["class_name"], layer["config"], layer["name"]
+        if kind not in LAYERS or layer.get("module") != "keras.layers":
+            raise _Refused(f"layer {name!r} is a {layer.get('module')}.{kind}, not a layer skimgclf builds")
+        if cfg.get("name") != name or name in shapes:
+            raise _Refused(f"layer {name!r} is named twice or two ways ({cfg.get('name')!r})")
+        for key, allowed in _FIXED.items():
+            if cfg.get(key) not in allowed:
+                raise _Refused(f"layer {name!r} sets {key}={cfg.get(key)!r}")
+        if kind in ("Conv2D", "MaxPooling2D", "AveragePooling2D") and cfg.get("padding") not in ("same", "valid"):
+            raise _Refused(f"layer {name!r} has padding {cfg.get('padding')!r}")
         if kind == "InputLayer":
             shape = tuple(cfg["batch_shape"][1:])
-            if len(shape) != 3 or not all(isinstance(v, int) and 1 <= v for v in shape):
-                raise _Refused(f"an input of shape {shape}, not (height, width, channels)")
+            if len(shape) != 3 or not all(isinstance(v, int) and 1 <= v for v in shape) or shape[2] not in (1, 3, 4):
+                raise _Refused(f"an input of shape {shape}, not (height, width, 1, 3 or 4 channels)")
             if max(shape[:2]) > MAX_INPUT_SIDE:
                 raise _Refused(f"an input of {shape[0]}x{shape[1]} pixels (at most {MAX_INPUT_SIDE} a side)")
             if shape != image_shape:
                 raise _Refused(f"an input of shape {shape}, but the classifier says {image_shape}")
             shapes[name] = shape
+            activations += math.prod(shape)
             continue
         sources = [shapes[source] for source in _inputs(layer)]  # KeyError: an unknown or later layer
         if len(sources) != 1:
             raise _Refused(f"layer {name!r} takes {len(sources)} inputs")
         shape = sources[0]
+        built = layer.get("build_config")
+        if built is not None and (set(built) != {"input_shape"} or list(built["input_shape"]) != [None, *shape]):
+            raise _Refused(f"layer {name!r} is built for {built}, but its input has shape {shape}")
         if kind == "Conv2D":
             (kh, kw), (sh, sw) = _pair(cfg["kernel_size"]), _pair(cfg.get("strides", 1))
             filters = int(cfg["filters"])
-            if filters < 1 or kh < 1 or kw < 1 or sh < 1 or sw < 1 or int(cfg.get("groups", 1)) != 1:
+            if filters < 1 or kh < 1 or kw < 1 or sh < 1 or sw < 1 or len(shape) != 3:
                 raise _Refused(f"layer {name!r} has filters={filters}, kernel {kh}x{kw}, strides {sh}x{sw}")
             total += kh * kw * shape[2] * filters + (filters if cfg.get("use_bias", True) else 0)
-            shape = (_conv_size(shape[0], kh, sh, cfg.get("padding")), _conv_size(shape[1], kw, sw, cfg.get("padding")),
+            shape = (_conv_size(shape[0], kh, sh, cfg["padding"]), _conv_size(shape[1], kw, sw, cfg["padding"]),
                      filters)
         elif kind == "Dense":
             units = int(cfg["units"])
@@ -222,9 +270,9 @@ def _count_weights(config, image_shape):
         elif kind in ("MaxPooling2D", "AveragePooling2D"):
             (ph, pw) = _pair(cfg["pool_size"])
             (sh, sw) = _pair(cfg.get("strides") or cfg["pool_size"])
-            if ph < 1 or pw < 1 or sh < 1 or sw < 1:
+            if ph < 1 or pw < 1 or sh < 1 or sw < 1 or len(shape) != 3:
                 raise _Refused(f"layer {name!r} pools {ph}x{pw} with strides {sh}x{sw}")
-            shape = (_conv_size(shape[0], ph, sh, cfg.get("padding")), _conv_size(shape[1], pw, sw, cfg.get("padding")),
+            shape = (_conv_size(shape[0], ph, sh, cfg["padding"]), _conv_size(shape[1], pw, sw, cfg["padding"]),
                      shape[2])
         elif kind == "Flatten":
             shape = (math.prod(shape),)
@@ -232,5 +280,8 @@ def _count_weights(config, image_shape):
             shape = (shape[-1],)
         if any(v < 1 for v in shape):
             raise _Refused(f"layer {name!r} outputs an empty shape {shape}")
+        activations += math.prod(shape)
+        if activations > MAX_ACTIVATIONS:
+            raise _Refused(f"its feature maps hold more than {MAX_ACTIVATIONS:,} values per image")
         shapes[name] = shape
     return total

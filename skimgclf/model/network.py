@@ -114,9 +114,8 @@ def build_cnn(input_shape, n_classes, *, seed=None, name="cnn", **params):
     if flip:
         x = keras.layers.RandomFlip(flip, seed=next_seed())(x)
 
-    first = (40 if colour else 32) if p.filters == "auto" else p.filters
-    block_filters = list(first) if isinstance(first, (list, tuple)) else [
-        int(first) * 2**b for b in range(p.conv_blocks)
+    block_filters = list(p.filters) if isinstance(p.filters, (list, tuple)) else [
+        int(p.filters) * 2**b for b in range(p.conv_blocks)
     ]
     pool_after = (1 if colour else None) if p.pool_after == "auto" else int(p.pool_after)
     size_h, size_w = h, w

@@ -60,8 +60,9 @@ _MEMBER_NAME = re.compile(r"(skimgclf\.json|model_[0-9]+\.keras)")
 #: Loader settings that touch the file system, safety or resources: a model
 #: file never sets them (its values are replaced by these defaults on load).
 _FROM_THE_USER = {"cache_dir": None, "max_pixels": DEFAULT_MAX_PIXELS, "n_jobs": None}
-#: Largest image side a model file may ask the loader for.
-_MAX_FILE_IMAGE_SIDE = 4096
+#: Most pixels a loader's target size may have in a model file (the loader's own
+#: decompression-bomb default): checked when saving and when loading.
+_MAX_FILE_PIXELS = DEFAULT_MAX_PIXELS
 
 
 def _classes():
@@ -159,6 +160,9 @@ def _describe(est, where, models):
             "history": {k: [float(v) for v in vals] for k, vals in est.history_.items()},
         }
         models.append(est.model_)
+    if name == "ImageFolderLoader":
+        for size in (est.target_size, getattr(est, "target_size_", None)):
+            _check_target_size(size, f"cannot save {where}", "it could not be loaded back")
     if name == "ImageFolderLoader" and hasattr(est, "color_mode_"):
         node["fitted"] = {"color_mode": est.color_mode_, "target_size": _encode(est.target_size_, "target_size_")}
     return node
@@ -253,6 +257,8 @@ def _referenced(node):
         found = set()
         fitted = node.get("fitted")
         if isinstance(fitted, dict) and isinstance(fitted.get("model"), str):
+            if not re.fullmatch(r"model_[0-9]+\.keras", fitted["model"]):
+                raise ValueError(f"a network member named {fitted['model']!r}")  # load() names the file
             found.add(fitted["model"])
         for step in node.get("steps") or []:
             if isinstance(step, list) and len(step) == 2:
@@ -372,6 +378,14 @@ def _forced_safe_mode():
         yield
 
 
+def _check_target_size(size, where, what):
+    """Refuse a loader target size of more than :data:`_MAX_FILE_PIXELS` pixels (saving and loading alike)."""
+    if isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) for v in size) \
+            and size[0] * size[1] > _MAX_FILE_PIXELS:
+        raise ModelFileError(f"{where}: the loader's target_size {tuple(size)} has more pixels than a model file "
+                             f"may ask for ({_MAX_FILE_PIXELS:,}); {what}")
+
+
 def _load_network(data):
     """A Keras network from the bytes of a ``.keras`` file, in safe mode, with no file written.
 
@@ -423,12 +437,8 @@ def _build(node, members, path):
         raise ModelFileError(f"{path}: parameters do not fit {node['class']} ({exc})") from exc
     fitted = node.get("fitted")
     if node["class"] == "ImageFolderLoader":
-        sizes = [params.get("target_size")] + ([_decode(fitted["target_size"])] if fitted else [])
-        for size in sizes:
-            if isinstance(size, (list, tuple)) and any(
-                    isinstance(v, int) and v > _MAX_FILE_IMAGE_SIDE for v in size):
-                raise ModelFileError(f"{path}: the loader's target_size {tuple(size)} is larger than a model file "
-                                     f"may ask for ({_MAX_FILE_IMAGE_SIDE} pixels a side); refused")
+        for size in [params.get("target_size")] + ([_decode(fitted["target_size"])] if fitted else []):
+            _check_target_size(size, path, "refused")
     if fitted and node["class"] == "ImageFolderLoader":
         est._set_fitted(fitted["color_mode"], _decode(fitted["target_size"]))
     elif fitted:
@@ -489,6 +499,8 @@ def load(path):
         return _build(manifest["estimator"], members, path)
     except ModelFileError:
         raise
+    except MemoryError as exc:
+        raise ModelFileError(f"{path}: too large to load in this process's memory ({exc}); refused") from None
     except (KeyError, TypeError, AttributeError, IndexError, ValueError, RecursionError) as exc:
         raise ModelFileError(
             f"{path}: malformed model description ({type(exc).__name__}: {exc}); refused"
