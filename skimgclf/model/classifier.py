@@ -53,7 +53,10 @@ def _channels(X):
     """Channels of images ``X`` (the last axis), or 1 when ``X`` is no 4-D array (refused later)."""
     shape = getattr(X, "shape", None)
     if shape is None:
-        shape = np.shape(X)
+        try:  # np.asarray, not np.shape: array-likes may refuse NumPy's array functions
+            shape = np.asarray(X).shape
+        except Exception:  # noqa: BLE001 - not images; validation says so
+            return 1
     return int(shape[-1]) if len(shape) == 4 else 1
 
 
