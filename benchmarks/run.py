@@ -498,6 +498,30 @@ def fig_cifar_two_classes(bench, args):
               f"150 each; {seconds:.0f} s), then `predict` on their {len(pred)} test photos; baseline = chance")
 
 
+def fig_transfer(bench, args):
+    """6e. Transfer: a backbone pretrained on 8 cifar10k classes, fine-tuned on 200 cat/dog photos."""
+    figures = ("transfer_vs_scratch", "transfer_vs_seed")
+    if not (CIFAR10K / "train.csv").exists():
+        for figure in figures:
+            bench.skip(figure, f"no {CIFAR10K}")
+        return
+    import transfer
+
+    r = transfer.measure(quick=args.quick, repeats=args.repeats, log=lambda line: print("   ", line, flush=True))
+    acc = r["accuracy"]
+    tuned = acc["fine-tuned"]
+    what = (f"cat vs dog, {transfer.N_PER_CLASS * 2} training photos, {r['n_test']} test photos, mean of "
+            f"{r['draws']} draws; backbone_weights = MobileNetV3Small trained on the other 8 classes "
+            f"({r['upstream_accuracy']:.3f} on their held-out tenth, {r['pretrain_seconds']:.0f} s)")
+    bench.add("transfer_vs_scratch", f"{tuned:.4f}", f"{acc['default CNN from scratch']:.4f}",
+              f"{tuned - acc['default CNN from scratch']:+.4f}", "> 0", tuned > acc["default CNN from scratch"],
+              f"{what}; baseline = the default plain CNN on the same photos (same backbone from random "
+              f"weights: {acc['same backbone, random weights']:.4f}); fit {r['fit_seconds']['fine-tuned']:.0f} s "
+              f"vs {r['fit_seconds']['default CNN from scratch']:.0f} s")
+    bench.add("transfer_vs_seed", f"{tuned:.4f}", f"{acc['seed recipe']:.4f}", f"{tuned - acc['seed recipe']:+.4f}",
+              "> 0", tuned > acc["seed recipe"], f"{what}; baseline = the seed tutorial's recipe")
+
+
 def fig_scoring(bench, args):
     """7. Batch scoring end to end: CSV + images -> predictions CSV, model from a file."""
     if not have_mnist(bench, "batch_scoring"):
@@ -579,6 +603,7 @@ FIGURES = {
     "other_data": fig_other_data,
     "cifar": fig_cifar,
     "cifar_two_classes": fig_cifar_two_classes,
+    "transfer": fig_transfer,
     "batch_scoring": fig_scoring,
 }
 

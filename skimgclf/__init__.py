@@ -9,6 +9,7 @@ the classifier and the model files are loaded on first use.
 __version__ = "0.1.0"
 
 __all__ = [
+    "BackboneWeightsError",
     "CNNClassifier",
     "ImageFolderLoader",
     "ModelFileError",
@@ -22,6 +23,7 @@ __all__ = [
 # to nothing: the loader brings scikit-learn (most of a second), the classifier
 # TensorFlow (seconds).
 _LAZY = {
+    "BackboneWeightsError": ".errors",
     "CNNClassifier": ".model.classifier",
     "ImageFolderLoader": ".io.loader",
     "clear_cache": ".io.memcache",

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 
-__all__ = ["DaskSetupError", "ImageDecodeError", "InputError", "ModelFileError", "TableError"]
+__all__ = ["BackboneWeightsError", "DaskSetupError", "ImageDecodeError", "InputError", "ModelFileError", "TableError"]
 
 
 class InputError(ValueError):
@@ -156,6 +156,16 @@ class TableError(ValueError):
 
 class ModelFileError(ValueError):
     """A model file is not a valid skimgclf model (corrupt, truncated, tampered with or foreign)."""
+
+
+class BackboneWeightsError(ValueError):
+    """``backbone_weights`` cannot be used.
+
+    The ImageNet weights are neither in Keras' cache nor downloadable (no
+    network), the file does not exist, or it holds the weights of another
+    network. The message names ``backbone_weights`` and says how to bring a
+    local weights file.
+    """
 
 
 class DaskSetupError(ValueError):

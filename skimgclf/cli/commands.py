@@ -143,6 +143,14 @@ def _network_kwargs(args):
     kwargs = {p.name: getattr(args, f"net_{p.name}") for p in PARAMETERS
               if p.cli is not None and getattr(args, f"net_{p.name}") is not None}
     kwargs["validation_split"] = args.net_validation_split
+    if args.net_backbone_weights is not None and args.net_backbone is None:
+        raise CLIError("--backbone-weights needs --backbone (the network it is the weights of)")
+    if args.net_backbone is not None:
+        kwargs["backbone"] = args.net_backbone
+        weights = args.net_backbone_weights
+        if weights is not None:
+            kwargs["backbone_weights"] = (None if weights.lower() == "none" else
+                                          "imagenet" if weights.lower() == "imagenet" else os.path.abspath(weights))
     if args.no_augment:
         kwargs.update(random_shift=0.0, random_rotation=0.0, random_zoom=0.0, random_flip=None)
     if args.flip:

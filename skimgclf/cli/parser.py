@@ -140,6 +140,15 @@ def _network_parent():
         text = p.cli_help + (f": {', '.join(choices)}" if choices else "")
         group.add_argument(p.cli, dest=f"net_{p.name}", type=kind, metavar=metavar, choices=choices,
                            help=f"{text} (default: {p.default})")
+    from ..model.params import BACKBONES
+
+    group.add_argument("--backbone", dest="net_backbone", choices=BACKBONES, metavar="NAME",
+                       help="fine-tune a pretrained keras.applications network instead of training the "
+                            f"convolutions from scratch: {', '.join(BACKBONES)} (default: none)")
+    group.add_argument("--backbone-weights", dest="net_backbone_weights", metavar="imagenet|none|PATH",
+                       help="the backbone's weights: imagenet (downloaded once into Keras' cache), none "
+                            "(random), or a file saved with save_weights from the same application without "
+                            "its top, for machines without a network (default: imagenet)")
     group.add_argument("--monitor-split", dest="net_validation_split", type=_fraction, default=0.0,
                        metavar="X",
                        help="fraction of the training images the network watches every epoch (early "

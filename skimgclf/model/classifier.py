@@ -28,6 +28,7 @@ from sklearn.utils._tags import ClassifierTags  # noqa: E402
 from sklearn.utils.validation import check_consistent_length, column_or_1d  # noqa: E402
 
 from .inference import predict_proba  # noqa: E402
+from .backbones import save_backbone_weights, set_phase  # noqa: E402
 from .network import build_cnn, resolve_flip  # noqa: E402
 from .params import NETWORK, constraints, numpydoc  # noqa: E402
 from .training import (  # noqa: E402
@@ -154,6 +155,8 @@ class CNNClassifier(KerasClassifier):
     def __init__(
         self,
         *,
+        backbone=None,
+        backbone_weights="imagenet",
         conv_blocks=3,
         filters=32,
         convs_per_block="auto",
@@ -175,6 +178,9 @@ class CNNClassifier(KerasClassifier):
         optimizer="adam",
         learning_rate=0.002,
         lr_schedule="cosine",
+        freeze_epochs="auto",
+        fine_tune_fraction=1.0,
+        fine_tune_learning_rate="auto",
         label_smoothing="auto",
         epochs="auto",
         batch_size="auto",
@@ -188,6 +194,8 @@ class CNNClassifier(KerasClassifier):
     ):
         # Deliberately not calling KerasClassifier.__init__: it would store
         # parameters of its own (model, loss, ...) and swallow **kwargs.
+        self.backbone = backbone
+        self.backbone_weights = backbone_weights
         self.conv_blocks = conv_blocks
         self.filters = filters
         self.convs_per_block = convs_per_block
@@ -209,6 +217,9 @@ class CNNClassifier(KerasClassifier):
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.lr_schedule = lr_schedule
+        self.freeze_epochs = freeze_epochs
+        self.fine_tune_fraction = fine_tune_fraction
+        self.fine_tune_learning_rate = fine_tune_learning_rate
         self.label_smoothing = label_smoothing
         self.epochs = epochs
         self.batch_size = batch_size
@@ -377,13 +388,63 @@ class CNNClassifier(KerasClassifier):
         # scikeras' extension point: the network from the constructor parameters.
         model = build_cnn(meta["image_shape_"], int(meta["n_classes_"]), seed=getattr(self, "_fit_seed_", None),
                           **{name: getattr(self, name) for name in NETWORK})
+        total = meta.get("n_train_steps_")
+        if self.backbone is not None and total:
+            # The head trains alone first, on its own schedule (see _fit_keras_model).
+            total = total // self.epochs_ * self.freeze_epochs_
         model.compile(
-            optimizer=self._make_optimizer(meta.get("n_train_steps_")),
+            optimizer=self._make_optimizer(total),
             loss=(SmoothedSparseCrossentropy(smoothing) if (smoothing := self._label_smoothing(meta["image_shape_"]))
                   else "sparse_categorical_crossentropy"),
             metrics=["accuracy"],
         )
         return model
+
+    def _start_fine_tuning(self, steps):
+        """Unfreeze the top of the backbone and recompile at the fine-tuning rate over ``steps`` steps."""
+        set_phase(self.model_, self.fine_tune_fraction, batch_norm=self.backbone_weights is None)
+        lr = (float(self.learning_rate) / 2 if self.fine_tune_learning_rate == "auto"
+              else float(self.fine_tune_learning_rate))
+        # Keras applies trainable only at compile; a new optimizer starts the new phase's schedule.
+        self.model_.compile(optimizer=self._make_optimizer(steps, lr), loss=self.model_.loss, metrics=["accuracy"])
+
+    def save_backbone_weights(self, path):
+        """Save the fitted backbone's weights for ``backbone_weights`` of another classifier.
+
+        The file is what ``save_weights`` writes for the ``keras.applications``
+        network built without its top (``include_top=False``): pretrain a
+        backbone here on a large set of images, then fine-tune it on a small
+        one with ``CNNClassifier(backbone=..., backbone_weights=path)``.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file to write; Keras requires the name to end in ``.weights.h5``.
+
+        Returns
+        -------
+        self : CNNClassifier
+            The classifier, unchanged.
+        """
+        if not hasattr(self, "model_"):
+            raise NotFittedError("This CNNClassifier instance is not fitted yet. Call 'fit' with appropriate "
+                                 "arguments before using this estimator.")
+        if self.backbone is None:
+            raise ValueError("save_backbone_weights needs a classifier with a backbone (backbone=None: the plain "
+                             "CNN has none)")
+        if not os.fspath(path).endswith(".weights.h5"):
+            raise ValueError(f"save_backbone_weights: {os.fspath(path)!r} must end in .weights.h5 (Keras' name "
+                             "for weights files)")
+        save_backbone_weights(self.model_, self.backbone, path)
+        return self
+
+    def _resolve_freeze_epochs(self):
+        """What ``freeze_epochs`` stands for with ``epochs_`` epochs (0 without a backbone)."""
+        if self.backbone is None:
+            return 0
+        if self.freeze_epochs == "auto":
+            return min(self.epochs_, max(1, self.epochs_ // 3))
+        return int(self.freeze_epochs)
 
     def _label_smoothing(self, image_shape):
         """The label smoothing ``label_smoothing`` stands for on images of ``image_shape``."""
@@ -391,8 +452,8 @@ class CNNClassifier(KerasClassifier):
             return 0.1 if int(image_shape[-1]) >= 3 else 0.0
         return float(self.label_smoothing)
 
-    def _make_optimizer(self, total_steps):
-        lr = float(self.learning_rate)
+    def _make_optimizer(self, total_steps, learning_rate=None):
+        lr = float(self.learning_rate if learning_rate is None else learning_rate)
         # partial_fit builds the network without a planned number of steps:
         # no schedule can be laid out then, so the rate stays constant.
         if self.lr_schedule == "cosine" and total_steps:
@@ -433,7 +494,8 @@ class CNNClassifier(KerasClassifier):
         # before scikeras drops the rows of weight 0: count what will train.
         n_rows = self._rows_trained(X, y, sample_weight)
         self.batch_size_ = auto_batch_size(self.batch_size, n_rows)
-        self.epochs_ = auto_epochs(self.epochs, _channels(X))
+        self.epochs_ = auto_epochs(self.epochs, _channels(X), self.backbone)
+        self.freeze_epochs_ = self._resolve_freeze_epochs()
         self.n_train_steps_ = math.ceil(n_rows / self.batch_size_) * self.epochs_
         if sample_weight is not None:
             # scikeras multiplies class weights into it in place: never the caller's array.
@@ -471,6 +533,8 @@ class CNNClassifier(KerasClassifier):
         self._check_params()
         if not hasattr(self, "model_"):
             self.n_train_steps_ = None  # no schedule: the number of calls is unknown
+            self.epochs_ = auto_epochs(self.epochs, _channels(X), self.backbone)
+            self.freeze_epochs_ = self._resolve_freeze_epochs()
         if sample_weight is not None:
             sample_weight = np.array(sample_weight, dtype=np.float32)
         base = self._fit_seed_ = self._seed()
@@ -502,7 +566,8 @@ class CNNClassifier(KerasClassifier):
         self.X_shape_ = (None,) + self.image_shape_
         self.X_dtype_ = np.dtype(np.float32)
         self.history_ = {k: [float(v) for v in values] for k, values in history.items()}
-        self.epochs_ = auto_epochs(self.epochs, self.image_shape_[-1])
+        self.epochs_ = auto_epochs(self.epochs, self.image_shape_[-1], self.backbone)
+        self.freeze_epochs_ = self._resolve_freeze_epochs()
         self.target_type_ = "multiclass" if self.n_classes_ > 2 else "binary"
         self.y_dtype_, self.y_ndim_ = self.classes_.dtype, 1
         self.target_encoder_ = self.target_encoder.fit(self.classes_)
@@ -548,9 +613,27 @@ class CNNClassifier(KerasClassifier):
         # Replaces scikeras' own: the validation split is drawn here, on the
         # rows that train (after scikeras dropped those of weight 0), stratified
         # and seeded; memory-mapped images are read batch by batch; history_
-        # grows over partial_fit calls.
+        # grows over partial_fit calls. With a backbone, the epochs before
+        # freeze_epochs_ train the head alone and the rest fine-tune.
         if epochs == "auto":  # scikeras passes the parameter; fit decided what it stands for
             epochs = self.epochs_
+        if self.backbone is None:
+            return self._train(X, y, sample_weight, epochs, initial_epoch, **kwargs)
+        if initial_epoch == 0:  # a new network (fit, or the first partial_fit): the head trains first
+            self._fine_tuning = False
+        head_epochs = min(epochs, max(0, self.freeze_epochs_ - initial_epoch))
+        if head_epochs:
+            self._train(X, y, sample_weight, head_epochs, initial_epoch, **kwargs)
+        if epochs > head_epochs:
+            if not getattr(self, "_fine_tuning", False):  # once per network (partial_fit: per process)
+                self._fine_tuning = True
+                total = self.n_train_steps_
+                self._start_fine_tuning(total // self.epochs_ * (epochs - head_epochs) if total else None)
+            self._train(X, y, sample_weight, epochs - head_epochs, initial_epoch + head_epochs,
+                        warn=not head_epochs, **kwargs)
+
+    def _train(self, X, y, sample_weight, epochs, initial_epoch, warn=True, **kwargs):
+        """``model_.fit`` for ``epochs`` epochs from ``initial_epoch``; extends ``history_``."""
         split = self._validation_indices(y, getattr(self, "_fit_seed_", None))
         fit_args = dict(epochs=initial_epoch + epochs, initial_epoch=initial_epoch,
                         verbose=2 if self.verbose >= 2 else 0)
@@ -580,7 +663,7 @@ class CNNClassifier(KerasClassifier):
             if len(split[1]) >= MIN_MONITORED:
                 callbacks.append(keras.callbacks.EarlyStopping(
                     monitor="val_loss", patience=self.patience, restore_best_weights=True))
-            else:
+            elif warn:  # once per fit, not once per phase
                 warnings.warn(
                     f"validation_split={self.validation_split} holds out only {len(split[1])} images, too few "
                     f"to tell one epoch from the next (at least {MIN_MONITORED} are needed): early stopping is "

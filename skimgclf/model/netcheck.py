@@ -37,7 +37,7 @@ import zipfile
 from ..errors import ModelFileError
 from .params import ACTIVATIONS
 
-__all__ = ["LAYERS", "MAX_ACTIVATIONS", "MAX_INPUT_SIDE", "MAX_PARAMETERS", "check_network"]
+__all__ = ["BACKBONE_LAYERS", "LAYERS", "MAX_ACTIVATIONS", "MAX_INPUT_SIDE", "MAX_PARAMETERS", "check_network"]
 
 #: Layer classes that :func:`~skimgclf.model.network.build_cnn` creates
 #: (a test keeps this list and the builder in step).
@@ -46,10 +46,20 @@ LAYERS = frozenset({
     "Dropout", "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Dense",
     "RandomTranslation", "RandomRotation", "RandomZoom", "RandomFlip",
 })
+#: Layer classes the supported backbones (``keras.applications`` without their top) add, and the
+#: resizing and channel mapping in front of them (a test keeps this list and the backbones in step).
+BACKBONE_LAYERS = frozenset({
+    "DepthwiseConv2D", "ZeroPadding2D", "ReLU", "Add", "Multiply", "Rescaling", "Normalization", "Reshape",
+    "Resizing",
+})
+#: Operations (not layers) the backbones apply to tensors: MobileNetV3's hard sigmoid is
+#: ``relu6(x + 3) * (1 / 6)``, recorded by Keras as these two NumPy operations.
+_OPERATIONS = frozenset({"Add", "Multiply"})
 #: Every other object a saved skimgclf network holds, by the module Keras records.
 _OBJECTS = {
-    "keras.layers": LAYERS,
-    "keras.initializers": frozenset({"GlorotUniform", "HeNormal", "Zeros", "Ones"}),
+    "keras.layers": LAYERS | BACKBONE_LAYERS,
+    "keras.src.ops.numpy": _OPERATIONS,
+    "keras.initializers": frozenset({"GlorotUniform", "HeNormal", "Zeros", "Ones", "VarianceScaling"}),
     "keras.optimizers": frozenset({"Adam", "AdamW", "Nadam", "RMSprop", "SGD"}),
     "keras.optimizers.schedules": frozenset({"CosineDecay"}),
     "keras": frozenset({"DTypePolicy"}),
@@ -58,7 +68,7 @@ _OBJECTS = {
 }
 #: The registered name each may carry besides its own (or none, or ``">" + name``).
 _REGISTERED = {"SmoothedSparseCrossentropy": "skimgclf>SmoothedSparseCrossentropy"}
-_ACTIVATIONS = frozenset(ACTIVATIONS) | {"softmax", "linear"}
+_ACTIVATIONS = frozenset(ACTIVATIONS) | {"softmax", "linear", "hard_silu"}  # hard_silu: MobileNetV3
 _LOSSES = frozenset({"sparse_categorical_crossentropy"})
 _METRICS = frozenset({"accuracy", "loss"})
 _MEMBERS = frozenset({"config.json", "metadata.json", "model.weights.h5"})
@@ -191,6 +201,18 @@ def _conv_size(size, kernel, stride, padding):
     return (size - kernel) // stride + 1
 
 
+def _as_lists(value):
+    return [_as_lists(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+def _broadcast(name, shapes):
+    """The shape two inputs of an element-wise layer broadcast to (refused unless NumPy's rules allow it)."""
+    a, b = shapes
+    if len(a) != len(b) or any(x != y and 1 not in (x, y) for x, y in zip(a, b)):
+        raise _Refused(f"layer {name!r} combines shapes {a} and {b}")
+    return tuple(max(x, y) for x, y in zip(a, b))
+
+
 #: Values a layer's config must have (or leave out) for the shapes and weights counted here to be
 #: the ones Keras builds: what build_cnn always writes.
 _FIXED = {
@@ -203,7 +225,13 @@ _FIXED = {
     "renorm": (False, None),
     "synchronized": (False, None),
     "axis": (-1, 3, [-1], [3], None),
-    "keepdims": (False, None),
+    "keepdims": (False, True, None),
+    "depth_multiplier": (1, None),
+    "invert": (False, None),
+    "mean": (None,),
+    "variance": (None,),
+    "crop_to_aspect_ratio": (False, None),
+    "pad_to_aspect_ratio": (False, None),
 }
 #: Most values (floats) all the feature maps of one image may hold at prediction (1 GiB).
 MAX_ACTIVATIONS = 256 * 1024**2
@@ -224,14 +252,17 @@ def _count_weights(config, image_shape):
     shapes, total, activations = {}, 0, 0
     for layer in layers:
         kind, cfg, name = layer["class_name"], layer["config"], layer["name"]
-        if kind not in LAYERS or layer.get("module") != "keras.layers":
-            raise _Refused(f"layer {name!r} is a {layer.get('module')}.{kind}, not a layer skimgclf builds")
+        module = layer.get("module")
+        operation = module == "keras.src.ops.numpy" and kind in _OPERATIONS
+        if not operation and (kind not in LAYERS | BACKBONE_LAYERS or module != "keras.layers"):
+            raise _Refused(f"layer {name!r} is a {module}.{kind}, not a layer skimgclf builds")
         if cfg.get("name") != name or name in shapes:
             raise _Refused(f"layer {name!r} is named twice or two ways ({cfg.get('name')!r})")
         for key, allowed in _FIXED.items():
             if cfg.get(key) not in allowed:
                 raise _Refused(f"layer {name!r} sets {key}={cfg.get(key)!r}")
-        if kind in ("Conv2D", "MaxPooling2D", "AveragePooling2D") and cfg.get("padding") not in ("same", "valid"):
+        if kind in ("Conv2D", "DepthwiseConv2D", "MaxPooling2D", "AveragePooling2D") and \
+                cfg.get("padding") not in ("same", "valid"):
             raise _Refused(f"layer {name!r} has padding {cfg.get('padding')!r}")
         if kind == "InputLayer":
             shape = tuple(cfg["batch_shape"][1:])
@@ -244,14 +275,57 @@ def _count_weights(config, image_shape):
             shapes[name] = shape
             activations += math.prod(shape)
             continue
+        if operation:
+            # x + 3.0, x * (1 / 6): tensors and plain numbers only (a constant array
+            # would broadcast the output to any size).
+            for node in layer.get("inbound_nodes", []):
+                plain = [a for a in node.get("args", []) if not (isinstance(a, dict)
+                                                                 and a.get("class_name") == "__keras_tensor__")]
+                if node.get("kwargs") or not all(isinstance(a, (int, float)) and not isinstance(a, bool)
+                                                 for a in plain):
+                    raise _Refused(f"operation {name!r} takes {repr(plain or node.get('kwargs'))[:40]}..., "
+                                   "not a number")
         sources = [shapes[source] for source in _inputs(layer)]  # KeyError: an unknown or later layer
-        if len(sources) != 1:
+        merging = operation or kind in ("Add", "Multiply")
+        if not (len(sources) == 1 or (merging and 1 <= len(sources) <= 2)):
             raise _Refused(f"layer {name!r} takes {len(sources)} inputs")
-        shape = sources[0]
+        shape = sources[0] if len(sources) == 1 else _broadcast(name, sources)
         built = layer.get("build_config")
-        if built is not None and (set(built) != {"input_shape"} or list(built["input_shape"]) != [None, *shape]):
+        expected = [None, *sources[0]] if len(sources) == 1 else [[None, *source] for source in sources]
+        if built is not None and (set(built) != {"input_shape"} or _as_lists(built["input_shape"]) != expected):
             raise _Refused(f"layer {name!r} is built for {built}, but its input has shape {shape}")
-        if kind == "Conv2D":
+        if kind == "DepthwiseConv2D" and not operation:
+            (kh, kw), (sh, sw) = _pair(cfg["kernel_size"]), _pair(cfg.get("strides", 1))
+            if kh < 1 or kw < 1 or sh < 1 or sw < 1 or len(shape) != 3:
+                raise _Refused(f"layer {name!r} has kernel {kh}x{kw}, strides {sh}x{sw}")
+            total += kh * kw * shape[2] + (shape[2] if cfg.get("use_bias", True) else 0)
+            shape = (_conv_size(shape[0], kh, sh, cfg["padding"]), _conv_size(shape[1], kw, sw, cfg["padding"]),
+                     shape[2])
+        elif kind == "ZeroPadding2D":
+            (top, bottom), (left, right) = (_pair(v) for v in cfg["padding"])
+            if min(top, bottom, left, right) < 0 or len(shape) != 3:
+                raise _Refused(f"layer {name!r} pads by {cfg['padding']}")
+            shape = (shape[0] + top + bottom, shape[1] + left + right, shape[2])
+        elif kind == "Resizing":
+            height, width = int(cfg["height"]), int(cfg["width"])
+            if not (1 <= height <= MAX_INPUT_SIDE and 1 <= width <= MAX_INPUT_SIDE) or len(shape) != 3:
+                raise _Refused(f"layer {name!r} resizes to {height}x{width}")
+            shape = (height, width, shape[2])
+        elif kind == "Reshape":
+            target = tuple(int(v) for v in cfg["target_shape"])
+            if not target or any(v < 1 for v in target) or math.prod(target) != math.prod(shape):
+                raise _Refused(f"layer {name!r} reshapes {shape} to {target}")
+            shape = target
+        elif kind == "Normalization" and not operation:
+            total += 2 * shape[-1] + 1  # mean, variance, count
+        elif kind in ("Rescaling",):
+            for key in ("scale", "offset"):
+                value = cfg.get(key)
+                if not isinstance(value, (int, float)) and not (
+                        isinstance(value, list) and len(value) == shape[-1]
+                        and all(isinstance(v, (int, float)) for v in value)):
+                    raise _Refused(f"layer {name!r} has {key} {value!r}")
+        elif kind == "Conv2D":
             (kh, kw), (sh, sw) = _pair(cfg["kernel_size"]), _pair(cfg.get("strides", 1))
             filters = int(cfg["filters"])
             if filters < 1 or kh < 1 or kw < 1 or sh < 1 or sw < 1 or len(shape) != 3:
@@ -277,7 +351,9 @@ def _count_weights(config, image_shape):
         elif kind == "Flatten":
             shape = (math.prod(shape),)
         elif kind in ("GlobalAveragePooling2D", "GlobalMaxPooling2D"):
-            shape = (shape[-1],)
+            if len(shape) != 3:
+                raise _Refused(f"layer {name!r} pools an input of shape {shape}")
+            shape = (1, 1, shape[-1]) if cfg.get("keepdims") else (shape[-1],)
         if any(v < 1 for v in shape):
             raise _Refused(f"layer {name!r} outputs an empty shape {shape}")
         activations += math.prod(shape)

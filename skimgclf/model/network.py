@@ -95,25 +95,46 @@ def build_cnn(input_shape, n_classes, *, seed=None, name="cnn", **params):
     def init():
         return keras.initializers.GlorotUniform(seed=next_seed())
     h, w, c = (int(v) for v in input_shape)
-    inputs = keras.Input(shape=(h, w, c), name="images")
-    x = inputs
-    random_shift = _augmentation("random_shift", p.random_shift, h, w, c)
-    random_rotation = _augmentation("random_rotation", p.random_rotation, h, w, c)
-    random_zoom = _augmentation("random_zoom", p.random_zoom, h, w, c)
     colour = c >= 3
-    convs_per_block = (2 if colour else 1) if p.convs_per_block == "auto" else int(p.convs_per_block)
-    # Augmentation layers are active only in training (Keras skips them in
-    # inference), so predictions are never perturbed.
-    if random_shift:
-        x = keras.layers.RandomTranslation(random_shift, random_shift, fill_mode="constant", seed=next_seed())(x)
-    if random_rotation:
-        x = keras.layers.RandomRotation(random_rotation, fill_mode="constant", seed=next_seed())(x)
-    if random_zoom:
-        x = keras.layers.RandomZoom(random_zoom, fill_mode="constant", seed=next_seed())(x)
-    flip = resolve_flip(p.random_flip, c)
-    if flip:
-        x = keras.layers.RandomFlip(flip, seed=next_seed())(x)
 
+    def augment(x):
+        # Augmentation layers are active only in training (Keras skips them in
+        # inference), so predictions are never perturbed.
+        random_shift = _augmentation("random_shift", p.random_shift, h, w, c)
+        random_rotation = _augmentation("random_rotation", p.random_rotation, h, w, c)
+        random_zoom = _augmentation("random_zoom", p.random_zoom, h, w, c)
+        if random_shift:
+            x = keras.layers.RandomTranslation(random_shift, random_shift, fill_mode="constant", seed=next_seed(),
+                                               name="augment_shift")(x)
+        if random_rotation:
+            x = keras.layers.RandomRotation(random_rotation, fill_mode="constant", seed=next_seed(),
+                                            name="augment_rotation")(x)
+        if random_zoom:
+            x = keras.layers.RandomZoom(random_zoom, fill_mode="constant", seed=next_seed(), name="augment_zoom")(x)
+        flip = resolve_flip(p.random_flip, c)
+        if flip:
+            x = keras.layers.RandomFlip(flip, seed=next_seed(), name="augment_flip")(x)
+        return x
+
+    def head(x):
+        layer_units = list(p.units) if isinstance(p.units, (list, tuple)) else [int(p.units)] * p.hidden_layers
+        for i, u in enumerate(layer_units):
+            x = keras.layers.Dense(u, use_bias=not p.batch_norm, kernel_initializer=init(), name=f"head_dense_{i}")(x)
+            if p.batch_norm:
+                x = keras.layers.BatchNormalization(momentum=0.9, name=f"head_norm_{i}")(x)
+            x = keras.layers.Activation(p.activation, name=f"head_activation_{i}")(x)
+            if p.dropout:
+                x = keras.layers.Dropout(p.dropout, seed=next_seed(), name=f"head_dropout_{i}")(x)
+        return x
+
+    if p.backbone is not None:
+        from .backbones import build_transfer
+
+        return build_transfer((h, w, c), n_classes, backbone=p.backbone, backbone_weights=p.backbone_weights,
+                              seed=next_seed(), name=name, augment=augment, head=head)
+    inputs = keras.Input(shape=(h, w, c), name="images")
+    x = augment(inputs)
+    convs_per_block = (2 if colour else 1) if p.convs_per_block == "auto" else int(p.convs_per_block)
     block_filters = list(p.filters) if isinstance(p.filters, (list, tuple)) else [
         int(p.filters) * 2**b for b in range(p.conv_blocks)
     ]
@@ -146,23 +167,15 @@ def build_cnn(input_shape, n_classes, *, seed=None, name="cnn", **params):
         if p.conv_dropout:
             x = keras.layers.Dropout(p.conv_dropout, seed=next_seed())(x)
 
-    head = p.global_pooling
-    if head == "auto":
-        head = "flatten" if size_h * size_w <= 64 else "avg"
-    if head == "flatten":
+    pooling = p.global_pooling
+    if pooling == "auto":
+        pooling = "flatten" if size_h * size_w <= 64 else "avg"
+    if pooling == "flatten":
         x = keras.layers.Flatten()(x)
-    elif head == "avg":
+    elif pooling == "avg":
         x = keras.layers.GlobalAveragePooling2D()(x)
     else:
         x = keras.layers.GlobalMaxPooling2D()(x)
-
-    layer_units = list(p.units) if isinstance(p.units, (list, tuple)) else [int(p.units)] * p.hidden_layers
-    for u in layer_units:
-        x = keras.layers.Dense(u, use_bias=not p.batch_norm, kernel_initializer=init())(x)
-        if p.batch_norm:
-            x = keras.layers.BatchNormalization(momentum=0.9)(x)
-        x = keras.layers.Activation(p.activation)(x)
-        if p.dropout:
-            x = keras.layers.Dropout(p.dropout, seed=next_seed())(x)
+    x = head(x)
     outputs = keras.layers.Dense(n_classes, activation="softmax", name="probabilities", kernel_initializer=init())(x)
     return keras.Model(inputs, outputs, name=name)

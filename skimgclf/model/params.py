@@ -21,15 +21,18 @@ command line reads it without TensorFlow.
 from __future__ import annotations
 
 import numbers
+import os
 import textwrap
 from dataclasses import dataclass
 
 from sklearn.utils._param_validation import Interval, StrOptions
 
-__all__ = ["ACTIVATIONS", "NETWORK", "OPTIMIZERS", "PARAMETERS", "Parameter", "constraints", "defaults",
+__all__ = ["ACTIVATIONS", "BACKBONES", "NETWORK", "OPTIMIZERS", "PARAMETERS", "Parameter", "constraints", "defaults",
            "numpydoc"]
 
 ACTIVATIONS = ("relu", "elu", "selu", "gelu", "silu", "swish", "tanh", "sigmoid", "leaky_relu", "mish")
+#: Pretrained networks of ``keras.applications`` that ``backbone`` may name.
+BACKBONES = ("mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0", "resnet50")
 OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
 
 
@@ -78,6 +81,26 @@ _AUTO = StrOptions({"auto"})
 
 PARAMETERS = (
     # ------------------------------------------------------------ the network
+    Parameter("backbone", None, (StrOptions(set(BACKBONES)), None), "{" + ", ".join(f'"{b}"' for b in BACKBONES)
+              + "} or None", """
+        A pretrained network of ``keras.applications`` (without its top) to
+        fine-tune instead of training the convolution blocks from scratch;
+        ``None`` is the plain CNN. With a backbone, the convolution
+        parameters (``conv_blocks`` to ``global_pooling``) are not used: the
+        network is the augmentation layers, the backbone, global average
+        pooling, ``hidden_layers`` dense layers and the softmax. Images whose
+        shorter side is below 32 pixels are resized up to 32 (aspect kept);
+        grayscale ones are repeated to three channels, and values are mapped
+        from [0, 1] to what each backbone expects. See the transfer-learning
+        guide.""", "network"),
+    Parameter("backbone_weights", "imagenet", (StrOptions({"imagenet"}), str, os.PathLike, None),
+              '"imagenet", path or None', """
+        The backbone's initial weights: ``"imagenet"`` (Keras downloads them
+        once into its cache; without a network and cache, ``fit`` fails at
+        once saying how to bring a file), ``None`` (random), or the path of
+        a file saved with ``save_weights`` from the same application built
+        without its top, e.g. ``keras.applications.MobileNetV3Small(
+        include_top=False, weights=None)``. Not used without a backbone.""", "network"),
     Parameter("conv_blocks", 3, (_int(0),), "int", "Number of convolution blocks.", "network",
               "--conv-blocks", "convolution blocks (each: conv, batch norm, pooling)"),
     Parameter("filters", 32, (_int(1), list, tuple), "int or list of (int or list of int)", """
@@ -164,6 +187,29 @@ PARAMETERS = (
               "Initial learning rate.", "training", "--learning-rate", "initial learning rate"),
     Parameter("lr_schedule", "cosine", (StrOptions({"cosine", "constant"}),), '{"cosine", "constant"}',
               '``"cosine"`` decays the learning rate to zero over ``epochs``.', "training"),
+    Parameter("freeze_epochs", "auto", (_int(0), _AUTO), 'int or "auto"', """
+        With a backbone: the first epochs of ``epochs`` train the new head
+        only, on the frozen backbone; the rest fine-tune the top
+        ``fine_tune_fraction`` of the backbone too, at
+        ``fine_tune_learning_rate``, each phase with its own cosine schedule.
+        ``"auto"`` is a third of ``epochs_`` (at least 1); the number used is
+        ``freeze_epochs_``. Not used without a backbone.""", "training"),
+    Parameter("fine_tune_fraction", 1.0, (Interval(numbers.Real, 0, 1, closed="both"),), "float", """
+        With a backbone: the fraction of the backbone's layers, counted from
+        its top, trained after ``freeze_epochs``; ``0`` keeps the backbone
+        frozen (features only), ``1`` (as fastai's ``fine_tune`` and Keras'
+        fine-tuning guide do) trains all of it. Batch normalisation layers
+        stay frozen throughout (in inference mode), as Keras' guide advises,
+        unless ``backbone_weights=None`` (random weights have no statistics
+        to keep). On the digits example, fine-tuning all layers reached 0.81
+        where the top 30 % reached 0.49.""", "training"),
+    Parameter("fine_tune_learning_rate", "auto", (Interval(numbers.Real, 0, None, closed="neither"), _AUTO),
+              'float or "auto"', """
+        With a backbone: the initial learning rate of the fine-tuning phase;
+        ``"auto"`` is half of ``learning_rate`` (fastai's rate for the top
+        layers; on the digits example, 0.81 against 0.71 with a tenth).
+        Lower it for weights learnt on far more images than yours
+        (Keras' guide fine-tunes ImageNet weights at 1e-5).""", "training"),
     Parameter("label_smoothing", "auto", (_FRACTION, _AUTO), 'float or "auto"', """
         Label smoothing of the cross-entropy loss: the target of the true
         class is ``1 - label_smoothing`` and the rest is shared by the other
@@ -172,8 +218,8 @@ PARAMETERS = (
     Parameter("epochs", "auto", (_int(1), _AUTO), 'int or "auto"', """
         Maximum number of passes over the training data. ``"auto"`` is 10
         for grayscale images and 22 for colour ones (photos need more passes
-        under flips and shifts; see "How the defaults were chosen"); the
-        number used is ``epochs_``.""", "training",
+        under flips and shifts; see "How the defaults were chosen"), and 12
+        with a pretrained ``backbone``; the number used is ``epochs_``.""", "training",
               "--epochs", "maximum passes over the training images (auto: 10 for grayscale, 22 for colour)"),
     Parameter("batch_size", "auto", (_int(1), _AUTO), 'int or "auto"', """
         Samples per gradient step. ``"auto"`` is 64, lowered on data sets of

@@ -46,10 +46,10 @@ def auto_batch_size(batch_size, n_rows):
 
 
 #: What ``epochs="auto"`` stands for: grayscale images, colour images.
-AUTO_EPOCHS = {"grayscale": 10, "colour": 22}
+AUTO_EPOCHS = {"grayscale": 10, "colour": 22, "backbone": 12}
 
 
-def auto_epochs(epochs, channels):
+def auto_epochs(epochs, channels, backbone=None):
     """The number of epochs ``epochs`` stands for on images of ``channels`` channels.
 
     ``"auto"`` is 10 for grayscale images and 22 for colour ones: on
@@ -63,6 +63,9 @@ def auto_epochs(epochs, channels):
         The classifier's parameter.
     channels : int
         Channels of the training images.
+    backbone : str or None, default=None
+        The classifier's ``backbone``: a pretrained network needs fewer
+        passes (12, a third of them on the frozen backbone).
 
     Returns
     -------
@@ -70,6 +73,8 @@ def auto_epochs(epochs, channels):
     """
     if epochs != "auto":
         return int(epochs)
+    if backbone is not None:
+        return AUTO_EPOCHS["backbone"]
     return AUTO_EPOCHS["colour" if int(channels) >= 3 else "grayscale"]
 
 

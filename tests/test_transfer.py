@@ -1,0 +1,397 @@
+"""Transfer learning: a keras.applications backbone inside CNNClassifier, offline.
+
+Every weights file here is written by the test itself (random-initialised
+applications saved with ``save_weights``); nothing downloads. Images are real
+PNG files on disk, read through ImageFolderLoader.
+"""
+
+import io
+import json
+import math
+import re
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+
+import skimgclf
+from skimgclf import BackboneWeightsError, CNNClassifier, ImageFolderLoader
+from skimgclf.io import loader as _loader
+
+from conftest import REPO, make_blobs_images, write_images
+
+ENV_CODE_OFFLINE = """
+import socket
+def _refuse(*args, **kwargs):
+    raise OSError("network access refused by the test")
+socket.getaddrinfo = _refuse
+socket.socket.connect = _refuse
+socket.create_connection = _refuse
+"""
+SMALL = dict(backbone="mobilenet_v3_small", hidden_layers=0, batch_size=16, random_state=0)
+
+
+def _application(name):
+    import keras
+
+    from skimgclf.model.backbones import _SPECS
+
+    constructor, extra = getattr(keras.applications, _SPECS[name][0]), _SPECS[name][1]
+    return constructor(include_top=False, weights=None, input_shape=(32, 32, 3), **extra)
+
+
+@pytest.fixture(scope="module")
+def weights_file(tmp_path_factory):
+    """MobileNetV3Small weights without its top, as a user brings them (save_weights); and the arrays."""
+    import keras
+
+    keras.utils.set_random_seed(7)
+    app = _application("mobilenet_v3_small")
+    for layer in app.layers:  # not Keras' initial values: a file that was really trained on something
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([gamma * 1.5, beta + 0.1, mean + 0.2, var * 2.0])
+    path = tmp_path_factory.mktemp("weights") / "mobilenet_v3_small.weights.h5"
+    app.save_weights(path)
+    return path, [layer.get_weights() for layer in app.layers if layer.weights]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """48 colour PNGs of 16x16 in two classes (a bright quadrant each), with a labelled table."""
+    folder = tmp_path_factory.mktemp("photos")
+    X, y = make_blobs_images(48, size=16, channels=3)
+    ids = write_images(folder / "train", X, ids=[f"{i:03d}" for i in range(48)])
+    table = pd.DataFrame({"id": ids, "label": np.where(y == 0, "cat", "dog")})
+    table.to_csv(folder / "train.csv", index=False)
+    return folder, table
+
+
+def _backbone_weights(clf):
+    from skimgclf.model.backbones import backbone_layers
+
+    return [(layer, layer.get_weights()) for layer in backbone_layers(clf.model_) if layer.weights]
+
+
+def test_weights_file_is_loaded_and_each_phase_trains_what_it_says(photos, weights_file):
+    import keras
+
+    folder, table = photos
+    path, saved = weights_file
+    pipe = make_pipeline(ImageFolderLoader(folder / "train"),
+                         CNNClassifier(**SMALL, backbone_weights=str(path), epochs=3, freeze_epochs=1,
+                                       fine_tune_fraction=0.5, class_weight="balanced"))
+    pipe.fit(table, table["label"])
+    clf = pipe[-1]
+    assert (clf.epochs_, clf.freeze_epochs_) == (3, 1)
+    assert len(clf.history_["loss"]) == 3 and np.isfinite(clf.history_["loss"]).all()
+    layers = _backbone_weights(clf)
+    assert len(layers) == len(saved)
+    changed = []  # the top half of the backbone trained, never batch normalisation
+    for (layer, now), before in zip(layers, saved):
+        same = all(np.array_equal(a, b) for a, b in zip(now, before))
+        if isinstance(layer, keras.layers.BatchNormalization) or not layer.trainable:
+            assert same, f"{layer.name} was frozen but its weights moved"
+        else:
+            changed.append(not same)
+    assert changed and all(changed), "the unfrozen top of the backbone did not train"
+    assert 0 < len(changed) < len(layers)
+    schedule = clf.model_.optimizer._learning_rate  # the fine-tuning phase's own schedule
+    assert math.isclose(float(schedule.initial_learning_rate), clf.learning_rate / 2, rel_tol=1e-6)
+    assert pipe.predict(table.iloc[:5]).shape == (5,)
+
+
+def test_grayscale_small_images_reach_the_backbone_as_32x32_rgb_and_results_repeat(image_folder):
+    folder, table, _ = image_folder  # 8x8 grayscale PNGs
+    loader = ImageFolderLoader(folder / "train")
+
+    def fitted():
+        clf = CNNClassifier(**SMALL, backbone_weights=None, epochs=2, freeze_epochs=1)
+        return make_pipeline(loader, clf).fit(table, table["label"])
+
+    first, second = fitted(), fitted()
+    model = first[-1].model_
+    assert model.input_shape == (None, 8, 8, 1)
+    assert model.get_layer("resize_up").output.shape[1:] == (32, 32, 1)
+    assert model.get_layer("backbone_input").output.shape[1:] == (32, 32, 3)
+    np.testing.assert_array_equal(first.predict_proba(table), second.predict_proba(table))
+
+
+def test_partial_fit_trains_the_head_first_then_fine_tunes(image_folder):
+    from skimgclf.model.backbones import backbone_layers
+
+    folder, table, _ = image_folder
+    X = ImageFolderLoader(folder / "train").fit_transform(table)
+    clf = CNNClassifier(**SMALL, backbone_weights=None, freeze_epochs=1, fine_tune_fraction=0.5)
+
+    def training():
+        return sum(layer.trainable for layer in backbone_layers(clf.model_) if layer.weights)
+
+    clf.partial_fit(X, table["label"])
+    assert training() == 0
+    optimizer = clf.model_.optimizer
+    clf.partial_fit(X, table["label"])
+    assert training() > 0 and clf.model_.optimizer is not optimizer
+    optimizer = clf.model_.optimizer
+    clf.partial_fit(X, table["label"])
+    assert clf.model_.optimizer is optimizer  # fine-tuning goes on with the same optimizer state
+    assert len(clf.history_["loss"]) == 3
+
+
+@settings(max_examples=40, deadline=None)
+@given(height=st.integers(1, 300), width=st.integers(1, 300))
+def test_images_below_32_pixels_are_resized_up_keeping_their_shape(height, width):
+    from skimgclf.model.backbones import MIN_SIDE, input_size
+
+    h, w = input_size(height, width)
+    if min(height, width) >= MIN_SIDE:
+        assert (h, w) == (height, width)
+    else:
+        assert min(h, w) == MIN_SIDE
+        assert abs(h / w - height / width) <= max(height / width, 1) * 2 / MIN_SIDE + 1e-9
+
+
+@pytest.mark.parametrize("backbone, rgb, expected", [
+    ("mobilenet_v3_small", (1.0, 0.5, 0.0), (1.0, 0.0, -1.0)),  # [-1, 1]
+    ("efficientnet_b0", (1.0, 0.5, 0.0), (255.0, 127.5, 0.0)),  # [0, 255]: it normalises itself
+    ("resnet50", (1.0, 0.5, 0.0), (0 - 103.939, 127.5 - 116.779, 255 - 123.68)),  # BGR, ImageNet means off
+])
+def test_each_backbone_gets_its_own_preprocessing(backbone, rgb, expected):
+    import keras
+
+    from skimgclf.model.network import build_cnn
+
+    net = build_cnn((32, 32, 3), 2, backbone=backbone, backbone_weights=None)
+    mapped = keras.Model(net.input, net.get_layer("backbone_input").output)
+    image = np.broadcast_to(np.asarray(rgb, np.float32), (1, 32, 32, 3))
+    np.testing.assert_allclose(mapped.predict(image, verbose=0)[0, 5, 5], expected, atol=1e-3)
+
+
+def test_imagenet_weights_without_a_network_fail_at_once_naming_backbone_weights(tmp_path, monkeypatch):
+    import socket
+
+    from keras.src.backend import config
+
+    monkeypatch.setattr(config, "keras_home", lambda: str(tmp_path))  # nothing cached
+
+    def refuse(*args, **kwargs):
+        raise OSError("network access refused by the test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    X, y = make_blobs_images(16, size=8, channels=3)
+    start = time.perf_counter()
+    with pytest.raises(BackboneWeightsError) as info:
+        CNNClassifier(backbone="mobilenet_v3_small", epochs=1).fit(X, y)
+    assert time.perf_counter() - start < 30
+    message = str(info.value)
+    assert message.startswith("backbone_weights='imagenet': the ImageNet weights of mobilenet_v3_small")
+    assert "save_weights('mobilenet_v3_small.weights.h5')" in message and "backbone_weights=None" in message
+    assert "Traceback" not in message and "\n" not in message
+
+
+def test_a_missing_file_or_another_networks_weights_are_refused(tmp_path, weights_file):
+    X, y = make_blobs_images(16, size=8, channels=3)
+    missing = tmp_path / "nope.weights.h5"
+    with pytest.raises(BackboneWeightsError, match=r"backbone_weights='.*nope\.weights\.h5': no such file"):
+        CNNClassifier(backbone="mobilenet_v3_small", backbone_weights=str(missing), epochs=1).fit(X, y)
+    other = tmp_path / "large.weights.h5"
+    _application("mobilenet_v3_large").save_weights(other)
+    with pytest.raises(BackboneWeightsError, match=r"not the weights of keras\.applications\.MobileNetV3Small "
+                                                   r"without its top"):
+        CNNClassifier(backbone="mobilenet_v3_small", backbone_weights=str(other), epochs=1).fit(X, y)
+
+
+def test_saved_model_predicts_in_a_process_without_network(photos, weights_file, tmp_path):
+    folder, table = photos
+    pipe = make_pipeline(ImageFolderLoader(folder / "train"),
+                         CNNClassifier(**SMALL, backbone_weights=str(weights_file[0]), epochs=2))
+    pipe.fit(table, table["label"])
+    expected = pipe.predict_proba(table)
+    skimgclf.save(pipe, tmp_path / "m.skimgclf")
+    import joblib
+
+    joblib.dump(pipe, tmp_path / "m.joblib")
+    (tmp_path / "weights-gone").mkdir()
+    weights_file[0].rename(tmp_path / "weights-gone" / "w.h5")  # the model needs its own file only
+    try:
+        code = ENV_CODE_OFFLINE + textwrap.dedent(f"""
+            import json, sys, joblib, pandas as pd, skimgclf
+            table = pd.read_csv({str(folder / 'train.csv')!r}, dtype=str)
+            out = {{}}
+            out["safe"] = skimgclf.load({str(tmp_path / 'm.skimgclf')!r}).predict_proba(table).tolist()
+            out["joblib"] = joblib.load({str(tmp_path / 'm.joblib')!r}).predict_proba(table).tolist()
+            print(json.dumps(out))
+        """)
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                              env={"PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin",
+                                   "CUDA_VISIBLE_DEVICES": ""})
+    finally:
+        (tmp_path / "weights-gone" / "w.h5").rename(weights_file[0])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(got["safe"], expected, atol=1e-5)
+    np.testing.assert_allclose(got["joblib"], expected, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_grid_search_over_backbone_decodes_each_split_once(photos, weights_file, monkeypatch):
+    folder, table = photos
+    skimgclf.clear_cache()
+    calls = []
+    for name in ("decode_image", "_decode_fast"):
+        real = getattr(_loader, name)
+
+        def counting(path, *args, _real=real, **kwargs):
+            calls.append(path)
+            return _real(path, *args, **kwargs)
+
+        monkeypatch.setattr(_loader, name, counting)
+    pipe = make_pipeline(ImageFolderLoader(folder / "train"),
+                         CNNClassifier(**SMALL, backbone_weights=str(weights_file[0]), epochs=1))
+    grid = {"cnnclassifier__backbone": [None, "mobilenet_v3_small"]}
+    search = GridSearchCV(pipe, grid, cv=2).fit(table, table["label"])
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    assert [p["cnnclassifier__backbone"] for p in search.cv_results_["params"]] == [None, "mobilenet_v3_small"]
+    assert len(calls) <= 3 * len(table)
+
+
+# ------------------------------------------------------------ safe loading
+def _keras_bytes(model):
+    from keras.src.saving import saving_lib
+
+    buffer = io.BytesIO()
+    saving_lib.save_model(model, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("backbone", ["mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0", "resnet50"])
+def test_netcheck_counts_every_backbone_weight_exactly(backbone):
+    from skimgclf.model.netcheck import check_network
+    from skimgclf.model.network import build_cnn
+
+    for shape in ((20, 24, 1), (40, 33, 3)):
+        net = build_cnn(shape, 3, backbone=backbone, backbone_weights=None)
+        net.compile("adam", "sparse_categorical_crossentropy")
+        assert check_network(_keras_bytes(net), "m", shape) == net.count_params()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    size=st.tuples(st.integers(4, 40), st.integers(4, 40)), channels=st.sampled_from([1, 3, 4]),
+    conv_blocks=st.integers(0, 3), filters=st.integers(1, 24), convs_per_block=st.integers(1, 2),
+    pool_after=st.sampled_from(["auto", 1, 2]), kernel_size=st.integers(1, 5),
+    padding=st.sampled_from(["auto", "same", "valid"]), pooling=st.sampled_from(["max", "avg", None]),
+    batch_norm=st.booleans(), global_pooling=st.sampled_from(["auto", "flatten", "avg", "max"]),
+    hidden_layers=st.integers(0, 2), units=st.integers(1, 40), n_classes=st.integers(2, 12),
+)
+def test_netcheck_counts_the_weights_keras_builds(size, channels, n_classes, **params):
+    from skimgclf.model.netcheck import check_network
+    from skimgclf.model.network import build_cnn
+
+    shape = (*size, channels)
+    try:
+        net = build_cnn(shape, n_classes, **params)
+    except ValueError:  # "valid" convolutions that leave nothing: Keras refuses to build them
+        return
+    net.compile("adam", "sparse_categorical_crossentropy")
+    assert check_network(_keras_bytes(net), "m", shape) == net.count_params()
+
+
+def _edit_operation(data, edit):
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    config = json.loads(members["config.json"])
+    edit(config["config"]["layers"])
+    members["config.json"] = json.dumps(config).encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for name, value in members.items():
+            zf.writestr(name, value)
+    return out.getvalue()
+
+
+def _constant_array(layers):
+    op = next(layer for layer in layers if layer["module"] == "keras.src.ops.numpy")
+    op["inbound_nodes"][0]["args"][1] = [[3.0] * 1000] * 1000
+
+
+def _other_operation(layers):
+    op = next(layer for layer in layers if layer["module"] == "keras.src.ops.numpy")
+    op["class_name"] = op["registered_name"] = "Tile"
+
+
+def _depthwise_multiplier(layers):
+    layer = next(layer for layer in layers if layer["class_name"] == "DepthwiseConv2D")
+    layer["config"]["depth_multiplier"] = 4096
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_constant_array, r"operation 'add(_\d+)?' takes \[\[\[3\.0, 3\.0, [0-9., ]*\.\.\., not a number\)"),
+    (_other_operation, r"keras\.src\.ops\.numpy\.Tile, which is not something skimgclf builds"),
+    (_depthwise_multiplier, r"sets depth_multiplier=4096"),
+])
+def test_the_backbone_allowlist_admits_what_backbones_build_and_nothing_more(edit, message):
+    from skimgclf.errors import ModelFileError
+    from skimgclf.model.netcheck import check_network
+    from skimgclf.model.network import build_cnn
+
+    net = build_cnn((32, 32, 3), 2, backbone="mobilenet_v3_small", backbone_weights=None)
+    net.compile("adam", "sparse_categorical_crossentropy")
+    data = _keras_bytes(net)
+    check_network(data, "m", (32, 32, 3))
+    with pytest.raises(ModelFileError, match="the network cannot be loaded safely") as info:
+        check_network(_edit_operation(data, edit), "m", (32, 32, 3))
+    assert re.search(message, str(info.value)), info.value
+
+
+def test_what_builds_backbones_is_what_loading_accepts():
+    from skimgclf.model.netcheck import BACKBONE_LAYERS, LAYERS
+    from skimgclf.model.network import build_cnn
+    from skimgclf.model.params import BACKBONES
+
+    seen = set()
+    for backbone in BACKBONES:
+        net = build_cnn((16, 16, 1), 2, backbone=backbone, backbone_weights=None)
+        seen |= {type(layer).__name__ for layer in net.layers}
+    assert seen <= LAYERS | BACKBONE_LAYERS, seen - LAYERS - BACKBONE_LAYERS
+    assert BACKBONE_LAYERS - seen == set(), "an allowed layer no backbone builds"
+
+
+# ------------------------------------------------------------------- CLI
+@pytest.mark.slow
+def test_cli_trains_and_predicts_with_a_local_backbone_file(photos, weights_file, tmp_path):
+    folder, table = photos
+    env = {"PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin", "CUDA_VISIBLE_DEVICES": "",
+           "KERAS_HOME": str(tmp_path / "keras-home")}  # no cached ImageNet weights
+
+    def cli(*args):
+        code = ENV_CODE_OFFLINE + "import sys\nfrom skimgclf.cli import main\nsys.exit(main(sys.argv[1:]))"
+        return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                              timeout=600, env=env, cwd=tmp_path)
+
+    bad = cli("train", folder / "train.csv", "--images", folder / "train", "--backbone-weights", "none",
+              "--model", "m.skimgclf")
+    assert bad.returncode != 0 and "--backbone-weights needs --backbone" in bad.stderr
+    assert not (tmp_path / "m.skimgclf").exists()
+    trained = cli("train", folder / "train.csv", "--images", folder / "train", "--backbone", "mobilenet_v3_small",
+                  "--backbone-weights", weights_file[0], "--epochs", "2", "--model", "m.skimgclf")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    offline = cli("train", folder / "train.csv", "--images", folder / "train", "--backbone", "mobilenet_v3_small",
+                  "--epochs", "1", "--model", "other.skimgclf")
+    assert offline.returncode != 0 and "backbone_weights='imagenet'" in offline.stderr
+    assert not (tmp_path / "other.skimgclf").exists()
+    predicted = cli("predict", "m.skimgclf", folder / "train.csv", "--images", folder / "train", "--out", "p.csv")
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    out = pd.read_csv(tmp_path / "p.csv", dtype=str)
+    assert list(out["id"]) == list(table["id"]) and set(out["label"]) <= {"cat", "dog"}
