@@ -88,11 +88,26 @@ def test_weights_file_is_loaded_and_each_phase_trains_what_it_says(photos, weigh
     path, saved = weights_file
     pipe = make_pipeline(ImageFolderLoader(folder / "train"),
                          CNNClassifier(**SMALL, backbone_weights=str(path), epochs=3, freeze_epochs=1,
-                                       fine_tune_fraction=0.5, class_weight="balanced"))
-    pipe.fit(table, table["label"])
+                                       fine_tune_fraction=0.5, class_weight="balanced", validation_split=0.25))
+    weights = np.ones(len(table))
+    weights[:4] = 0  # left out of training, as for the plain CNN
+    draws = []
+    real_split = CNNClassifier._validation_indices
+
+    def counted(self, *args, **kwargs):
+        draws.append(1)
+        return real_split(self, *args, **kwargs)
+
+    with pytest.warns(UserWarning, match="holds out only 11 images") as caught, \
+            pytest.MonkeyPatch.context() as patch:
+        patch.setattr(CNNClassifier, "_validation_indices", counted)
+        pipe.fit(table, table["label"], cnnclassifier__sample_weight=weights)
+    assert len(draws) == 1  # one validation split for both phases
+    assert len([w for w in caught if "holds out only" in str(w.message)]) == 1  # once, not once per phase
     clf = pipe[-1]
     assert (clf.epochs_, clf.freeze_epochs_) == (3, 1)
     assert len(clf.history_["loss"]) == 3 and np.isfinite(clf.history_["loss"]).all()
+    assert len(clf.history_["val_loss"]) == 3  # the same held-out images in both phases
     layers = _backbone_weights(clf)
     assert len(layers) == len(saved)
     changed = []  # the top half of the backbone trained, never batch normalisation
@@ -146,6 +161,43 @@ def test_partial_fit_trains_the_head_first_then_fine_tunes(image_folder):
     assert len(clf.history_["loss"]) == 3
 
 
+def test_efficientnet_imagenet_normalisation_is_applied_saved_and_exported(tmp_path):
+    import keras
+
+    from skimgclf.model.backbones import _IMAGENET_MEAN, _IMAGENET_STDDEV
+
+    app = _application("efficientnet_b0")
+    norm = next(layer for layer in app.layers if isinstance(layer, keras.layers.Normalization))
+    mean, var, count = norm.get_weights()
+    norm.set_weights([_IMAGENET_MEAN.reshape(mean.shape), (_IMAGENET_STDDEV ** 2).reshape(var.shape), count])
+    path = tmp_path / "efficientnet_b0.weights.h5"  # as Keras' ImageNet file holds them
+    app.save_weights(path)
+    original = [layer.get_weights() for layer in app.layers if layer.weights]
+
+    X, y = make_blobs_images(16, size=32, channels=3)
+    clf = CNNClassifier(backbone="efficientnet_b0", backbone_weights=str(path), epochs=1, freeze_epochs=3,
+                        hidden_layers=0, random_state=0).fit(X, y)
+    assert clf.freeze_epochs_ == 1  # capped at epochs_: nothing fine-tuned
+    ours = next(layer for layer in clf.model_.layers if isinstance(layer, keras.layers.Normalization))
+    probe = keras.Model(clf.model_.input, ours.output)
+    image = np.full((1, 32, 32, 3), 0.5, np.float32)
+    expected = (0.5 - _IMAGENET_MEAN) / np.sqrt(_IMAGENET_STDDEV ** 2 * _IMAGENET_STDDEV)
+    np.testing.assert_allclose(probe.predict(image, verbose=0)[0, 3, 3], expected, rtol=1e-4)
+
+    expected_proba = clf.predict_proba(X)
+    skimgclf.save(clf, tmp_path / "m.skimgclf")
+    np.testing.assert_allclose(skimgclf.load(tmp_path / "m.skimgclf").predict_proba(X), expected_proba, atol=1e-5)
+
+    clf.save_backbone_weights(tmp_path / "out.weights.h5")
+    back = _application("efficientnet_b0")
+    back.load_weights(tmp_path / "out.weights.h5")
+    for before, after in zip(original, [layer.get_weights() for layer in back.layers if layer.weights]):
+        for a, b in zip(before, after):
+            np.testing.assert_allclose(a, b, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"must end in \.weights\.h5"):
+        clf.save_backbone_weights(tmp_path / "out.h5")
+
+
 @settings(max_examples=40, deadline=None)
 @given(height=st.integers(1, 300), width=st.integers(1, 300))
 def test_images_below_32_pixels_are_resized_up_keeping_their_shape(height, width):
@@ -191,7 +243,7 @@ def test_imagenet_weights_without_a_network_fail_at_once_naming_backbone_weights
     start = time.perf_counter()
     with pytest.raises(BackboneWeightsError) as info:
         CNNClassifier(backbone="mobilenet_v3_small", epochs=1).fit(X, y)
-    assert time.perf_counter() - start < 30
+    assert time.perf_counter() - start < 60  # seconds, not a download's minutes of retries
     message = str(info.value)
     assert message.startswith("backbone_weights='imagenet': the ImageNet weights of mobilenet_v3_small")
     assert "save_weights('mobilenet_v3_small.weights.h5')" in message and "backbone_weights=None" in message
@@ -331,6 +383,11 @@ def _other_operation(layers):
     op["class_name"] = op["registered_name"] = "Tile"
 
 
+def _float64(layers):
+    layer = next(layer for layer in layers if layer["class_name"] == "DepthwiseConv2D")
+    layer["config"]["dtype"]["config"]["name"] = "float64"
+
+
 def _depthwise_multiplier(layers):
     layer = next(layer for layer in layers if layer["class_name"] == "DepthwiseConv2D")
     layer["config"]["depth_multiplier"] = 4096
@@ -340,6 +397,7 @@ def _depthwise_multiplier(layers):
     (_constant_array, r"operation 'add(_\d+)?' takes \[\[\[3\.0, 3\.0, [0-9., ]*\.\.\., not a number\)"),
     (_other_operation, r"keras\.src\.ops\.numpy\.Tile, which is not something skimgclf builds"),
     (_depthwise_multiplier, r"sets depth_multiplier=4096"),
+    (_float64, r"a dtype policy of 'float64', not float32"),
 ])
 def test_the_backbone_allowlist_admits_what_backbones_build_and_nothing_more(edit, message):
     from skimgclf.errors import ModelFileError

@@ -35,6 +35,7 @@ import keras
 import numpy as np
 
 from ..errors import BackboneWeightsError
+from .netcheck import MAX_INPUT_SIDE
 from .params import BACKBONES
 
 __all__ = ["BACKBONES", "MIN_SIDE", "backbone_layers", "build_transfer", "input_size",
@@ -177,6 +178,11 @@ def build_transfer(input_shape, n_classes, *, backbone, backbone_weights, seed=N
     inputs = keras.Input(shape=(h, w, c), name="images")
     x = augment(inputs)
     size = input_size(h, w)
+    if max(size) > MAX_INPUT_SIDE:
+        raise ValueError(
+            f"images of {h}x{w} pixels would reach the backbone as {size[0]}x{size[1]} (their shorter side "
+            f"resized up to {MIN_SIDE}), more than {MAX_INPUT_SIDE} on a side; load them with a target_size "
+            "closer to square")
     if size != (h, w):
         x = keras.layers.Resizing(*size, interpolation="bilinear", name="resize_up")(x)
     affine = keras.layers.Conv2D(3, 1, name="backbone_input", trainable=False)
@@ -212,15 +218,23 @@ def build_transfer(input_shape, n_classes, *, backbone, backbone_weights, seed=N
             raise BackboneWeightsError(
                 f"backbone_weights: {len(reference)} layers with weights, but {backbone} has {len(with_weights)}")
         for layer, values in zip(with_weights, reference):
-            layer.set_weights(values)
-            if isinstance(layer, keras.layers.Normalization) and np.allclose(values[0], _IMAGENET_MEAN, atol=1e-3):
+            if isinstance(layer, keras.layers.Normalization) and _imagenet_normalization(values):
                 # EfficientNet's ImageNet weights expect its inputs divided by
                 # sqrt(stddev) once more after this layer (Keras adds a Rescaling
                 # only when it loads weights="imagenet" itself): fold that into the
                 # variance, as sqrt(var * stddev) = sqrt(var) * sqrt(stddev).
-                layer.set_weights([values[0], values[1] * _IMAGENET_STDDEV, *values[2:]])
+                values = [values[0], values[1] * _IMAGENET_STDDEV.reshape(np.shape(values[1])), *values[2:]]
+            layer.set_weights(values)
+            if isinstance(layer, keras.layers.Normalization):
+                layer.finalize_state()  # it divides by copies of its variables, made when built
     set_phase(model, 0.0)
     return model
+
+
+def _imagenet_normalization(values):
+    """Whether a Normalization layer's weights are ImageNet's channel means (EfficientNet's)."""
+    mean = np.asarray(values[0], np.float64).reshape(-1)
+    return mean.size == 3 and np.allclose(mean, _IMAGENET_MEAN, atol=1e-3)
 
 
 def backbone_layers(model):
@@ -267,6 +281,10 @@ def save_backbone_weights(model, backbone, path):
     if len(targets) != len(sources):  # pragma: no cover - the same constructor builds both
         raise RuntimeError(f"{backbone}: {len(sources)} layers with weights, the application has {len(targets)}")
     for target, source in zip(targets, sources):
-        target.set_weights(source.get_weights())
+        values = source.get_weights()
+        if isinstance(source, keras.layers.Normalization) and _imagenet_normalization(values):
+            # Undo the fold of build_transfer: the file holds what Keras' own save_weights would.
+            values = [values[0], values[1] / _IMAGENET_STDDEV.reshape(np.shape(values[1])), *values[2:]]
+        target.set_weights(values)
     app.save_weights(os.fspath(path))
 

@@ -28,7 +28,7 @@ from sklearn.utils._tags import ClassifierTags  # noqa: E402
 from sklearn.utils.validation import check_consistent_length, column_or_1d  # noqa: E402
 
 from .inference import predict_proba  # noqa: E402
-from .backbones import save_backbone_weights, set_phase  # noqa: E402
+from .backbones import backbone_layers, save_backbone_weights, set_phase  # noqa: E402
 from .network import build_cnn, resolve_flip  # noqa: E402
 from .params import NETWORK, constraints, numpydoc  # noqa: E402
 from .training import (  # noqa: E402
@@ -425,6 +425,13 @@ class CNNClassifier(KerasClassifier):
         -------
         self : CNNClassifier
             The classifier, unchanged.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            Before ``fit``.
+        ValueError
+            Without a backbone, or when ``path`` does not end in ``.weights.h5``.
         """
         if not hasattr(self, "model_"):
             raise NotFittedError("This CNNClassifier instance is not fitted yet. Call 'fit' with appropriate "
@@ -439,12 +446,12 @@ class CNNClassifier(KerasClassifier):
         return self
 
     def _resolve_freeze_epochs(self):
-        """What ``freeze_epochs`` stands for with ``epochs_`` epochs (0 without a backbone)."""
+        """What ``freeze_epochs`` stands for with ``epochs_`` epochs: at most ``epochs_`` (0 without a backbone)."""
         if self.backbone is None:
             return 0
         if self.freeze_epochs == "auto":
             return min(self.epochs_, max(1, self.epochs_ // 3))
-        return int(self.freeze_epochs)
+        return min(int(self.freeze_epochs), self.epochs_)
 
     def _label_smoothing(self, image_shape):
         """The label smoothing ``label_smoothing`` stands for on images of ``image_shape``."""
@@ -617,24 +624,38 @@ class CNNClassifier(KerasClassifier):
         # freeze_epochs_ train the head alone and the rest fine-tune.
         if epochs == "auto":  # scikeras passes the parameter; fit decided what it stands for
             epochs = self.epochs_
+        # One validation split for every phase (also with random_state=None).
+        split = self._validation_indices(y, getattr(self, "_fit_seed_", None))
         if self.backbone is None:
-            return self._train(X, y, sample_weight, epochs, initial_epoch, **kwargs)
+            self._train(X, y, sample_weight, epochs, initial_epoch, split, **kwargs)
+            return
         if initial_epoch == 0:  # a new network (fit, or the first partial_fit): the head trains first
             self._fine_tuning = False
+        elif not hasattr(self, "_fine_tuning"):  # loaded from a file: the network says where it is
+            self._fine_tuning = any(layer.trainable and layer.weights for layer in backbone_layers(self.model_))
         head_epochs = min(epochs, max(0, self.freeze_epochs_ - initial_epoch))
+        head_stop = snapshot = None
         if head_epochs:
-            self._train(X, y, sample_weight, head_epochs, initial_epoch, **kwargs)
+            head_stop = self._train(X, y, sample_weight, head_epochs, initial_epoch, split, **kwargs)
+            if head_stop is not None:  # the head phase's best network, in case fine-tuning never beats it
+                snapshot = [(v, np.array(v.numpy())) for v in self.model_.weights]
         if epochs > head_epochs:
-            if not getattr(self, "_fine_tuning", False):  # once per network (partial_fit: per process)
+            if not self._fine_tuning:  # once per network
                 self._fine_tuning = True
                 total = self.n_train_steps_
                 self._start_fine_tuning(total // self.epochs_ * (epochs - head_epochs) if total else None)
-            self._train(X, y, sample_weight, epochs - head_epochs, initial_epoch + head_epochs,
-                        warn=not head_epochs, **kwargs)
+            tune_stop = self._train(X, y, sample_weight, epochs - head_epochs, initial_epoch + head_epochs, split,
+                                    warn=not head_epochs, **kwargs)
+            if snapshot is not None and tune_stop is not None and head_stop.best < tune_stop.best:
+                for variable, value in snapshot:
+                    variable.assign(value)
 
-    def _train(self, X, y, sample_weight, epochs, initial_epoch, warn=True, **kwargs):
-        """``model_.fit`` for ``epochs`` epochs from ``initial_epoch``; extends ``history_``."""
-        split = self._validation_indices(y, getattr(self, "_fit_seed_", None))
+    def _train(self, X, y, sample_weight, epochs, initial_epoch, split, warn=True, **kwargs):
+        """``model_.fit`` for ``epochs`` epochs from ``initial_epoch``; extends ``history_``.
+
+        Returns the early-stopping callback that acted (None without one).
+        """
+        stopping = None
         fit_args = dict(epochs=initial_epoch + epochs, initial_epoch=initial_epoch,
                         verbose=2 if self.verbose >= 2 else 0)
         if file_backed(X):
@@ -661,8 +682,9 @@ class CNNClassifier(KerasClassifier):
         callbacks = [keras.callbacks.TerminateOnNaN()]
         if split is not None and self.early_stopping:
             if len(split[1]) >= MIN_MONITORED:
-                callbacks.append(keras.callbacks.EarlyStopping(
-                    monitor="val_loss", patience=self.patience, restore_best_weights=True))
+                stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience,
+                                                         restore_best_weights=True)
+                callbacks.append(stopping)
             elif warn:  # once per fit, not once per phase
                 warnings.warn(
                     f"validation_split={self.validation_split} holds out only {len(split[1])} images, too few "
@@ -688,6 +710,7 @@ class CNNClassifier(KerasClassifier):
         for key, values in hist.history.items():
             if key != "learning_rate":
                 self.history_.setdefault(key, []).extend(float(v) for v in values)
+        return stopping
 
     # -- prediction ------------------------------------------------------------------
     def _predict_raw(self, X, **kwargs):

@@ -160,6 +160,9 @@ def _check_objects(node, key=None):
             raise _Refused(f"it names {module}.{name}, which is not something skimgclf builds")
         elif node.get("registered_name") not in (None, name, f">{name}", _REGISTERED.get(name)):
             raise _Refused(f"{name} is registered as {node.get('registered_name')!r}")
+        elif name == "DTypePolicy" and (node.get("config") or {}).get("name") != "float32":
+            # The weights are counted at four bytes each; float64 would double what Keras allocates.
+            raise _Refused(f"a dtype policy of {(node.get('config') or {}).get('name')!r}, not float32")
     for k, v in node.items():
         if k == "metrics" and isinstance(v, list):
             bad = [m for m in v if isinstance(m, str) and m not in _METRICS]
