@@ -298,13 +298,15 @@ def epoch_timer():
 def steady_time(wall, epoch_times):
     """``wall`` with every epoch counted at the pace of the fastest one.
 
-    On the shared machines an epoch sometimes takes twice as long as the
-    next for reasons outside the process (the same network, data and
-    batches: 11 s or 21 s on the 2-core machine); a minutes-long fit on one
-    side can land in such a slow stretch and the other not. The fastest
-    epoch is each side's pace when nothing interferes (as ``timeit`` takes
-    the minimum); what happens outside the epochs (building, tracing,
-    checks) keeps its measured time.
+    On the shared 2-core machine an epoch of the same network on the same
+    data takes up to twice as long as the next, for both sides: in one
+    process alternating single epochs, the seed's took 6.1-10.7 s and the
+    default network's 9.6-21.0 s. A minutes-long fit on one side can land
+    in a slow stretch and the other not. The fastest epoch is each side's
+    pace when nothing interferes (as ``timeit`` takes the minimum); what
+    happens outside the epochs (building, tracing, checks) keeps its
+    measured time. This is a noisy estimate too: the table also gives the
+    wall-clock ratio and each side's range of epoch times.
     """
     return wall - sum(epoch_times) + len(epoch_times) * min(epoch_times)
 
