@@ -108,13 +108,18 @@ def seed_recipe(X, y, Xt, yt, seed):
 
 def measure(quick=False, repeats=3, log=print):
     """Pretrain, then fine-tune and compare; returns ``{name: mean test accuracy}`` and details."""
-    from skimgclf import CNNClassifier
-
     X, y, Xt, yt = load_cifar()
     upstream = ~np.isin(y, TARGET)
     target_test = np.isin(yt, TARGET)
     Xt, yt = Xt[target_test], yt[target_test]
-    weights = Path(tempfile.mkdtemp(prefix="skimgclf-transfer-")) / "mobilenet_v3_small-cifar8.weights.h5"
+    with tempfile.TemporaryDirectory(prefix="skimgclf-transfer-") as folder:
+        return _measure(X, y, Xt, yt, upstream, Path(folder) / "mobilenet_v3_small-cifar8.weights.h5", quick, repeats,
+                        log)
+
+
+def _measure(X, y, Xt, yt, upstream, weights, quick, repeats, log):
+    from skimgclf import CNNClassifier
+
     start = time.perf_counter()
     upstream_accuracy = pretrain(X[upstream], y[upstream], weights, epochs=2 if quick else 15)
     pretrain_s = time.perf_counter() - start
