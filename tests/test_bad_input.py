@@ -385,6 +385,11 @@ LOADER_BAD = {
     "verbose": [-1, "loud"],
 }
 CNN_BAD = {
+    "backbone": ["mobilenet", "resnet"],
+    "backbone_weights": [3, ["imagenet"]],
+    "freeze_epochs": [-1, "half"],
+    "fine_tune_fraction": [1.5, -0.1],
+    "fine_tune_learning_rate": [0, "fast"],
     "conv_blocks": [-1, 1.5],
     "filters": [0, [8, 8], "8"],
     "convs_per_block": [0],

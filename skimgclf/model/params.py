@@ -226,7 +226,7 @@ PARAMETERS = (
         under flips and shifts; see "How the defaults were chosen"), and 12
         with a pretrained ``backbone``; the number used is ``epochs_``.""", "training",
               "--epochs", "maximum passes over the training images (auto: 10 for grayscale, 22 for colour, "
-                          "12 with --backbone)"),
+                          "12 with a backbone)"),
     Parameter("batch_size", "auto", (_int(1), _AUTO), 'int or "auto"', """
         Samples per gradient step. ``"auto"`` is 64, lowered on data sets of
         fewer than 1,024 images so that an epoch has at least 16 steps (never
