@@ -75,10 +75,10 @@ for name, clf in candidates.items():
     print(f"{name:<32} test accuracy {scores[name]:.3f}")
 
 # %%
-fig, ax = plt.subplots(figsize=(6, 2.4))
+fig, ax = plt.subplots(figsize=(7, 2.4))
 ax.barh(list(scores), list(scores.values()), color=["tab:green", "tab:gray", "tab:blue"])
 ax.set_xlim(0, 1)
-ax.set_xlabel(f"test accuracy on digits 5-9 ({len(y_test)} images), trained on 50")
+ax.set_xlabel(f"test accuracy on {len(y_test)} digits 5-9 (trained on 50)")
 ax.invert_yaxis()
 fig.tight_layout()
 
