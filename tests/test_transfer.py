@@ -255,6 +255,8 @@ def test_a_missing_file_or_another_networks_weights_are_refused(tmp_path, weight
     missing = tmp_path / "nope.weights.h5"
     with pytest.raises(BackboneWeightsError, match=r"backbone_weights='.*nope\.weights\.h5': no such file"):
         CNNClassifier(backbone="mobilenet_v3_small", backbone_weights=str(missing), epochs=1).fit(X, y)
+    with pytest.raises(BackboneWeightsError, match=r"backbone_weights='.*': a folder, not a weights file"):
+        CNNClassifier(backbone="mobilenet_v3_small", backbone_weights=str(tmp_path), epochs=1).fit(X, y)
     other = tmp_path / "large.weights.h5"
     _application("mobilenet_v3_large").save_weights(other)
     with pytest.raises(BackboneWeightsError, match=r"not the weights of keras\.applications\.MobileNetV3Small "

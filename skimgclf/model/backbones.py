@@ -127,8 +127,9 @@ def reference_weights(backbone, backbone_weights, input_shape):
     else:
         path = os.fspath(backbone_weights)
         if not os.path.isfile(path):
+            what = "a folder, not a weights file" if os.path.isdir(path) else "no such file"
             raise BackboneWeightsError(
-                f"backbone_weights={path!r}: no such file. Pass 'imagenet', None, or the path of a file "
+                f"backbone_weights={path!r}: {what}. Pass 'imagenet', None, or the path of a file "
                 f"saved with save_weights from keras.applications.{_SPECS[backbone][0]}(include_top=False, "
                 "weights=None)")
         model = _application(backbone, None, input_shape=input_shape)

@@ -45,7 +45,7 @@ def auto_batch_size(batch_size, n_rows):
     return int(min(64, max(8, 2 ** int(math.floor(math.log2(steps_of))))))
 
 
-#: What ``epochs="auto"`` stands for: grayscale images, colour images.
+#: What ``epochs="auto"`` stands for: grayscale images, colour images, any images under a backbone.
 AUTO_EPOCHS = {"grayscale": 10, "colour": 22, "backbone": 12}
 
 
