@@ -36,7 +36,15 @@ _LAZY = {
 def __getattr__(name):
     if name in _LAZY:
         import importlib
+        import sys
 
+        if _LAZY[name] == ".model.classifier" and "skimgclf.model.classifier" not in sys.modules:
+            # TensorFlow's C++ start-up lines ("oneDNN custom operations are
+            # on", "Could not find cuda drivers" on a machine without a GPU)
+            # are not for users: a notebook shows them as a red block.
+            from ._backend import import_backend
+
+            import_backend()
         value = getattr(importlib.import_module(_LAZY[name], __name__), name)
         globals()[name] = value
         return value

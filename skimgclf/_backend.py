@@ -20,7 +20,8 @@ __all__ = ["import_backend"]
 _NOISE = re.compile(r"All log messages before absl::InitializeLog|oneDNN custom operations are on|"
                     r"Unable to register cu(DNN|FFT|BLAS) factory|computation placer already registered|"
                     r"TF-TRT Warning|could not find cuda drivers|failed call to cuInit|"
-                    r"This TensorFlow binary is optimized to use")
+                    r"This TensorFlow binary is optimized to use|To enable the following instructions:",
+                    re.IGNORECASE)
 
 
 def import_backend():

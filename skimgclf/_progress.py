@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["bar", "interactive"]
+__all__ = ["DELAY", "bar", "in_notebook", "interactive"]
+
+#: Seconds before the loading and prediction bars appear: work shorter than
+#: this shows no bar at all.
+DELAY = 1.0
 
 
 def in_notebook():
@@ -48,13 +52,16 @@ def interactive():
     return tty or in_notebook()
 
 
-def bar(*, show=True, **kwargs):
+def bar(*, show=True, delay=None, **kwargs):
     """A ``tqdm.auto`` bar, drawn only when ``show`` and :func:`interactive`.
 
     Parameters
     ----------
     show : bool, default=True
         The caller's own wish (``verbose``, ``--quiet``).
+    delay : float or None, default=None
+        Seconds before the bar appears; ``None`` is :data:`DELAY` (read at
+        each call, so that it can be changed at run time).
     **kwargs : dict
         Arguments for ``tqdm`` (``total``, ``desc``, ``unit``, ...).
 
@@ -66,4 +73,4 @@ def bar(*, show=True, **kwargs):
     from tqdm.auto import tqdm
 
     kwargs.setdefault("leave", False)
-    return tqdm(disable=not (show and interactive()), **kwargs)
+    return tqdm(disable=not (show and interactive()), delay=DELAY if delay is None else delay, **kwargs)

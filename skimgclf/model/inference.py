@@ -143,17 +143,28 @@ def _conv_window(steps, i, height, width):
 _TRACE_FROM_PIXELS = 2**22
 
 
-def predict_proba(model, X, flip=False):
+def predict_proba(model, X, flip=False, progress=False):
     """Probabilities of the float32 images ``X`` by the Keras ``model``, in chunks.
 
     Small work calls the network eagerly; once a network has been asked for
     :data:`_TRACE_FROM_PIXELS` pixels (since its weights last changed) it is
     traced (:func:`_inference_function`). Both give Keras' numbers (to float
     rounding: the traced graph folds batch normalisation). With ``flip``,
-    each image's probabilities are averaged with its mirror image's.
+    each image's probabilities are averaged with its mirror image's. With
+    ``progress``, a bar over the images shows when prediction takes more
+    than a second where a person watches (:mod:`skimgclf._progress`).
     """
-    if flip:
-        return (predict_proba(model, X) + predict_proba(model, X[:, :, ::-1])) / np.float32(2)
+    from .._progress import bar
+
+    with bar(show=progress, total=X.shape[0] * (2 if flip else 1), desc="predicting", unit="img") as shown:
+        proba = _predict_chunks(model, X, shown.update)
+        if flip:
+            proba = (proba + _predict_chunks(model, X[:, :, ::-1], shown.update)) / np.float32(2)
+    return proba
+
+
+def _predict_chunks(model, X, done):
+    """:func:`predict_proba` of one pass, calling ``done(rows)`` after each chunk."""
     n, h, w = X.shape[:3]
     stamp = _weights_stamp(model)
     entry = _INFERENCE.get(model)
@@ -171,7 +182,10 @@ def predict_proba(model, X, flip=False):
     # (figures in docs/performance.rst).
     rows = _inference_rows(X.shape[1:])
     chunk = max(1, 2**21 // max(1, h * w * rows)) * rows  # ~2 Mi pixels a call
-    parts = [np.asarray(call(X[start:start + chunk])) for start in range(0, n, chunk)]
+    parts = []
+    for start in range(0, n, chunk):
+        parts.append(np.asarray(call(X[start:start + chunk])))
+        done(parts[-1].shape[0])
     return np.concatenate(parts).astype(np.float32, copy=False).reshape(n, -1)
 
 

@@ -256,9 +256,12 @@ PARAMETERS = (
         Seeds weight initialisation, shuffling, dropout, augmentation and the
         validation split. The same value and data give identical predictions;
         the seed does not leak into later fits.""", "estimator"),
-    Parameter("verbose", 0, ("verbose",), "int", """
-        ``0`` silent, ``1`` a progress bar over epochs (on a terminal or in a
-        notebook), ``2`` one line per epoch from Keras.""", "estimator"),
+    Parameter("verbose", 1, ("verbose",), "int", """
+        ``0`` silent; ``1`` progress bars where a person watches (a terminal
+        or a Jupyter notebook; nothing in logs, pipes or CI): one over the
+        epochs with the latest metrics, and one over the images when a
+        prediction takes more than a second; ``2`` one line per epoch from
+        Keras, wherever the output goes (logs included).""", "estimator"),
 )
 
 #: Names of the parameters that shape the network (``build_cnn``'s keyword arguments).

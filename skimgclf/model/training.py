@@ -12,7 +12,7 @@ import random
 import keras
 import numpy as np
 
-from .._progress import bar
+from .._progress import bar, in_notebook
 
 __all__ = ["AUTO_EPOCHS", "EpochBar", "MappedBatches", "SmoothedSparseCrossentropy", "all_finite", "auto_batch_size",
            "auto_epochs",
@@ -142,17 +142,29 @@ def seeded(seed):
 
 
 class EpochBar(keras.callbacks.Callback):
-    """One tqdm bar over epochs, with the latest metrics as its postfix."""
+    """One tqdm bar over epochs, with the latest metrics as its postfix.
+
+    In a notebook the bar stays when training ends, showing the last
+    epoch's metrics; on a terminal it goes, as the other bars do.
+    """
 
     def __init__(self, epochs, initial_epoch=0):
         super().__init__()
-        self.bar = bar(total=epochs, initial=initial_epoch, desc="training", unit="epoch")
+        self.bar = bar(total=epochs, initial=initial_epoch, desc="training", unit="epoch", delay=0,
+                       leave=in_notebook())
 
     def on_epoch_end(self, epoch, logs=None):
         self.bar.set_postfix({k: f"{v:.4f}" for k, v in (logs or {}).items() if k != "learning_rate"})
         self.bar.update(1)
 
     def on_train_end(self, logs=None):
+        self.close()
+
+    def close(self):
+        """Close the bar, as complete when training stopped early (not as failed: a notebook paints those red)."""
+        if self.bar.total is not None and self.bar.n < self.bar.total:
+            self.bar.total = self.bar.n
+            self.bar.refresh()
         self.bar.close()
 
 
