@@ -1,17 +1,21 @@
 """
-====================================
-Which digits does the model confuse?
-====================================
+===============================================
+Learning curves, confusion matrix and mistakes
+===============================================
 
-Accuracy is one number; a confusion matrix shows which classes are mistaken
-for which. :class:`~sklearn.metrics.ConfusionMatrixDisplay` works directly on
-the fitted pipeline, because it is an ordinary scikit-learn classifier that
-takes the table of test ids.
+After training, three pictures tell most of the story: the learning curves
+(did it learn, did it overfit?), the confusion matrix (which classes are
+mistaken for which?) and the images the model got most confidently wrong
+(mislabelled, ambiguous, or a real weakness?). :mod:`skimgclf.plots` draws
+each from a fitted pipeline, following scikit-learn's ``*Display``
+conventions; in a notebook they show inline.
 """
 
 # %%
 # Train
 # -----
+# The sample digits (8x8 PNG files), read as text as the docs advise, with
+# 20 % of the training rows watched as a validation split.
 import tempfile
 from pathlib import Path
 
@@ -21,58 +25,66 @@ from sklearn.pipeline import make_pipeline
 from skimgclf import CNNClassifier, ImageFolderLoader
 from skimgclf.datasets import make_sample_dataset
 
-workdir = Path(tempfile.mkdtemp(prefix="skimgclf-confusion-"))
+workdir = Path(tempfile.mkdtemp(prefix="skimgclf-plots-"))
 paths = make_sample_dataset(workdir)
-train = pd.read_csv(paths["train_csv"])
-test = pd.read_csv(paths["test_labels_csv"])  # test ids with their true labels
+train = pd.read_csv(paths["train_csv"], dtype=str)
+test = pd.read_csv(paths["test_labels_csv"], dtype=str)  # test ids with their true labels
 
 model = make_pipeline(
-    ImageFolderLoader(workdir / "train", target_size=(8, 8)),
-    CNNClassifier(
-        conv_blocks=1, filters=16, units=64, epochs=15,
-        random_state=0,
-    ),
+    ImageFolderLoader(workdir / "train"),
+    CNNClassifier(conv_blocks=1, filters=16, units=64, epochs=15, validation_split=0.2,
+                  random_state=0, verbose=0),
 )
 model.fit(train, train["label"])
 model.set_params(imagefolderloader__image_dir=workdir / "test")
 
 # %%
+# The learning curves
+# -------------------
+# Loss and accuracy per epoch on the training images and on the validation
+# split; the dashed line marks the epoch of lowest validation loss, the
+# network early stopping keeps.
+from skimgclf.plots import ConfusionMatrixDisplay, TopLossesDisplay, TrainingHistoryDisplay
+
+curves = TrainingHistoryDisplay.from_estimator(model)
+
+# %%
 # The confusion matrix
 # --------------------
-# Rows are the true digits, columns the predicted ones; normalising over the
-# rows shows the fraction of each digit predicted as each class.
+# Rows are the true digits, columns the predicted ones; normalised over the
+# rows, each cell is the share of a digit predicted as each class. The
+# labels are text ("0" ... "9"); skimgclf's display orders labels that look
+# like numbers as numbers (scikit-learn's would put "10" before "2").
 import matplotlib.pyplot as plt
-from sklearn.metrics import ConfusionMatrixDisplay, classification_report
 
-y_pred = model.predict(test)
 fig, ax = plt.subplots(figsize=(6, 5.5))
-ConfusionMatrixDisplay.from_predictions(
-    test["label"], y_pred, normalize="true", values_format=".2f", cmap="Blues", ax=ax, colorbar=False
+ConfusionMatrixDisplay.from_estimator(
+    model, test, test["label"], normalize="true", values_format=".2f", cmap="Blues", ax=ax, colorbar=False
 )
 ax.set_title("Test set, normalised over the true digits")
 fig.tight_layout()
 
 # %%
-# Precision and recall of each digit:
+# The pairs of digits mistaken most often, and precision and recall per digit:
+from sklearn.metrics import classification_report
+
+from skimgclf.plots import most_confused
+
+y_pred = model.predict(test)
+print(pd.DataFrame(most_confused(test["label"], y_pred, n=5)))
 print(classification_report(test["label"], y_pred, digits=3))
 
 # %%
-# The mistakes
-# ------------
-# The misclassified test images, with the true and the predicted digit, and
-# how sure the model was (its predicted probability):
-from PIL import Image
+# The most confident mistakes
+# ---------------------------
+# The test images with the largest loss, ``-log p(true digit)``: each is
+# titled true → predicted, with the probability the model gave its wrong
+# answer. The pipeline loads only the images shown.
+display = TopLossesDisplay.from_estimator(model, test, test["label"], n_images=12)
 
-proba = model.predict_proba(test).max(axis=1)
-wrong = test.assign(pred=y_pred, proba=proba)[y_pred != test["label"]]
-wrong = wrong.sort_values("proba", ascending=False).head(12)
-fig, axes = plt.subplots(2, 6, figsize=(8, 3.2))
-for ax in axes.ravel():
-    ax.axis("off")
-for ax, row in zip(axes.ravel(), wrong.itertuples()):
-    ax.imshow(Image.open(workdir / "test" / f"{row.id}.png"), cmap="gray_r")
-    ax.set_title(f"{row.label} as {row.pred}\n({row.proba:.0%})", fontsize=9)
-fig.tight_layout()
+# %%
+# The same rows as a table, to find the files:
+display.table_.assign(id=test["id"].to_numpy()[display.table_["row"]])
 
 # %%
 # Clean up the example's files.

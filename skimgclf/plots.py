@@ -1,25 +1,657 @@
-"""Plots and report files: learning curves, confusion matrix, metrics.
+"""Plots of a trained classifier: learning curves, confusion matrix, the most confident mistakes.
 
-Figures are drawn on :class:`matplotlib.figure.Figure` objects (no pyplot
-state, no display needed) and every file is written whole or not at all
-(:func:`skimgclf._files.atomic_write`). matplotlib is imported only when a
-figure is drawn.
+The displays follow scikit-learn's ``*Display`` conventions: build one with
+``from_estimator`` (a fitted :class:`~skimgclf.CNNClassifier` or a pipeline
+ending in one) or ``from_predictions``, draw into your own axes with
+``ax=``, and find what was drawn in the ``ax_``/``figure_`` attributes. In
+a notebook they show inline like any matplotlib figure.
+
+- :class:`TrainingHistoryDisplay`: loss and accuracy per epoch, training and
+  validation, from ``history_``.
+- :class:`ConfusionMatrixDisplay`: scikit-learn's, with classes whose names
+  look like numbers ordered as numbers (``"2"`` before ``"10"``).
+- :class:`TopLossesDisplay`: a gallery of the images the model got most
+  confidently wrong, with the true and predicted labels and the probability.
+
+:func:`sort_labels`, :func:`top_losses` and :func:`most_confused` are the
+tables behind them. The ``write_*`` functions are what ``skimgclf train
+--report`` and ``skimgclf evaluate --report`` write: figures drawn without
+pyplot (no display needed), each file written whole or not at all.
+
+Importing this module imports scikit-learn's metrics, not matplotlib (it is
+imported when a figure is drawn) and not TensorFlow.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import os
 
 import numpy as np
+from sklearn import metrics as _metrics
 
 from ._files import atomic_write
 
 __all__ = [
-    "plot_confusion_matrix",
-    "plot_learning_curves",
+    "ConfusionMatrixDisplay",
+    "TopLossesDisplay",
+    "TrainingHistoryDisplay",
+    "most_confused",
+    "sort_labels",
+    "top_losses",
+    "write_confusion_matrix",
     "write_json",
+    "write_learning_curves",
+    "write_top_losses",
 ]
+
+
+# ----------------------------------------------------------------------------- tables
+def _as_number(label):
+    """``label`` as a float if it is a number or text that reads as one, else None."""
+    if isinstance(label, (bool, np.bool_)):
+        return None
+    if isinstance(label, numbers.Real):
+        return float(label) if math.isfinite(label) else None
+    if isinstance(label, str):
+        try:
+            value = float(label.strip())
+        except ValueError:
+            return None
+        return value if math.isfinite(value) else None
+    return None
+
+
+def sort_labels(labels):
+    """The distinct class labels in reading order: numbers as numbers, other text as text.
+
+    Labels read from a CSV with ``dtype=str`` (as the docs advise for ids)
+    sort as text: ``"0", "1", "10", "11", "2"``. When every label reads as a
+    number they are ordered by value (``"0", "1", "2", ..., "10"``; ``"007"``
+    sits with ``7``); otherwise they are ordered as text.
+
+    Parameters
+    ----------
+    labels : array-like of shape (n,)
+        Labels, repeats allowed.
+
+    Returns
+    -------
+    ndarray of shape (n_distinct,)
+        The distinct labels, as given (not converted), in that order.
+
+    Examples
+    --------
+    >>> from skimgclf.plots import sort_labels
+    >>> sort_labels(["10", "2", "1", "2", "0"]).tolist()
+    ['0', '1', '2', '10']
+    >>> sort_labels(["cat", "dog", "bird"]).tolist()
+    ['bird', 'cat', 'dog']
+    """
+    values = np.asarray(labels, dtype=object).ravel()
+    distinct = list(dict.fromkeys(values.tolist()))
+    numbers_ = [_as_number(v) for v in distinct]
+    if all(n is not None for n in numbers_):
+        order = sorted(range(len(distinct)), key=lambda i: (numbers_[i], str(distinct[i])))
+    else:
+        order = sorted(range(len(distinct)), key=lambda i: str(distinct[i]))
+    out = np.empty(len(order), dtype=object)
+    out[:] = [distinct[i] for i in order]
+    plain = np.asarray(labels)
+    return out.astype(plain.dtype) if plain.dtype.kind in "iufUSb" else out
+
+
+def _check_proba(y_true, y_proba, classes):
+    y_true = np.asarray(y_true, dtype=object).ravel()
+    y_proba = np.asarray(y_proba, dtype=np.float64)
+    classes = np.asarray(classes, dtype=object).ravel()
+    if y_proba.ndim != 2 or y_proba.shape != (y_true.shape[0], classes.shape[0]):
+        raise ValueError(
+            f"y_proba has shape {y_proba.shape}; expected (len(y_true), len(classes)) = "
+            f"({y_true.shape[0]}, {classes.shape[0]})")
+    return y_true, y_proba, classes
+
+
+def top_losses(y_true, y_proba, classes, n=12, *, unseen="error"):
+    """The rows the model got most confidently wrong, worst first.
+
+    A row's loss is the cross-entropy of its true label, ``-log p(true)``:
+    the largest losses are the mistakes made with the most confidence. Only
+    misclassified rows are listed.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels.
+    y_proba : array-like of shape (n_samples, n_classes)
+        Predicted probabilities, columns in the order of ``classes``
+        (``predict_proba``).
+    classes : array-like of shape (n_classes,)
+        The classifier's ``classes_``.
+    n : int, default=12
+        At most this many rows.
+    unseen : {"error", "include"}, default="error"
+        A true label that is not among ``classes`` (often integer labels
+        against text classes): an error, or a mistake with probability 0.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``row`` (position in the input), ``true``, ``predicted``,
+        ``probability`` (of the predicted label), ``true_probability`` and
+        ``loss``; at most ``n`` rows, the largest loss first (ties: the
+        earlier row first).
+    """
+    import pandas as pd
+
+    y_true, y_proba, classes = _check_proba(y_true, y_proba, classes)
+    pred_col = np.argmax(y_proba, axis=1)
+    predicted = classes[pred_col]
+    index = {c: i for i, c in enumerate(classes.tolist())}
+    true_col = np.array([index.get(v, -1) for v in y_true.tolist()], dtype=np.int64)
+    if unseen == "error" and (true_col < 0).any():
+        missing = sort_labels(y_true[true_col < 0]).tolist()
+        raise ValueError(f"y_true has labels that are not among the classes {classes.tolist()}: {missing[:5]} "
+                         "(labels of another type than the classifier's classes_?)")
+    rows = np.arange(y_true.shape[0])
+    p_true = np.where(true_col >= 0, y_proba[rows, np.maximum(true_col, 0)], 0.0)
+    loss = -np.log(np.clip(p_true, 1e-12, 1.0))
+    wrong = np.flatnonzero(true_col != pred_col)
+    order = wrong[np.lexsort((wrong, -loss[wrong]))][: max(0, int(n))]
+    return pd.DataFrame({
+        "row": order,
+        "true": y_true[order],
+        "predicted": predicted[order],
+        "probability": y_proba[order, pred_col[order]],
+        "true_probability": p_true[order],
+        "loss": loss[order],
+    })
+
+
+def most_confused(y_true, y_pred, n=10):
+    """The pairs of classes mistaken for each other most often.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels.
+    y_pred : array-like of shape (n_samples,)
+        Predicted labels.
+    n : int, default=10
+        At most this many pairs.
+
+    Returns
+    -------
+    list of dict
+        ``{"true", "predicted", "count", "fraction"}`` for each pair seen at
+        least once, where ``fraction`` is the share of that true class's rows
+        predicted as that class; the most frequent pair first (ties in
+        :func:`sort_labels` order).
+    """
+    y_true = np.asarray(y_true, dtype=object).ravel()
+    y_pred = np.asarray(y_pred, dtype=object).ravel()
+    labels = sort_labels(np.concatenate([y_true, y_pred])).tolist()
+    rank = {label: i for i, label in enumerate(labels)}
+    totals, pairs = {}, {}
+    for t, p in zip(y_true.tolist(), y_pred.tolist()):
+        totals[t] = totals.get(t, 0) + 1
+        if t != p:
+            pairs[(t, p)] = pairs.get((t, p), 0) + 1
+    ranked = sorted(pairs.items(), key=lambda kv: (-kv[1], rank[kv[0][0]], rank[kv[0][1]]))
+    return [{"true": t, "predicted": p, "count": count, "fraction": count / totals[t]}
+            for (t, p), count in ranked[: max(0, int(n))]]
+
+
+# ----------------------------------------------------------------------------- helpers
+def _classifier(estimator):
+    """The final step of a pipeline, or the estimator itself."""
+    steps = getattr(estimator, "steps", None)
+    return steps[-1][1] if steps else estimator
+
+
+def _new_axes(n, ncols, size):
+    import matplotlib.pyplot as plt
+
+    nrows = max(1, math.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), layout="constrained",
+                             squeeze=False)
+    return fig, axes.ravel()
+
+
+def _axes_array(ax):
+    axes = np.asarray(ax, dtype=object).ravel()
+    if axes.size == 0:
+        raise ValueError("ax is empty: give a matplotlib Axes, or an array of them")
+    return axes
+
+
+def _figure_of(ax):
+    fig = ax.figure
+    # A SubFigure's figure is the top-level Figure; the user drew into it.
+    return getattr(fig, "figure", fig) if fig is not None else None
+
+
+def _displayable(images):
+    """Images scaled to [0, 1] for ``imshow``: the loader's 0-1, -1..1 and 0-255 scales."""
+    images = np.asarray(images, dtype=np.float32)
+    if images.size and images.min() < -1e-3:
+        images = (images + 1.0) / 2.0
+    elif images.size and images.max() > 1.0 + 1e-3:
+        images = images / 255.0
+    return np.clip(images, 0.0, 1.0)
+
+
+def _label_text(value):
+    return str(value)
+
+
+# ----------------------------------------------------------------------------- displays
+class TrainingHistoryDisplay:
+    """Learning curves: loss and accuracy per epoch, on the training and the validation images.
+
+    Build it with :meth:`from_estimator` (a fitted classifier's
+    ``history_``) or :meth:`from_history`; :meth:`plot` draws it.
+
+    Parameters
+    ----------
+    history : dict of list of float
+        Per-epoch values: ``loss``, ``accuracy`` and, when a validation split
+        was watched, ``val_loss`` and ``val_accuracy`` (Keras' names).
+    fine_tuning_from : int or None, default=None
+        With a pretrained backbone, the first epoch of fine-tuning (after
+        training the head alone); marked on the plot.
+
+    Attributes
+    ----------
+    axes_ : ndarray of matplotlib Axes
+        One panel per metric.
+    ax_ : matplotlib Axes
+        The first panel.
+    figure_ : matplotlib Figure
+        The figure drawn into.
+    lines_ : dict
+        ``{key: Line2D}`` for each curve drawn (``"loss"``, ``"val_loss"``, ...).
+
+    See Also
+    --------
+    sklearn.model_selection.LearningCurveDisplay : Scores against training-set size.
+
+    Examples
+    --------
+    >>> from skimgclf.plots import TrainingHistoryDisplay
+    >>> history = {"loss": [1.2, 0.8, 0.6], "accuracy": [0.5, 0.7, 0.8],
+    ...            "val_loss": [1.0, 0.9, 0.95], "val_accuracy": [0.6, 0.65, 0.64]}
+    >>> display = TrainingHistoryDisplay.from_history(history)
+    >>> [ax.get_title() for ax in display.axes_]
+    ['loss', 'accuracy']
+    """
+
+    def __init__(self, history, *, fine_tuning_from=None):
+        self.history = history
+        self.fine_tuning_from = fine_tuning_from
+
+    @classmethod
+    def from_estimator(cls, estimator, *, metrics=("loss", "accuracy"), ax=None):
+        """Plot the learning curves of a fitted classifier.
+
+        Parameters
+        ----------
+        estimator : CNNClassifier or Pipeline
+            Fitted; a pipeline's last step is used.
+        metrics : sequence of str, default=("loss", "accuracy")
+            The panels, one per metric (each with its ``val_`` curve when
+            there is one).
+        ax : matplotlib Axes, array of Axes or None, default=None
+            One Axes per metric; ``None`` makes a new figure.
+
+        Returns
+        -------
+        TrainingHistoryDisplay
+            The display, drawn.
+        """
+        clf = _classifier(estimator)
+        history = getattr(clf, "history_", None)
+        if history is None:
+            raise ValueError(f"{type(clf).__name__} has no history_: fit it first")
+        head = getattr(clf, "freeze_epochs_", 0) if getattr(clf, "backbone", None) else 0
+        epochs = len(history.get("loss", []))
+        start = head + 1 if 0 < head < epochs else None
+        return cls(history, fine_tuning_from=start).plot(metrics=metrics, ax=ax)
+
+    @classmethod
+    def from_history(cls, history, *, metrics=("loss", "accuracy"), ax=None):
+        """Plot learning curves from a history dict (``history_``, or Keras' ``History.history``).
+
+        Parameters
+        ----------
+        history : dict of list of float
+            Per-epoch values.
+        metrics : sequence of str, default=("loss", "accuracy")
+            The panels.
+        ax : matplotlib Axes, array of Axes or None, default=None
+            One Axes per metric; ``None`` makes a new figure.
+
+        Returns
+        -------
+        TrainingHistoryDisplay
+            The display, drawn.
+        """
+        return cls(history).plot(metrics=metrics, ax=ax)
+
+    def plot(self, *, metrics=("loss", "accuracy"), ax=None):
+        """Draw the curves.
+
+        Parameters
+        ----------
+        metrics : sequence of str, default=("loss", "accuracy")
+            The panels, one per metric.
+        ax : matplotlib Axes, array of Axes or None, default=None
+            One Axes per metric; ``None`` makes a new figure.
+
+        Returns
+        -------
+        TrainingHistoryDisplay
+            ``self``.
+        """
+        from matplotlib.ticker import MaxNLocator
+
+        metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+        missing = [m for m in metrics if not self.history.get(m)]
+        if missing:
+            raise ValueError(f"the history holds no {missing[0]!r} (it has {sorted(self.history)})")
+        if ax is None:
+            fig, axes = _new_axes(len(metrics), len(metrics), (5.0, 3.8))
+        else:
+            axes = _axes_array(ax)
+            if axes.size != len(metrics):
+                raise ValueError(f"ax holds {axes.size} Axes for {len(metrics)} metrics {metrics}: give one each")
+            fig = _figure_of(axes[0])
+        val_loss = self.history.get("val_loss") or []
+        best = int(np.nanargmin(val_loss)) + 1 if val_loss and np.isfinite(val_loss).any() else None
+        self.lines_ = {}
+        for panel, metric in zip(axes, metrics):
+            for key, name, style in ((metric, "training", "-o"), (f"val_{metric}", "validation", "-s")):
+                values = self.history.get(key) or []
+                if values:
+                    (self.lines_[key],) = panel.plot(np.arange(1, len(values) + 1), values, style, markersize=3,
+                                                     label=name)
+            if best is not None:
+                panel.axvline(best, color="grey", linestyle="--", linewidth=1,
+                              label=f"lowest validation loss (epoch {best})")
+            if self.fine_tuning_from is not None:
+                panel.axvline(self.fine_tuning_from - 0.5, color="tab:red", linestyle=":", linewidth=1,
+                              label=f"fine-tuning from epoch {self.fine_tuning_from}")
+            panel.set_xlabel("epoch")
+            panel.set_ylabel(metric)
+            panel.set_title(metric)
+            panel.xaxis.set_major_locator(MaxNLocator(integer=True))
+            panel.grid(True, alpha=0.3)
+            panel.legend(loc="best", fontsize="small")
+        self.axes_, self.ax_, self.figure_ = axes, axes[0], fig
+        return self
+
+
+class ConfusionMatrixDisplay(_metrics.ConfusionMatrixDisplay):
+    """scikit-learn's confusion matrix display, classes in :func:`sort_labels` order.
+
+    The same class as :class:`sklearn.metrics.ConfusionMatrixDisplay` (same
+    parameters and attributes); only the default order of the classes
+    differs: when ``labels`` is not given, labels that read as numbers are
+    ordered as numbers (``"2"`` before ``"10"``), where scikit-learn orders
+    text labels as text.
+
+    Parameters
+    ----------
+    confusion_matrix : ndarray of shape (n_classes, n_classes)
+        The confusion matrix.
+    display_labels : ndarray of shape (n_classes,) or None, default=None
+        The class names shown.
+
+    Attributes
+    ----------
+    im_ : matplotlib AxesImage
+        The matrix drawn.
+    text_ : ndarray of matplotlib Text or None
+        The counts written in the cells.
+    ax_ : matplotlib Axes
+        The axes drawn into.
+    figure_ : matplotlib Figure
+        The figure drawn into.
+
+    See Also
+    --------
+    sklearn.metrics.ConfusionMatrixDisplay : The display this one extends.
+
+    Examples
+    --------
+    >>> from skimgclf.plots import ConfusionMatrixDisplay
+    >>> y_true = ["10", "2", "2", "1"]
+    >>> y_pred = ["10", "2", "1", "1"]
+    >>> display = ConfusionMatrixDisplay.from_predictions(y_true, y_pred)
+    >>> display.display_labels.tolist()
+    ['1', '2', '10']
+    """
+
+    @classmethod
+    def from_predictions(cls, y_true, y_pred, *, labels=None, **kwargs):
+        """Plot the confusion matrix of true and predicted labels.
+
+        ``ConfusionMatrixDisplay.from_estimator`` calls this too, so both
+        order the classes the same way.
+
+        Parameters
+        ----------
+        y_true : array-like of shape (n_samples,)
+            True labels.
+        y_pred : array-like of shape (n_samples,)
+            Predicted labels.
+        labels : array-like of shape (n_classes,) or None, default=None
+            The classes in display order; ``None``: every label seen in
+            ``y_true`` or ``y_pred``, in :func:`sort_labels` order.
+        **kwargs : dict
+            As :meth:`sklearn.metrics.ConfusionMatrixDisplay.from_predictions`
+            (``normalize``, ``ax``, ``cmap``, ``values_format``, ...).
+
+        Returns
+        -------
+        ConfusionMatrixDisplay
+            The display, drawn.
+        """
+        if labels is None:
+            labels = sort_labels(np.concatenate([np.asarray(y_true, dtype=object).ravel(),
+                                                 np.asarray(y_pred, dtype=object).ravel()]))
+            # scikit-learn compares labels with np.unique of the union: give it the same type.
+            common = np.asarray(np.concatenate([np.asarray(y_true).ravel(), np.asarray(y_pred).ravel()]))
+            if common.dtype.kind != "O":
+                labels = labels.astype(common.dtype)
+        return super().from_predictions(y_true, y_pred, labels=labels, **kwargs)
+
+
+class TopLossesDisplay:
+    """A gallery of the images the model got most confidently wrong.
+
+    Each image is titled ``true → predicted`` with the probability the model
+    gave its (wrong) prediction; the worst mistake (largest loss,
+    ``-log p(true)``) comes first. Build it with :meth:`from_estimator` or
+    :meth:`from_predictions`; :meth:`plot` draws it.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, height, width, channels)
+        The images to show, in order (as the loader gives them: 0-1, -1..1
+        or 0-255 values).
+    y_true : array-like of shape (n,)
+        Their true labels.
+    y_pred : array-like of shape (n,)
+        Their predicted labels.
+    probability : array-like of shape (n,)
+        The probability of each predicted label.
+
+    Attributes
+    ----------
+    axes_ : ndarray of matplotlib Axes
+        The tiles (unused ones switched off).
+    ax_ : matplotlib Axes
+        The first tile.
+    figure_ : matplotlib Figure
+        The figure drawn into.
+    table_ : DataFrame or None
+        With ``from_estimator`` / ``from_predictions``: the rows shown
+        (:func:`top_losses`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skimgclf.plots import TopLossesDisplay
+    >>> images = np.random.default_rng(0).random((3, 8, 8, 1))
+    >>> proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    >>> display = TopLossesDisplay.from_predictions(["a", "b", "b"], proba, images, classes=["a", "b"])
+    >>> display.table_[["row", "true", "predicted"]].values.tolist()
+    [[2, 'b', 'a']]
+    """
+
+    def __init__(self, images, y_true, y_pred, probability):
+        self.images = images
+        self.y_true = y_true
+        self.y_pred = y_pred
+        self.probability = probability
+        self.table_ = None
+
+    @classmethod
+    def from_estimator(cls, estimator, X, y, *, n_images=12, ncols=6, ax=None):
+        """Show the most confident mistakes of a fitted classifier or pipeline on ``(X, y)``.
+
+        Parameters
+        ----------
+        estimator : CNNClassifier or Pipeline
+            Fitted. With a pipeline (``ImageFolderLoader`` first), ``X`` is
+            what it takes (the table of ids) and the images shown are its
+            loader's output for the rows shown.
+        X : array-like
+            Images, or the pipeline's input.
+        y : array-like of shape (n_samples,)
+            True labels.
+        n_images : int, default=12
+            At most this many images.
+        ncols : int, default=6
+            Tiles per row when a new figure is made.
+        ax : array of matplotlib Axes or None, default=None
+            The tiles to draw into (as many images as tiles at most);
+            ``None`` makes a new figure.
+
+        Returns
+        -------
+        TopLossesDisplay
+            The display, drawn.
+        """
+        from sklearn.utils import _safe_indexing
+
+        clf = _classifier(estimator)
+        table = top_losses(y, estimator.predict_proba(X), clf.classes_, n=n_images)
+        rows = table["row"].to_numpy()
+        chosen = _safe_indexing(X, rows) if len(rows) else None
+        steps = getattr(estimator, "steps", None)
+        if chosen is None:
+            images = np.zeros((0, 1, 1, 1), dtype=np.float32)
+        elif steps and len(steps) > 1:
+            images = estimator[:-1].transform(chosen)
+        else:
+            images = np.asarray(chosen)
+        return cls._from_table(images, table).plot(ncols=ncols, ax=ax)
+
+    @classmethod
+    def from_predictions(cls, y_true, y_proba, images, *, classes, n_images=12, ncols=6, ax=None):
+        """Show the most confident mistakes given the probabilities and the images.
+
+        Parameters
+        ----------
+        y_true : array-like of shape (n_samples,)
+            True labels.
+        y_proba : array-like of shape (n_samples, n_classes)
+            Predicted probabilities (``predict_proba``).
+        images : ndarray of shape (n_samples, height, width, channels)
+            The images, in the rows' order.
+        classes : array-like of shape (n_classes,)
+            The columns of ``y_proba`` (the classifier's ``classes_``).
+        n_images : int, default=12
+            At most this many images.
+        ncols : int, default=6
+            Tiles per row when a new figure is made.
+        ax : array of matplotlib Axes or None, default=None
+            The tiles to draw into; ``None`` makes a new figure.
+
+        Returns
+        -------
+        TopLossesDisplay
+            The display, drawn.
+        """
+        if len(images) != len(y_true):
+            raise ValueError(f"images has {len(images)} rows but y_true {len(y_true)}")
+        table = top_losses(y_true, y_proba, classes, n=n_images)
+        return cls._from_table(np.asarray(images)[table["row"].to_numpy()], table).plot(ncols=ncols, ax=ax)
+
+    @classmethod
+    def _from_table(cls, images, table):
+        display = cls(images, table["true"].to_numpy(), table["predicted"].to_numpy(),
+                      table["probability"].to_numpy())
+        display.table_ = table
+        return display
+
+    def plot(self, *, ncols=6, ax=None):
+        """Draw the gallery.
+
+        Parameters
+        ----------
+        ncols : int, default=6
+            Tiles per row when a new figure is made.
+        ax : array of matplotlib Axes or None, default=None
+            The tiles; ``None`` makes a new figure with one tile per image.
+
+        Returns
+        -------
+        TopLossesDisplay
+            ``self``.
+        """
+        images = np.asarray(self.images)
+        if images.ndim == 3:  # (n, height, width): one channel
+            images = images[..., None]
+        if images.ndim != 4 or images.shape[-1] not in (1, 3, 4):
+            raise ValueError(f"images must have shape (n, height, width, 1, 3 or 4 channels); got {images.shape}")
+        n = images.shape[0]
+        if ax is None:
+            ncols = max(1, min(int(ncols), max(n, 1)))
+            fig, axes = _new_axes(max(n, 1), ncols, (1.7, 1.9))
+        else:
+            axes = _axes_array(ax)
+            fig = _figure_of(axes[0])
+        shown = _displayable(images[: axes.size]) if n else images
+        for i, tile in enumerate(axes):
+            tile.set_axis_off()
+            if i >= shown.shape[0]:
+                continue
+            image = shown[i]
+            if image.shape[-1] == 1:
+                tile.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+            else:
+                tile.imshow(image[..., :4])
+            tile.set_title(f"{_label_text(self.y_true[i])} → {_label_text(self.y_pred[i])}\n"
+                           f"{float(self.probability[i]):.0%}", fontsize=9)
+        if n == 0:
+            axes[0].text(0.5, 0.5, "no misclassified images", ha="center", va="center",
+                         transform=axes[0].transAxes)
+        if fig is not None and ax is None:
+            fig.suptitle("Most confident mistakes: true → predicted (probability)", fontsize=10)
+        self.axes_, self.ax_, self.figure_ = axes, axes[0], fig
+        return self
+
+
+# ----------------------------------------------------------------------------- report files
+def _figure(size):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=size, layout="constrained")
 
 
 def _save(fig, path):
@@ -28,56 +660,35 @@ def _save(fig, path):
     return os.fspath(path)
 
 
-def plot_learning_curves(history, path, *, title="Learning curves"):
-    """Draw loss and accuracy per epoch, training vs validation, into a PNG.
+def write_learning_curves(history, path, *, title="Learning curves", fine_tuning_from=None):
+    """Draw :class:`TrainingHistoryDisplay` into a PNG file (no pyplot, no display needed).
 
     Parameters
     ----------
     history : dict of list of float
-        ``CNNClassifier.history_``: ``loss``, ``accuracy`` and, when the
-        network watched a validation split, ``val_loss`` and ``val_accuracy``.
+        ``CNNClassifier.history_``.
     path : str or path-like
-        The PNG file to write.
+        The PNG file to write (whole or not at all).
     title : str, default="Learning curves"
         Title of the figure.
+    fine_tuning_from : int or None, default=None
+        First epoch of fine-tuning, marked (see :class:`TrainingHistoryDisplay`).
 
     Returns
     -------
     str
         The path written.
     """
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    fig = Figure(figsize=(10, 4), layout="constrained")
-    axes = fig.subplots(1, 2)
-    val_loss = history.get("val_loss") or []
-    best = int(np.argmin(val_loss)) + 1 if val_loss else None
-    for ax, metric, label in ((axes[0], "loss", "loss (cross-entropy)"), (axes[1], "accuracy", "accuracy")):
-        for key, name, style in ((metric, "training", "-o"), (f"val_{metric}", "validation", "-s")):
-            values = history.get(key) or []
-            if values:
-                epochs = np.arange(1, len(values) + 1)
-                ax.plot(epochs, values, style, markersize=3, label=name)
-        if best is not None:
-            ax.axvline(best, color="grey", linestyle="--", linewidth=1,
-                       label=f"lowest validation loss (epoch {best})")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(True, alpha=0.3)
-        ax.legend(loc="best", fontsize="small")
-    axes[0].set_title("loss")
-    axes[1].set_title("accuracy")
+    fig = _figure((10, 4))
+    TrainingHistoryDisplay(history, fine_tuning_from=fine_tuning_from).plot(ax=fig.subplots(1, 2))
     fig.suptitle(title)
     return _save(fig, path)
 
 
-def plot_confusion_matrix(y_true, y_pred, path, *, labels=None, title="Confusion matrix"):
-    """Draw the confusion matrix of predictions into a PNG.
+def write_confusion_matrix(y_true, y_pred, path, *, labels=None, title="Confusion matrix"):
+    """Draw :class:`ConfusionMatrixDisplay` into a PNG file (no pyplot, no display needed).
 
-    Uses :class:`sklearn.metrics.ConfusionMatrixDisplay`; counts are
-    written in the cells when there are at most 30 classes.
+    Counts are written in the cells when there are at most 30 classes.
 
     Parameters
     ----------
@@ -86,9 +697,9 @@ def plot_confusion_matrix(y_true, y_pred, path, *, labels=None, title="Confusion
     y_pred : array-like of shape (n_samples,)
         Predicted labels.
     path : str or path-like
-        The PNG file to write.
+        The PNG file to write (whole or not at all).
     labels : array-like or None, default=None
-        Classes in display order; by default the sorted union of both.
+        Classes in display order; by default :func:`sort_labels` of both.
     title : str, default="Confusion matrix"
         Title of the figure.
 
@@ -97,21 +708,51 @@ def plot_confusion_matrix(y_true, y_pred, path, *, labels=None, title="Confusion
     str
         The path written.
     """
-    from matplotlib.figure import Figure
-    from sklearn.metrics import ConfusionMatrixDisplay
-
     if labels is None:
-        labels = np.unique(np.concatenate([np.asarray(y_true, dtype=object), np.asarray(y_pred, dtype=object)]))
+        labels = sort_labels(np.concatenate([np.asarray(y_true, dtype=object), np.asarray(y_pred, dtype=object)]))
     n = len(labels)
     side = min(24.0, max(5.0, 0.45 * n + 3))
-    fig = Figure(figsize=(side, side * 0.9), layout="constrained")
+    fig = _figure((side, side * 0.9))
     ax = fig.subplots()
     ConfusionMatrixDisplay.from_predictions(
-        y_true, y_pred, labels=labels, ax=ax, colorbar=True, include_values=n <= 30,
-        xticks_rotation="vertical" if n > 12 else "horizontal", cmap="Blues",
+        y_true, y_pred, labels=labels, display_labels=[_label_text(v) for v in labels], ax=ax, colorbar=True,
+        include_values=n <= 30, xticks_rotation="vertical" if n > 12 else "horizontal", cmap="Blues",
     )
     accuracy = float(np.mean(np.asarray(y_true, dtype=object) == np.asarray(y_pred, dtype=object)))
     ax.set_title(f"{title}\naccuracy {accuracy:.4f} on {len(y_true)} images")
+    return _save(fig, path)
+
+
+def write_top_losses(images, table, path, *, title="Most confident mistakes", ncols=6):
+    """Draw :class:`TopLossesDisplay` of the rows of a :func:`top_losses` table into a PNG file.
+
+    Parameters
+    ----------
+    images : ndarray of shape (len(table), height, width, channels) or None
+        The images of the table's rows, in its order (None: the table is empty).
+    table : DataFrame
+        :func:`top_losses`' table (``true``, ``predicted``, ``probability``).
+    path : str or path-like
+        The PNG file to write (whole or not at all).
+    title : str, default="Most confident mistakes"
+        Title of the figure.
+    ncols : int, default=6
+        Tiles per row.
+
+    Returns
+    -------
+    str
+        The path written.
+    """
+    if images is None:
+        images = np.zeros((0, 1, 1, 1), dtype=np.float32)
+    n = max(1, len(table))
+    ncols = max(1, min(int(ncols), n))
+    nrows = math.ceil(n / ncols)
+    fig = _figure((1.7 * ncols, 1.9 * nrows + 0.4))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    TopLossesDisplay._from_table(images, table).plot(ax=axes)
+    fig.suptitle(f"{title}: true → predicted (probability)", fontsize=10)
     return _save(fig, path)
 
 
@@ -135,7 +776,7 @@ def write_json(data, path):
     data : dict
         The metrics.
     path : str or path-like
-        The JSON file to write.
+        The JSON file to write (whole or not at all).
 
     Returns
     -------
