@@ -274,9 +274,33 @@ def test_evaluate_prints_report_and_draws_confusion(trained, test_predictions, d
     assert "confusion matrix (rows: true label, columns: predicted)" in result.stdout
     assert_png(confusion)
     assert_png(report / "confusion_matrix.png")
+    assert sorted(p.name for p in report.iterdir()) == ["confusion_matrix.png", "metrics.json", "top_losses.png"]
     metrics = json.loads((report / "metrics.json").read_text())
     assert metrics["accuracy"] == pytest.approx(expected)
     assert metrics["n"] == len(truth)
+    # The most confused pairs: every mistake of the predictions, counted.
+    from collections import Counter
+
+    wrong = truth["label"].to_numpy() != predicted["label"].to_numpy()
+    assert wrong.sum() >= 3  # three epochs of a tiny network: some mistakes to show
+    pairs = Counter(zip(truth["label"][wrong].astype(int), predicted["label"][wrong].astype(int)))
+    listed = {(p["true"], p["predicted"]): p["count"] for p in metrics["most_confused"]}
+    assert listed == dict(pairs.most_common(len(listed)))  # the largest counts (ties in any order)
+    assert [p["count"] for p in metrics["most_confused"]] == sorted(pairs.values(), reverse=True)[:len(listed)]
+    first = metrics["most_confused"][0]
+    assert f"  {first['true']} -> {first['predicted']}: {first['count']}" in result.stdout
+    # The gallery's rows: mistakes of this CSV, named by id and line, most confident first.
+    top = metrics["top_losses"]
+    assert len(top) == min(12, int(wrong.sum()))
+    for entry in top:
+        row = entry["line"] - 2
+        assert truth["id"][row] == entry["id"] and wrong[row]
+        assert (entry["true"], entry["predicted"]) == (int(truth["label"][row]), int(predicted["label"][row]))
+        assert entry["probability"] > entry["true_probability"]
+    losses = [-np.log(e["true_probability"]) for e in top]
+    assert losses == sorted(losses, reverse=True)
+    assert_png(report / "top_losses.png", min_side=150)
+    assert f"the {len(top)} most confident mistakes drawn in" in result.stdout
 
 
 # ----------------------------------------------------------------- search

@@ -22,6 +22,7 @@ import time
 import numpy as np
 
 from .._backend import import_backend
+from .._pipelines import chunk_loader
 from .._progress import bar, interactive
 from ..errors import InputError, TableError
 from ..io.tables import count_rows, default_image_dir, iter_table, labels_from_text, read_table
@@ -231,6 +232,8 @@ def _load_model(path, args=None):
         raise CLIError(f"{path}: {exc}") from None
     if args is not None:
         loader.set_params(**_loader_overrides(args))
+    if "verbose" in model.steps[-1][1].get_params():
+        model.steps[-1][1].set_params(verbose=0)  # the command draws its own bar over the whole table
     return model
 
 
@@ -304,8 +307,10 @@ def cmd_train(args, console):
         accuracy = correct / len(val_rows)
         from sklearn.metrics import classification_report
 
+        from ..plots import sort_labels
+
         metrics.update(validation_accuracy=accuracy, n_validation=int(len(val_rows)),
-                       classification_report=classification_report(y_val, y_pred, labels=classes,
+                       classification_report=classification_report(y_val, y_pred, labels=sort_labels(classes),
                                                                     output_dict=True, zero_division=0))
         console.result(f"validation accuracy: {accuracy:.4f} ({correct}/{len(val_rows)} held-out images, "
                        f"predicted by a model trained on the other {len(train_rows)})")
@@ -333,20 +338,22 @@ def cmd_train(args, console):
     save(pipe, args.model)
     console.result(f"model (trained on {metrics['n_train']} images) written to {args.model}")
     if args.report:
-        _write_train_report(args.report, history, y_val, y_pred, classes, metrics, console)
+        head = clf.freeze_epochs_ if clf.backbone else 0
+        _write_train_report(args.report, history, y_val, y_pred, classes, metrics, console,
+                            fine_tuning_from=head + 1 if 0 < head < metrics["epochs_run"] else None)
     return metrics
 
 
-def _write_train_report(folder, history, y_val, y_pred, classes, metrics, console):
+def _write_train_report(folder, history, y_val, y_pred, classes, metrics, console, fine_tuning_from=None):
     from .. import plots
 
     os.makedirs(folder, exist_ok=True)
     monitored = " (validation: the --monitor-split part of the training rows)" if "val_loss" in history else ""
-    written = [plots.plot_learning_curves(history, os.path.join(folder, "learning_curves.png"),
-                                          title=f"Learning curves{monitored}")]
+    written = [plots.write_learning_curves(history, os.path.join(folder, "learning_curves.png"),
+                                           title=f"Learning curves{monitored}", fine_tuning_from=fine_tuning_from)]
     if y_val is not None:
-        written.append(plots.plot_confusion_matrix(
-            y_val, y_pred, os.path.join(folder, "confusion_matrix.png"), labels=classes,
+        written.append(plots.write_confusion_matrix(
+            y_val, y_pred, os.path.join(folder, "confusion_matrix.png"), labels=plots.sort_labels(classes),
             title="Confusion matrix, held-out validation rows"))
     written.append(plots.write_json(metrics, os.path.join(folder, "metrics.json")))
     console.result(f"report written to {folder}: {', '.join(os.path.basename(p) for p in written)}")
@@ -391,10 +398,17 @@ def cmd_predict(args, console):
     return {"n": n, "out": args.out}
 
 
+#: What ``evaluate --report DIR`` writes, and how many mistakes its gallery shows.
+EVALUATE_REPORT = ("confusion_matrix.png", "top_losses.png", "metrics.json")
+TOP_LOSSES = 12
+
+
 def cmd_evaluate(args, console):
-    """``skimgclf evaluate``: accuracy, classification report, confusion matrix."""
+    """``skimgclf evaluate``: accuracy, classification report, confusion matrix, the worst mistakes."""
     import pandas as pd
     from sklearn.metrics import classification_report
+
+    from .. import plots
 
     _check_csv_argument(args.csv)
     if args.confusion:
@@ -403,18 +417,22 @@ def cmd_evaluate(args, console):
         _check_dir_out(args.report, "--report")
     image_dir = _image_dir(args, args.csv)
     _refuse_overwriting_inputs([(args.confusion, "--confusion"), (args.report, "--report")]
-                               + _report_files(args.report, ("confusion_matrix.png", "metrics.json")),
+                               + _report_files(args.report, EVALUATE_REPORT),
                                files=[(args.csv, "input CSV"), (args.model, "model file")], image_dirs=[image_dir])
     model = _load_model(args.model, args)
     classes = model.steps[-1][1].classes_
-    y_true, y_pred = [], []
+    y_true, y_pred, worst = [], [], []
     line = 2
     for chunk, proba in _predict_chunks(model, args, console, label_column=args.label_column):
         y_true.append(labels_from_text(chunk[args.label_column], like=classes, path=args.csv, first_line=line))
         y_pred.append(classes[np.argmax(proba, axis=1)])
+        if args.report:  # the chunk's worst mistakes; the table's are among them
+            table = plots.top_losses(y_true[-1], proba, classes, n=TOP_LOSSES, unseen="include")
+            worst.append(table.assign(id=chunk[args.id_column].to_numpy()[table["row"].to_numpy()],
+                                      row=table["row"] + line - 2))
         line += len(chunk)
     y_true, y_pred = np.concatenate(y_true), np.concatenate(y_pred)
-    labels = np.unique(np.concatenate([y_true, y_pred, classes]).astype(classes.dtype))
+    labels = plots.sort_labels(np.concatenate([y_true, y_pred, classes]).astype(classes.dtype))
     correct = int(np.sum(y_true == y_pred))
     accuracy = correct / len(y_true)
     console.result(f"accuracy: {accuracy:.4f} ({correct}/{len(y_true)} images of {args.csv})")
@@ -425,12 +443,17 @@ def cmd_evaluate(args, console):
         table = table.reindex(index=labels, columns=labels, fill_value=0)
         console.result("confusion matrix (rows: true label, columns: predicted):")
         console.result(table.to_string())
+    confused = plots.most_confused(y_true, y_pred, n=10)
+    if confused:
+        console.result("most confused (true -> predicted: count, share of the true class):")
+        for pair in confused:
+            console.result(f"  {pair['true']} -> {pair['predicted']}: {pair['count']} "
+                           f"({pair['fraction']:.1%})")
     metrics = {"command": "evaluate", "model": args.model, "csv": args.csv, "n": int(len(y_true)),
                "accuracy": accuracy,
                "classification_report": classification_report(y_true, y_pred, labels=labels,
-                                                              output_dict=True, zero_division=0)}
-    from .. import plots
-
+                                                              output_dict=True, zero_division=0),
+               "most_confused": confused}
     pngs = []
     if args.confusion:
         _makedirs_for(args.confusion)
@@ -439,10 +462,19 @@ def cmd_evaluate(args, console):
         os.makedirs(args.report, exist_ok=True)
         pngs.append(os.path.join(args.report, "confusion_matrix.png"))
     for png in pngs:
-        plots.plot_confusion_matrix(y_true, y_pred, png, labels=labels,
-                                      title=f"Confusion matrix, {os.path.basename(args.csv)}")
+        plots.write_confusion_matrix(y_true, y_pred, png, labels=labels,
+                                     title=f"Confusion matrix, {os.path.basename(args.csv)}")
         console.result(f"confusion matrix drawn in {png}")
     if args.report:
+        worst = pd.concat(worst, ignore_index=True).sort_values(["loss", "row"], ascending=[False, True],
+                                                                kind="stable").head(TOP_LOSSES)
+        metrics["top_losses"] = worst[["id", "true", "predicted", "probability", "true_probability"]].assign(
+            line=worst["row"] + 2).to_dict(orient="records")
+        images = chunk_loader(model.steps[0][1], image_dir=image_dir, id_column=args.id_column).transform(
+            worst[["id"]].rename(columns={"id": args.id_column})) if len(worst) else None
+        png = plots.write_top_losses(images, worst.reset_index(drop=True), os.path.join(args.report, "top_losses.png"),
+                                     title=f"Most confident mistakes, {os.path.basename(args.csv)}")
+        console.result(f"the {len(worst)} most confident mistakes drawn in {png}")
         path = plots.write_json(metrics, os.path.join(args.report, "metrics.json"))
         console.result(f"metrics written to {path}")
     return metrics
@@ -546,6 +578,12 @@ def cmd_search(args, console):
     if on_dask:
         n_jobs = -1  # as many tasks at once as the cluster has threads
         pipe[-1].set_params(verbose=0)
+    elif n_jobs != 1 and _visible_gpus():
+        # Each worker process would take its own share of the GPU (its own
+        # TensorFlow context, and its models' memory) and they would all run
+        # on the first GPU: one candidate at a time uses the device better.
+        console.info(f"a GPU is visible: candidates are fitted one at a time on it (--n-jobs {n_jobs} ignored)")
+        n_jobs = 1
     elif n_jobs != 1:
         n_proc = os.cpu_count() or 1
         workers = n_proc if n_jobs < 0 else min(n_jobs, n_proc)
@@ -612,6 +650,13 @@ def cmd_search(args, console):
     return {"best_params": best_params, "best_score": best_score}
 
 
+def _visible_gpus():
+    """The GPUs TensorFlow sees (none where TensorFlow has no CUDA support)."""
+    from ..model.devices import gpus
+
+    return gpus()
+
+
 def _first_error(text):
     """The first ``SomeError: message`` line of a traceback text, else its last line."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
@@ -666,9 +711,48 @@ def cmd_demo(args, console):
     return results[-1]
 
 
+def cmd_info(args, console):
+    """``skimgclf info``: versions, TensorFlow's build and devices, CPU threads."""
+    import json
+
+    import_backend()
+    from ..model.devices import describe
+
+    info = describe()
+    if args.json:
+        console.result(json.dumps(info, indent=2))
+        return info
+    v = info["versions"]
+    build = info["tensorflow_build"]
+    cuda = (f"CUDA {build['cuda_version']}, cuDNN {build['cudnn_version']}" if build["cuda"]
+            else "no CUDA: CPU only")
+    console.result(f"skimgclf {v['skimgclf']} (Python {v['python']}, {info['platform']}; {info['executable']})")
+    console.result(f"TensorFlow {v['tensorflow']} ({cuda}), Keras {v['keras']}, scikit-learn {v['scikit-learn']}, "
+                   f"scikeras {v['scikeras']}, NumPy {v['numpy']}")
+    console.result("devices TensorFlow sees:")
+    for device in info["devices"]:
+        line = f"  {device['name'].replace('/physical_device:', '')}"
+        if device["type"] == "GPU":
+            growth = {True: "on", None: "left to TensorFlow (TF_FORCE_GPU_ALLOW_GROWTH or set before)"}[
+                device["memory_growth"]]
+            extra = f", compute capability {device['compute_capability']}" if "compute_capability" in device else ""
+            line += f"  {device['description'] or 'GPU'}{extra}; memory growth {growth}"
+        console.result(line)
+    threads = info["cpu_threads"]
+    pools = ", ".join(f"{name.replace('_', '-')} {n or 'automatic'}" for name, n in threads.items())
+    console.result(f"CPU: {info['cores']} cores; TensorFlow threads: {pools}")
+    if len(info["tensorflow_distributions"]) > 1:
+        console.result(f"warning: {' and '.join(info['tensorflow_distributions'])} are both installed and "
+                       "write the same 'tensorflow' module; uninstall both and install one")
+    if not any(d["type"] == "GPU" for d in info["devices"]):
+        console.result("no GPU: training runs on the CPU. On a machine with an NVIDIA GPU and its driver, "
+                       "pip install 'skimgclf[gpu]' adds the CUDA libraries TensorFlow needs")
+    return info
+
+
 #: The function of each command.
 COMMANDS = {"train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate, "search": cmd_search,
-            "demo": cmd_demo}
+            "demo": cmd_demo, "info": cmd_info}
 
 
 class _Terminated(KeyboardInterrupt):
@@ -728,7 +812,7 @@ def main(argv=None):
             if not os.environ.get("SKIMGCLF_WARNINGS"):
                 for module in ("keras", "tensorflow", "scikeras", "absl"):
                     warnings.filterwarnings("ignore", module=module)
-            COMMANDS[args.command](args, _Console(args.quiet))
+            COMMANDS[args.command](args, _Console(getattr(args, "quiet", False)))
         return 0
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0

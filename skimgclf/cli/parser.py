@@ -201,6 +201,7 @@ commands in the seed layout (train.csv + train/, test.csv + test/):
   skimgclf train train.csv --model model.skimgclf
   skimgclf predict model.skimgclf test.csv --out predictions.csv
   skimgclf demo                      # the whole flow on a small embedded data set
+  skimgclf info                      # versions, and the devices TensorFlow trains on
 
 Run 'skimgclf COMMAND --help' for the options of a command.
 """,
@@ -271,12 +272,13 @@ examples:
                              _loader_parent(for_model=True)],
         formatter_class=_formatter, help="score a model on a labelled CSV",
         description="Predict a labelled CSV and print the accuracy, scikit-learn's classification "
-                    "report and the confusion matrix; optionally draw the matrix as a PNG.",
+                    "report, the confusion matrix and the classes most often mistaken for each other; "
+                    "optionally draw the matrix and the most confident mistakes as PNGs.",
         epilog="""\
 examples:
   skimgclf evaluate model.skimgclf test_labels.csv --images test/
   skimgclf evaluate model.skimgclf valid.csv --confusion confusion.png
-  skimgclf evaluate model.skimgclf valid.csv --report report/   # + metrics.json
+  skimgclf evaluate model.skimgclf valid.csv --report report/   # + top_losses.png, metrics.json
 
 """ + MODEL_FILES_HELP,
     )
@@ -284,7 +286,10 @@ examples:
     evaluate.add_argument("csv", metavar="CSV", help="CSV with an id and a label column")
     evaluate.add_argument("--confusion", metavar="PNG", help="draw the confusion matrix into this PNG file")
     evaluate.add_argument("--report", metavar="DIR",
-                          help="write confusion_matrix.png and metrics.json into DIR")
+                          help="write confusion_matrix.png, top_losses.png (the 12 images the model got "
+                               "most confidently wrong, with true and predicted labels and the probability) "
+                               "and metrics.json (accuracy, per-class report, most confused pairs, those "
+                               "mistakes) into DIR")
     evaluate.add_argument("--chunk-size", type=_positive_int, default=4096, metavar="N",
                           help="rows loaded and predicted at a time (default: 4096)")
 
@@ -348,7 +353,20 @@ examples:
                       help="folder to write into (default: skimgclf-demo)")
     demo.add_argument("--epochs", type=_positive_int, default=15, metavar="N",
                       help="training epochs (default: 15)")
+    info = sub.add_parser(
+        "info", formatter_class=_formatter,
+        help="show versions and the devices TensorFlow trains on (CPU, GPUs)",
+        description="Print skimgclf's, Python's and the libraries' versions, whether this TensorFlow "
+                    "can use NVIDIA GPUs, the devices it sees (with GPU memory growth, which lets "
+                    "models fitted one after another share a GPU) and its CPU threads.",
+        epilog="""\
+examples:
+  skimgclf info
+  skimgclf info --json > environment.json
+""",
+    )
+    info.add_argument("--json", action="store_true", help="print the same as one JSON object")
     for name, command in (("train", train), ("predict", predict), ("evaluate", evaluate),
-                          ("search", search), ("demo", demo)):
+                          ("search", search), ("demo", demo), ("info", info)):
         command.set_defaults(command=name)
     return parser

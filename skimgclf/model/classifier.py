@@ -27,6 +27,7 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 from sklearn.utils._tags import ClassifierTags  # noqa: E402
 from sklearn.utils.validation import check_consistent_length, column_or_1d  # noqa: E402
 
+from .devices import configure_gpus  # noqa: E402
 from .inference import predict_proba  # noqa: E402
 from .backbones import backbone_layers, save_backbone_weights, set_phase  # noqa: E402
 from .network import build_cnn, resolve_flip  # noqa: E402
@@ -36,6 +37,9 @@ from .training import (  # noqa: E402
     seeded)
 
 __all__ = ["MIN_MONITORED", "CNNClassifier"]
+
+if keras.backend.backend() == "tensorflow":
+    configure_gpus()  # memory growth: models fitted one after another share a GPU
 
 #: Fewest held-out images early stopping acts on. On fewer, the validation
 #: loss moves from one epoch to the next more by chance than by learning (the
@@ -190,7 +194,7 @@ class CNNClassifier(KerasClassifier):
         class_weight=None,
         test_time_flip="auto",
         random_state=None,
-        verbose=0,
+        verbose=1,
     ):
         # Deliberately not calling KerasClassifier.__init__: it would store
         # parameters of its own (model, loss, ...) and swallow **kwargs.
@@ -691,11 +695,16 @@ class CNNClassifier(KerasClassifier):
                     f"to tell one epoch from the next (at least {MIN_MONITORED} are needed): early stopping is "
                     "off and the last epoch is kept. Hold out more, or set early_stopping=False.",
                     UserWarning, stacklevel=4)
-        if self.verbose == 1:
-            callbacks.append(EpochBar(initial_epoch + epochs, initial_epoch))
+        shown = EpochBar(initial_epoch + epochs, initial_epoch) if self.verbose == 1 else None
+        if shown is not None:
+            callbacks.append(shown)
         fit_args.update(kwargs)
         fit_args["callbacks"] = callbacks + list(fit_args.get("callbacks") or [])
-        hist = self.model_.fit(*args, **fit_args)
+        try:
+            hist = self.model_.fit(*args, **fit_args)
+        finally:  # Keras skips on_train_end when fit raises (Ctrl-C included)
+            if shown is not None:
+                shown.close()
         losses = hist.history.get("loss", [])
         bad = np.flatnonzero(~np.isfinite(losses))
         if bad.size or not all(np.isfinite(w).all() for w in self.model_.get_weights()):
@@ -726,7 +735,7 @@ class CNNClassifier(KerasClassifier):
             proba = self.model_.predict(X, batch_size=max(256, self._batch()), verbose=0, **kwargs)
             proba = np.asarray(proba, dtype=np.float32).reshape(X.shape[0], -1)
         else:
-            proba = predict_proba(self.model_, X, flip=self._flips_at_prediction())
+            proba = predict_proba(self.model_, X, flip=self._flips_at_prediction(), progress=self.verbose == 1)
         finite = np.isfinite(proba).all(axis=1)
         if not finite.all():
             raise ValueError(
