@@ -385,7 +385,7 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
 
         n = len(paths)
         n_jobs = self.n_jobs or min(4, os.cpu_count() or 1)
-        with bar(show=bool(self.verbose), total=n, desc="loading images", unit="img", delay=1.0) as progress:
+        with bar(show=bool(self.verbose), total=n, desc="loading images", unit="img") as progress:
             # A first run decoded in this thread tells whether threads pay:
             # small images (a 28x28 PNG takes microseconds) are mostly Python work
             # under the GIL, and two threads handing it back and forth were
