@@ -144,3 +144,18 @@ def test_plain_logs_get_no_bars(photos, verbose):
     assert epochs == ([] if verbose == 1 else ["Epoch 1/2", "Epoch 2/2"]), result.stdout
     if verbose == 1:
         assert result.stdout == "", result.stdout
+
+
+def test_a_training_bar_stopped_early_closes_as_complete(monkeypatch):
+    """Early stopping ends before the planned epochs: the bar ends at what ran (a notebook paints short bars red)."""
+    import skimgclf._progress as progress
+    from skimgclf.model.training import EpochBar
+
+    monkeypatch.setattr(progress, "interactive", lambda: True)
+    shown = EpochBar(10)
+    for epoch in range(4):
+        shown.on_epoch_end(epoch, {"loss": 1.0 / (epoch + 1)})
+    shown.on_train_end()
+    assert (shown.bar.n, shown.bar.total) == (4, 4)
+    assert shown.bar.postfix == "loss=0.2500"
+    shown.close()  # again, as the classifier's finally does: harmless
