@@ -435,6 +435,29 @@ def test_fit_records_the_batch_size_it_used():
     assert tiny(epochs=1, batch_size=32).fit(X, y).batch_size_ == 32
 
 
+@pytest.mark.parametrize("pool_after", [1, 2])
+def test_pooling_comes_before_normalisation(pool_after):
+    """A block max-pools right after its convolution, so normalisation and activation run on the pooled
+    map; average pooling (which does not commute with ReLU) stays after the activation."""
+    from skimgclf.model.network import build_cnn
+
+    model = build_cnn((16, 16, 3), 2, conv_blocks=1, filters=8, convs_per_block=2, pool_after=pool_after,
+                      hidden_layers=0, random_flip=None, random_shift=0)
+    kinds = [type(layer).__name__ for layer in model.layers
+             if type(layer).__name__ in ("Conv2D", "MaxPooling2D", "BatchNormalization", "Activation")]
+    block = ["Conv2D", "BatchNormalization", "Activation"]
+    pooled = ["Conv2D", "MaxPooling2D", "BatchNormalization", "Activation"]
+    assert kinds == (pooled + block if pool_after == 1 else block + pooled)
+    no_norm = build_cnn((16, 16, 3), 2, conv_blocks=1, filters=8, convs_per_block=2, pool_after=pool_after,
+                        hidden_layers=0, batch_norm=False, random_flip=None, random_shift=0)
+    maps = [tuple(layer.output.shape[1:3]) for layer in no_norm.layers if type(layer).__name__ == "Activation"]
+    assert maps == ([(8, 8), (8, 8)] if pool_after == 1 else [(16, 16), (8, 8)])
+    averaged = build_cnn((16, 16, 3), 2, conv_blocks=1, filters=8, convs_per_block=1, pooling="avg",
+                         hidden_layers=0, random_flip=None, random_shift=0)
+    assert [type(layer).__name__ for layer in averaged.layers if type(layer).__name__ in (
+        "Conv2D", "AveragePooling2D", "BatchNormalization", "Activation")] == block + ["AveragePooling2D"]
+
+
 @pytest.mark.parametrize("channels", [1, 3])
 def test_auto_defaults_follow_the_images(channels):
     """Colour: pooling between a block's two convolutions, label smoothing 0.1, 22 epochs;

@@ -231,7 +231,12 @@ def test_seed_architecture_is_expressible():
 
 
 def test_folded_inference_matches_keras_and_follows_new_weights(monkeypatch):
-    """predict folds batch norm into the layer before it: same numbers as Keras' own predict."""
+    """predict folds batch norm into the layer before it: same numbers as Keras' own predict.
+
+    A batch norm after a max pooling is not folded into the convolution
+    before the pooling (max commutes only with an increasing scale): it is
+    applied on the pooled map, right also where its scale is negative.
+    """
     from skimgclf import CNNClassifier
     from skimgclf.model import inference as _classifier
     from skimgclf.model.inference import _inference_steps
@@ -241,10 +246,16 @@ def test_folded_inference_matches_keras_and_follows_new_weights(monkeypatch):
     y = np.arange(120) % 3
     clf = CNNClassifier(conv_blocks=2, filters=4, units=8, epochs=1, random_state=0).fit(X, y)
     kinds = [step[0] for step in _inference_steps(clf.model_)]
-    assert kinds.count("conv") == 2 and kinds.count("dense") == 1
+    # 8x8: conv, pool, its batch norm alone, activation; 4x4 -> 2x2 (not pooled): conv with its batch
+    # norm folded in, activation; the hidden dense layer with its batch norm folded in
+    assert kinds[:6] == ["conv", "layer", "affine", "layer", "conv", "layer"]
+    assert kinds.count("conv") == 2 and kinds.count("affine") == 1 and kinds.count("dense") == 1
     np.testing.assert_allclose(clf.predict_proba(X), clf.model_.predict(X, verbose=0), atol=1e-5)
-    bn = next(layer for layer in clf.model_.layers if type(layer).__name__ == "BatchNormalization")
-    bn.moving_mean.assign(bn.moving_mean + 0.5)  # the weights change: no stale folded copy
+    bns = [layer for layer in clf.model_.layers if type(layer).__name__ == "BatchNormalization"]
+    bns[0].moving_mean.assign(bns[0].moving_mean + 0.5)  # the weights change: no stale folded copy
+    np.testing.assert_allclose(clf.predict_proba(X), clf.model_.predict(X, verbose=0), atol=1e-5)
+    for bn in bns:  # half the channels' scales negative: max(-x) is not -max(x)
+        bn.gamma.assign(bn.gamma * np.where(np.arange(bn.gamma.shape[0]) % 2, -1.0, 1.0).astype(np.float32))
     np.testing.assert_allclose(clf.predict_proba(X), clf.model_.predict(X, verbose=0), atol=1e-5)
 
 

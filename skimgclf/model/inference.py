@@ -33,27 +33,38 @@ def _weights_stamp(model):
     return crc
 
 
-def _fold(layer, bn):
-    """``(kernel, bias)`` of ``layer`` (Conv2D or Dense) with the batch norm after it folded in."""
+def _affine(bn):
+    """``(scale, shift)`` in float64: what the batch norm ``bn`` computes at inference, ``x * scale + shift``."""
     var = keras.ops.convert_to_numpy(bn.moving_variance).astype(np.float64)
     mean = keras.ops.convert_to_numpy(bn.moving_mean).astype(np.float64)
     gamma = keras.ops.convert_to_numpy(bn.gamma).astype(np.float64) if bn.scale else 1.0
     beta = keras.ops.convert_to_numpy(bn.beta).astype(np.float64) if bn.center else 0.0
     scale = gamma / np.sqrt(var + bn.epsilon)
-    kernel = keras.ops.convert_to_numpy(layer.kernel).astype(np.float64) * scale
-    bias = keras.ops.convert_to_numpy(layer.bias).astype(np.float64) if layer.use_bias else 0.0
-    bias = beta + (bias - mean) * scale
-    return kernel.astype(np.float32), np.broadcast_to(bias, scale.shape).astype(np.float32)
+    return scale, beta - mean * scale
+
+
+def _fold(layer, bn):
+    """``(kernel, bias)`` of ``layer`` (Conv2D or Dense), with the batch norm ``bn`` after it folded in
+    (without one: its own)."""
+    kernel = keras.ops.convert_to_numpy(layer.kernel).astype(np.float64)
+    bias = keras.ops.convert_to_numpy(layer.bias).astype(np.float64) if layer.use_bias else np.zeros(kernel.shape[-1])
+    if bn is not None:
+        scale, shift = _affine(bn)
+        kernel, bias = kernel * scale, bias * scale + shift
+    return kernel.astype(np.float32), np.broadcast_to(bias, kernel.shape[-1:]).astype(np.float32)
 
 
 def _inference_steps(model):
     """The layers of a chain-shaped network for inference, batch norm folded.
 
-    A list of ``("conv", kernel, bias, conv)``, ``("dense", kernel, bias)``
-    and ``("layer", layer)`` steps, or None when the network is not a simple
-    chain of layers (then it is called as it is). Folding a batch
-    normalisation into the convolution before it saves a pass over the
-    largest tensors and lets TensorFlow fuse convolution, bias and ReLU.
+    A list of ``("conv", kernel, bias, conv)``, ``("dense", kernel, bias)``,
+    ``("affine", scale, shift)`` and ``("layer", layer)`` steps, or None when
+    the network is not a simple chain of layers (then it is called as it
+    is). Folding a batch normalisation into the convolution before it saves a
+    pass over the largest tensors and lets TensorFlow fuse convolution, bias
+    and ReLU. One that does not follow its layer directly (after a max
+    pooling, which only commutes with an increasing scale) is an
+    ``"affine"`` step of its own.
     """
     try:
         layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
@@ -68,25 +79,27 @@ def _inference_steps(model):
             return None
     except (AttributeError, ValueError):
         return None
+    def last_axis_bn(layer):
+        return (isinstance(layer, keras.layers.BatchNormalization) and layer.axis in (-1, len(layer.input.shape) - 1)
+                and layer.compute_dtype == "float32")
+
     steps, i = [], 0
     while i < len(layers):
         layer, bn = layers[i], layers[i + 1] if i + 1 < len(layers) else None
-        foldable = (
-            isinstance(bn, keras.layers.BatchNormalization)
-            and bn.axis in (-1, len(bn.input.shape) - 1)
-            and getattr(layer, "activation", None) is keras.activations.linear
-            and layer.compute_dtype == "float32"
-        )
-        if foldable and type(layer) is keras.layers.Conv2D and layer.data_format == "channels_last" \
+        bn = bn if last_axis_bn(bn) else None
+        linear = getattr(layer, "activation", None) is keras.activations.linear and layer.compute_dtype == "float32"
+        if linear and type(layer) is keras.layers.Conv2D and layer.data_format == "channels_last" \
                 and layer.groups == 1:
             steps.append(("conv",) + _fold(layer, bn) + (layer,))
-            i += 2
-        elif foldable and type(layer) is keras.layers.Dense and len(layer.input.shape) == 2:
+        elif linear and bn is not None and type(layer) is keras.layers.Dense and len(layer.input.shape) == 2:
             steps.append(("dense",) + _fold(layer, bn))
-            i += 2
+        elif last_axis_bn(layer):
+            steps.append(("affine",) + tuple(v.astype(np.float32) for v in _affine(layer)))
+            bn = None
         else:
             steps.append(("layer", layer))
-            i += 1
+            bn = None
+        i += 2 if bn is not None else 1
     return steps
 
 
@@ -110,7 +123,8 @@ def _conv_window(steps, i, height, width):
     if tuple(conv.strides) != (1, 1) or tuple(conv.dilation_rate) != (1, 1):
         return None
     j = i + 1
-    while j < len(steps) and steps[j][0] == "layer" and type(steps[j][1]).__name__ in _POINTWISE:
+    while j < len(steps) and (steps[j][0] == "affine"
+                              or steps[j][0] == "layer" and type(steps[j][1]).__name__ in _POINTWISE):
         j += 1
     pool = steps[j][1] if j < len(steps) and steps[j][0] == "layer" else None
     if type(pool).__name__ not in ("MaxPooling2D", "AveragePooling2D") or pool.padding != "valid" \
@@ -223,6 +237,8 @@ def _inference_function(model):
                     x = tf.nn.bias_add(x, bias)
                 elif step[0] == "dense":
                     x = tf.matmul(x, step[1]) + step[2]
+                elif step[0] == "affine":
+                    x = x * step[1] + step[2]
                 else:
                     x = step[1](x, training=False)
             return x

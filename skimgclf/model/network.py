@@ -146,8 +146,6 @@ def build_cnn(input_shape, n_classes, *, seed=None, name="cnn", **params):
             conv_filters = [conv_filters] * convs_per_block
         pool_at = len(conv_filters) if pool_after is None else min(pool_after, len(conv_filters))
         for i, n_filters in enumerate(conv_filters):
-            if i == pool_at:
-                x, size_h, size_w = _pool(x, p.pooling, size_h, size_w)
             k = min(int(p.kernel_size), size_h, size_w) if size_h > 1 and size_w > 1 else 1
             pad = p.padding
             if pad == "auto" and colour:
@@ -159,11 +157,18 @@ def build_cnn(input_shape, n_classes, *, seed=None, name="cnn", **params):
                                     kernel_initializer=init())(x)
             if pad == "valid":
                 size_h, size_w = size_h - k + 1, size_w - k + 1
+            # Max-pooling right after the convolution: normalisation and
+            # activation then run on a quarter of the values (epochs a quarter
+            # shorter on 32x32 photos, at the same accuracy; docs/user_guide/
+            # architecture.rst). Average pooling stays after the activation.
+            pool_here = i + 1 == pool_at
+            if pool_here and p.pooling == "max":
+                x, size_h, size_w = _pool(x, p.pooling, size_h, size_w)
             if p.batch_norm:
                 x = keras.layers.BatchNormalization(momentum=0.9)(x)
             x = keras.layers.Activation(p.activation)(x)
-        if pool_at == len(conv_filters):
-            x, size_h, size_w = _pool(x, p.pooling, size_h, size_w)
+            if pool_here and p.pooling != "max":
+                x, size_h, size_w = _pool(x, p.pooling, size_h, size_w)
         if p.conv_dropout:
             x = keras.layers.Dropout(p.conv_dropout, seed=next_seed())(x)
 
