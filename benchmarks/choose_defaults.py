@@ -61,8 +61,8 @@ CANDIDATES = {
 }
 
 
-def load(data, split_seed, n_train=8000):
-    """(X_train, y_train, X_val, y_val) of a stratified split of ``data/train.csv`` (uint8 images)."""
+def load(data, split_seed, n_train=0.8):
+    """(X_train, y_train, X_val, y_val) of a stratified 80/20 split of ``data/train.csv`` (uint8 images)."""
     from sklearn.model_selection import train_test_split
 
     from skimgclf import ImageFolderLoader

@@ -180,7 +180,7 @@ class CNNClassifier(KerasClassifier):
         random_zoom="auto",
         random_flip="auto",
         optimizer="adam",
-        learning_rate=0.002,
+        learning_rate=0.003,
         lr_schedule="cosine",
         freeze_epochs="auto",
         fine_tune_fraction=1.0,

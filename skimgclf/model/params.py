@@ -139,7 +139,12 @@ PARAMETERS = (
         validation split of MNIST, with 40 % less computation), while 8x8
         images are not convolved into nothing.""", "network"),
     Parameter("pooling", "max", (StrOptions({"max", "avg"}), None), '{"max", "avg"} or None',
-              "2x2 pooling after each block, skipped where the map is smaller than 4.", "network"),
+              """
+        2x2 pooling in each block (where ``pool_after`` says), skipped where
+        the map is smaller than 4. Max pooling comes right after its
+        convolution, before the normalisation and activation (which then run
+        on a quarter of the values); average pooling after the
+        activation.""", "network"),
     Parameter("batch_norm", True, ("boolean",), "bool",
               "Batch normalisation after each convolution and hidden dense layer.", "network"),
     Parameter("conv_dropout", 0.0, (_FRACTION,), "float", "Dropout rate after each convolution block.",
@@ -183,7 +188,7 @@ PARAMETERS = (
     Parameter("optimizer", "adam", (StrOptions(set(OPTIMIZERS)),), "{" + ", ".join(f'"{o}"' for o in OPTIMIZERS) + "}",
               "Keras optimizer (SGD with Nesterov momentum 0.9).", "training",
               "--optimizer", "optimizer"),
-    Parameter("learning_rate", 0.002, (Interval(numbers.Real, 0, None, closed="neither"),), "float",
+    Parameter("learning_rate", 0.003, (Interval(numbers.Real, 0, None, closed="neither"),), "float",
               "Initial learning rate.", "training", "--learning-rate", "initial learning rate"),
     Parameter("lr_schedule", "cosine", (StrOptions({"cosine", "constant"}),), '{"cosine", "constant"}',
               '``"cosine"`` decays the learning rate to zero over ``epochs``.', "training"),
