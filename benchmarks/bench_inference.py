@@ -4,7 +4,8 @@ For the default network at 8x8x1, 28x28x1 and 32x32x3, the same trained
 weights and the same chunks of images, best of ``--repeats`` warm runs:
 
 - ``skimgclf``: the hand-built graph (batch norm folded into the convolution
-  before it, convolutions cropped to what the pooling reads, sub-batches of
+  right before it, or a scale and shift after a max pooling, convolutions
+  cropped to what the pooling reads, sub-batches of
   ~128 Ki pixels through ``tf.map_fn``);
 - ``tf.function``: ``model(x, training=False)`` traced as one function;
 - ``tf.function + XLA``: the same with ``jit_compile=True``;
