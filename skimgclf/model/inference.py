@@ -150,11 +150,12 @@ def _conv_window(steps, i, height, width):
 
 
 #: Pixels (images x height x width) a network is asked for before its
-#: inference is traced. Tracing and optimising the graph costs ~0.6 s once; it
-#: then runs faster than an eager call (figures: docs/performance.rst),
-#: which pays from about this many pixels (~5,000 28x28 images). Smaller work
-#: -- a validation fold, a few test images -- is done eagerly.
-_TRACE_FROM_PIXELS = 2**22
+#: inference is traced. Tracing and optimising the graph costs 0.5-1 s once;
+#: it then runs 1.4-1.8x as fast as an eager call (figures:
+#: docs/performance.rst), which pays from about this many pixels (~20,000
+#: 28x28 images or 16,000 32x32 photos). Smaller work -- a validation fold, a
+#: test set of a few thousand images -- is done eagerly.
+_TRACE_FROM_PIXELS = 2**24
 
 
 def predict_proba(model, X, flip=False, progress=False):
