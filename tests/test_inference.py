@@ -104,6 +104,7 @@ networks_and_shapes = st.fixed_dictionaries({
     "channels": st.sampled_from([1, 2, 3, 4]),
     "conv_blocks": st.integers(0, 3),
     "convs_per_block": st.integers(1, 2),
+    "pool_after": st.sampled_from(["auto", 1, 2]),
     "kernel_size": st.integers(1, 5),
     "padding": st.sampled_from(["auto", "same", "valid"]),
     "pooling": st.sampled_from(["max", "avg", None]),
@@ -118,10 +119,10 @@ networks_and_shapes = st.fixed_dictionaries({
 @settings(max_examples=10, deadline=None)
 @given(case=networks_and_shapes)
 @example(case=dict(height=64, width=64, channels=3, conv_blocks=3, convs_per_block=1, kernel_size=3,
-                   padding="auto", pooling="max", batch_norm=True, global_pooling="auto", hidden_layers=1,
-                   n_classes=2))
+                   padding="auto", pool_after="auto", pooling="max", batch_norm=True, global_pooling="auto",
+                   hidden_layers=1, n_classes=2))
 @example(case=dict(height=1, width=1, channels=1, conv_blocks=3, convs_per_block=2, kernel_size=5,
-                   padding="valid", pooling="avg", batch_norm=True, global_pooling="flatten",
+                   padding="valid", pool_after=1, pooling="avg", batch_norm=True, global_pooling="flatten",
                    hidden_layers=2, n_classes=3))
 def test_any_image_shape_and_network_gives_keras_numbers(case):
     """Height, width, channels and the architecture parameters: shapes and numbers as Keras'."""
