@@ -406,6 +406,22 @@ def test_auto_padding_and_augmentation_follow_the_image_size():
     assert set(_conv_paddings_and_augmentation(build_cnn((15, 40, 3), 2))[1]) == {"RandomFlip"}
 
 
+def test_shifts_reflect_a_photos_border_and_bring_black_into_a_digit():
+    """What a shift brings into the frame: the photo's own border, a digit's black background."""
+    from skimgclf.model.network import build_cnn
+
+    ones = np.ones((64, 32, 32, 3), dtype="float32")
+    photo_shift = build_cnn((32, 32, 3), 2, seed=0).get_layer("augment_shift")
+    assert np.array_equal(np.asarray(photo_shift(ones, training=True)), ones)
+    digit_shift = build_cnn((32, 32, 1), 2, seed=0).get_layer("augment_shift")
+    shifted = np.asarray(digit_shift(ones[..., :1], training=True))
+    assert (shifted == 0).any(axis=(1, 2, 3)).mean() > 0.5  # most images got a black band
+    # Rotation and zoom, when asked for on photos, reflect as well.
+    photo = build_cnn((32, 32, 3), 2, seed=0, random_rotation=0.1, random_zoom=0.2)
+    for name in ("augment_rotation", "augment_zoom"):
+        assert np.allclose(np.asarray(photo.get_layer(name)(ones, training=True)), 1, atol=1e-5), name
+
+
 def test_auto_defaults_train_on_tiny_and_larger_images():
     """The "auto" defaults build and train end to end on 8x8 and 28x28 images."""
     for size in (8, 28):

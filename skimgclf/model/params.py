@@ -168,7 +168,10 @@ PARAMETERS = (
         Training-time random translation, as a fraction of height and width.
         ``"auto"`` is 0.1 for images of at least 16 pixels on their shorter
         side and 0 (off) for smaller ones, where a fraction of the image is a
-        sub-pixel shift that only blurs it.""", "network"),
+        sub-pixel shift that only blurs it. What a shift (or rotation, or
+        zoom) brings into the frame is the image's border reflected for
+        colour images and black for grayscale ones (a digit's
+        background).""", "network"),
     Parameter("random_rotation", "auto", (Interval(numbers.Real, 0, 1, closed="both"), _AUTO),
               'float or "auto"', """
         Training-time random rotation, as a fraction of a full turn; ``"auto"``
