@@ -34,7 +34,7 @@ from .network import build_cnn, resolve_flip  # noqa: E402
 from .params import NETWORK, constraints, numpydoc  # noqa: E402
 from .training import (  # noqa: E402
     EpochBar, MappedBatches, SmoothedSparseCrossentropy, all_finite, auto_batch_size, auto_epochs, file_backed,
-    seeded)
+    resolve_precision, seeded, training_kernels)
 
 __all__ = ["MIN_MONITORED", "CNNClassifier"]
 
@@ -113,6 +113,9 @@ class CNNClassifier(KerasClassifier):
     epochs_ : int
         The number of epochs ``fit`` planned (``epochs``, or what ``"auto"``
         stood for on these images); early stopping may end sooner.
+    precision_ : {{"float32", "mixed_bfloat16"}}
+        The Keras dtype policy the network trained in (``precision``, or
+        what ``"auto"`` stood for on this machine).
 
     See Also
     --------
@@ -146,7 +149,6 @@ class CNNClassifier(KerasClassifier):
     # constructor arguments that get_params/clone would carry.
     model = None
     build_fn = None
-    warm_start = False
     loss = "sparse_categorical_crossentropy"  # class indices, for binary and multiclass alike
     metrics = None
     callbacks = None
@@ -186,6 +188,8 @@ class CNNClassifier(KerasClassifier):
         fine_tune_fraction=1.0,
         fine_tune_learning_rate="auto",
         label_smoothing="auto",
+        precision="auto",
+        warm_start=False,
         epochs="auto",
         batch_size="auto",
         validation_split=0.0,
@@ -225,6 +229,8 @@ class CNNClassifier(KerasClassifier):
         self.fine_tune_fraction = fine_tune_fraction
         self.fine_tune_learning_rate = fine_tune_learning_rate
         self.label_smoothing = label_smoothing
+        self.precision = precision
+        self.warm_start = warm_start
         self.epochs = epochs
         self.batch_size = batch_size
         self.validation_split = validation_split
@@ -396,13 +402,29 @@ class CNNClassifier(KerasClassifier):
         if self.backbone is not None and total:
             # The head trains alone first, on its own schedule (see _fit_keras_model).
             total = total // self.epochs_ * self.freeze_epochs_
-        model.compile(
-            optimizer=self._make_optimizer(total),
-            loss=(SmoothedSparseCrossentropy(smoothing) if (smoothing := self._label_smoothing(meta["image_shape_"]))
-                  else "sparse_categorical_crossentropy"),
-            metrics=["accuracy"],
-        )
+        model.compile(optimizer=self._make_optimizer(total), loss=self._loss(meta["image_shape_"]), metrics=["accuracy"])
         return model
+
+    def _loss(self, image_shape):
+        """The training loss on images of ``image_shape``: cross-entropy of class indices, smoothed or not."""
+        smoothing = self._label_smoothing(image_shape)
+        return SmoothedSparseCrossentropy(smoothing) if smoothing else "sparse_categorical_crossentropy"
+
+    def _continue_training(self, y):
+        """Prepare a warm-started fit: check the labels, give the network a new schedule; the first epoch's number."""
+        labels = column_or_1d(np.asarray(y), warn=True)
+        unknown = np.setdiff1d(np.unique(labels.astype(self.classes_.dtype, copy=False)), self.classes_)
+        if unknown.size:
+            raise ValueError(f"warm_start=True continues a network trained on the classes {self.classes_[:10].tolist()}; "
+                             f"y has others: {unknown[:5].tolist()}. Fit a new network (warm_start=False) for them.")
+        lr = None
+        if self.backbone is not None and any(layer.trainable and layer.weights for layer in backbone_layers(self.model_)):
+            self._fine_tuning = True
+            lr = (float(self.learning_rate) / 2 if self.fine_tune_learning_rate == "auto"
+                  else float(self.fine_tune_learning_rate))
+        self.model_.compile(optimizer=self._make_optimizer(self.n_train_steps_, lr),
+                            loss=self.model_.loss or self._loss(self.image_shape_), metrics=["accuracy"])
+        return len(getattr(self, "history_", {}).get("loss", []))
 
     def _start_fine_tuning(self, steps):
         """Unfreeze the top of the backbone and recompile at the fine-tuning rate over ``steps`` steps."""
@@ -492,6 +514,11 @@ class CNNClassifier(KerasClassifier):
             out of training (and of the validation split).
         **kwargs : dict
             Extra arguments for :meth:`keras.Model.fit` (advanced use).
+            ``validation_data=(X_val, y_val)``, images and labels, is
+            evaluated after every epoch and recorded in ``history_``
+            (``val_loss``, ``val_accuracy``); unlike ``validation_split`` it
+            steers nothing (no early stopping), so a test set can be watched
+            without being learnt from.
 
         Returns
         -------
@@ -507,13 +534,24 @@ class CNNClassifier(KerasClassifier):
         self.batch_size_ = auto_batch_size(self.batch_size, n_rows)
         self.epochs_ = auto_epochs(self.epochs, _channels(X), self.backbone)
         self.freeze_epochs_ = self._resolve_freeze_epochs()
+        self.precision_ = resolve_precision(self.precision)
         self.n_train_steps_ = math.ceil(n_rows / self.batch_size_) * self.epochs_
         if sample_weight is not None:
             # scikeras multiplies class weights into it in place: never the caller's array.
             sample_weight = np.array(sample_weight, dtype=np.float32)
         self._fit_seed_ = self._seed()
+        classes = None
+        if self.warm_start and hasattr(self, "model_"):
+            classes = self.classes_  # scikeras forgets them on every fit; the network keeps its outputs
+            kwargs["initial_epoch"] = self._continue_training(y)
+            if self._fit_seed_ is not None:  # not the first fit's shuffles and augmentations again
+                self._fit_seed_ += kwargs["initial_epoch"]
         with seeded(self._fit_seed_):
-            super().fit(X, y, sample_weight=sample_weight, **kwargs)
+            try:
+                super().fit(X, y, sample_weight=sample_weight, **kwargs)
+            finally:
+                if classes is not None:
+                    self.classes_ = classes
         return self
 
     def partial_fit(self, X, y, classes=None, sample_weight=None, **kwargs):
@@ -546,6 +584,7 @@ class CNNClassifier(KerasClassifier):
             self.n_train_steps_ = None  # no schedule: the number of calls is unknown
             self.epochs_ = auto_epochs(self.epochs, _channels(X), self.backbone)
             self.freeze_epochs_ = self._resolve_freeze_epochs()
+            self.precision_ = resolve_precision(self.precision)
         if sample_weight is not None:
             sample_weight = np.array(sample_weight, dtype=np.float32)
         base = self._fit_seed_ = self._seed()
@@ -579,6 +618,7 @@ class CNNClassifier(KerasClassifier):
         self.history_ = {k: [float(v) for v in values] for k, values in history.items()}
         self.epochs_ = auto_epochs(self.epochs, self.image_shape_[-1], self.backbone)
         self.freeze_epochs_ = self._resolve_freeze_epochs()
+        self.precision_ = resolve_precision(self.precision)
         self.target_type_ = "multiclass" if self.n_classes_ > 2 else "binary"
         self.y_dtype_, self.y_ndim_ = self.classes_.dtype, 1
         self.target_encoder_ = self.target_encoder.fit(self.classes_)
@@ -628,6 +668,8 @@ class CNNClassifier(KerasClassifier):
         # freeze_epochs_ train the head alone and the rest fine-tune.
         if epochs == "auto":  # scikeras passes the parameter; fit decided what it stands for
             epochs = self.epochs_
+        if kwargs.get("validation_data") is not None:
+            kwargs["validation_data"] = self._watched(kwargs["validation_data"])
         # One validation split for every phase (also with random_state=None).
         split = self._validation_indices(y, getattr(self, "_fit_seed_", None))
         if self.backbone is None:
@@ -653,6 +695,24 @@ class CNNClassifier(KerasClassifier):
             if snapshot is not None and tune_stop is not None and head_stop.best < tune_stop.best:
                 for variable, value in snapshot:
                     variable.assign(value)
+
+    def _watched(self, data):
+        """``fit``'s ``validation_data`` as Keras takes it: images checked, labels encoded as ``y``."""
+        if self.validation_split:
+            raise ValueError(f"validation_data and validation_split={self.validation_split} both hold out images "
+                             "to watch; give one of them")
+        if not isinstance(data, (tuple, list)) or len(data) != 2:
+            raise ValueError("validation_data must be a pair (X_val, y_val) of images and their labels; got "
+                             f"{type(data).__name__}")
+        X_val = self._check_images(data[0], reset=False)
+        y_val = column_or_1d(np.asarray(data[1]), warn=True)
+        check_consistent_length(X_val, y_val)
+        classes = self.target_encoder_.classes_
+        unknown = np.setdiff1d(np.unique(y_val.astype(classes.dtype, copy=False)), classes)
+        if unknown.size:
+            raise ValueError(f"validation_data has labels that are not among the training classes: "
+                             f"{unknown[:5].tolist()}")
+        return X_val, self.target_encoder_.transform(y_val)
 
     def _train(self, X, y, sample_weight, epochs, initial_epoch, split, warn=True, **kwargs):
         """``model_.fit`` for ``epochs`` epochs from ``initial_epoch``; extends ``history_``.
@@ -701,7 +761,8 @@ class CNNClassifier(KerasClassifier):
         fit_args.update(kwargs)
         fit_args["callbacks"] = callbacks + list(fit_args.get("callbacks") or [])
         try:
-            hist = self.model_.fit(*args, **fit_args)
+            with training_kernels(self.model_, self.precision_):
+                hist = self.model_.fit(*args, **fit_args)
         finally:  # Keras skips on_train_end when fit raises (Ctrl-C included)
             if shown is not None:
                 shown.close()

@@ -17,7 +17,10 @@ import os
 import platform
 import sys
 
-__all__ = ["configure_gpus", "describe", "gpus"]
+__all__ = ["configure_gpus", "cpu_bfloat16", "describe", "gpus"]
+
+#: CPU flags (Linux ``/proc/cpuinfo``) of native bfloat16 arithmetic: Intel AMX, AVX512-BF16.
+BFLOAT16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 
 #: Whether :func:`configure_gpus` switched memory growth on (None: not run, or left to the user).
 _GROWTH = {}
@@ -35,6 +38,33 @@ def gpus():
     import tensorflow as tf
 
     return list(tf.config.list_physical_devices("GPU"))
+
+
+def cpu_bfloat16(cpuinfo="/proc/cpuinfo"):
+    """Whether this machine's CPU computes in bfloat16 natively (Intel AMX or AVX512-BF16).
+
+    oneDNN, which TensorFlow uses on x86 CPUs, runs bfloat16 convolutions
+    and matrix products on these instructions; without them it emulates
+    bfloat16, which is slower than float32.
+
+    Parameters
+    ----------
+    cpuinfo : str, default="/proc/cpuinfo"
+        Where the kernel lists the CPU's flags (Linux); elsewhere the answer
+        is False.
+
+    Returns
+    -------
+    bool
+    """
+    try:
+        with open(cpuinfo, encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return bool(BFLOAT16_FLAGS & set(line.partition(":")[2].split()))
+    except OSError:
+        pass
+    return False
 
 
 def configure_gpus():
@@ -128,4 +158,5 @@ def describe():
         "cpu_threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                         "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu_bfloat16": cpu_bfloat16(),
     }

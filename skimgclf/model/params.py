@@ -228,6 +228,23 @@ PARAMETERS = (
         class is ``1 - label_smoothing`` and the rest is shared by the other
         classes, which keeps the network from growing over-confident.
         ``"auto"`` is 0.1 for colour images and 0 for grayscale ones.""", "training"),
+    Parameter("precision", "auto", (StrOptions({"auto", "float32", "bfloat16"}),), '{"auto", "float32", "bfloat16"}',
+              """
+        The arithmetic of training. ``"bfloat16"`` computes the layers in
+        bfloat16 with float32 weights (Keras' ``"mixed_bfloat16"``; the
+        output layer stays float32); ``"float32"`` computes everything in
+        float32. Prediction and model files are float32 either way.
+        ``"auto"`` is ``"bfloat16"`` when training on a CPU with native
+        bfloat16 instructions (Intel AMX or AVX512-BF16) and no GPU is
+        visible, else ``"float32"``; the value used is ``precision_``.""", "training"),
+    Parameter("warm_start", False, ("boolean",), "bool", """
+        When True and the classifier is fitted, ``fit`` trains the fitted
+        network further (``epochs`` more epochs, on a new learning-rate
+        schedule from ``learning_rate``) instead of building a new one;
+        ``history_`` grows. The images must have the training shape and the
+        labels be among ``classes_``. As in scikit-learn, it is how a model
+        measured on part of the data can be trained on the rest without
+        starting over.""", "training"),
     Parameter("epochs", "auto", (_int(1), _AUTO), 'int or "auto"', """
         Maximum number of passes over the training data. ``"auto"`` is 10
         for grayscale images and 22 for colour ones (photos need more passes

@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+import time
+import weakref
 
 import keras
 import numpy as np
@@ -15,8 +17,7 @@ import numpy as np
 from .._progress import bar, in_notebook
 
 __all__ = ["AUTO_EPOCHS", "EpochBar", "MappedBatches", "SmoothedSparseCrossentropy", "all_finite", "auto_batch_size",
-           "auto_epochs",
-           "file_backed", "seeded"]
+           "auto_epochs", "continue_epochs", "file_backed", "Pace", "resolve_precision", "seeded", "training_kernels"]
 
 
 def auto_batch_size(batch_size, n_rows):
@@ -76,6 +77,131 @@ def auto_epochs(epochs, channels, backbone=None):
     if backbone is not None:
         return AUTO_EPOCHS["backbone"]
     return AUTO_EPOCHS["colour" if int(channels) >= 3 else "grayscale"]
+
+
+def continue_epochs(epochs):
+    """Epochs that continue a network trained ``epochs`` epochs on part of the rows, on all of them.
+
+    A quarter of ``epochs``, at least one, on a new learning-rate schedule
+    (``warm_start``): ``skimgclf train`` ends this way on every row after
+    measuring accuracy on the rows held out, for about a quarter of the cost
+    of training a new network on all of them (docs/performance.rst).
+
+    Parameters
+    ----------
+    epochs : int
+        Epochs the network trained.
+
+    Returns
+    -------
+    int
+    """
+    return max(1, math.ceil(int(epochs) / 4))
+
+
+def resolve_precision(precision):
+    """The Keras dtype policy ``precision`` stands for on this machine: ``"float32"`` or ``"mixed_bfloat16"``.
+
+    ``"auto"`` is bfloat16 where the CPU computes it natively and no GPU is
+    visible (elsewhere bfloat16 is emulated, or the GPU is left to float32).
+
+    Parameters
+    ----------
+    precision : {"auto", "float32", "bfloat16"}
+        The classifier's parameter.
+
+    Returns
+    -------
+    str
+    """
+    if precision == "auto":
+        from .devices import cpu_bfloat16, gpus
+
+        precision = "bfloat16" if cpu_bfloat16() and not gpus() else "float32"
+    return "mixed_bfloat16" if precision == "bfloat16" else "float32"
+
+
+#: Per network (weakly): the optimizer it was compiled with and the train and
+#: test functions Keras traced for it under :func:`training_kernels`.
+_TRACED = weakref.WeakKeyDictionary()
+
+
+def _fused_batch_norm(layer, inputs, training=None, mask=None):
+    """``layer``'s ``call`` through TensorFlow's fused batch-norm kernel while it trains on 4-D maps.
+
+    Keras 3 computes batch statistics with separate mean, variance, multiply
+    and add operations, each a pass over the feature map; TensorFlow's fused
+    kernel (oneDNN's on CPUs) does the same arithmetic in one. The moving
+    statistics are updated as Keras does (the batch variance without
+    Bessel's correction). Anything else goes to Keras' own ``call``.
+    """
+    channels_last = layer.axis in (-1, len(inputs.shape) - 1)
+    if not (training and layer.trainable and mask is None and len(inputs.shape) == 4 and channels_last
+            and not getattr(layer, "synchronized", False)):
+        return type(layer).call(layer, inputs, training=training, mask=mask)
+    import tensorflow as tf
+
+    x = tf.cast(inputs, layer.compute_dtype)
+    channels = x.shape[-1]
+    scale = tf.cast(layer.gamma, "float32") if layer.scale else tf.ones((channels,), "float32")
+    offset = tf.cast(layer.beta, "float32") if layer.center else tf.zeros((channels,), "float32")
+    y, mean, variance = tf.compat.v1.nn.fused_batch_norm(x, scale, offset, epsilon=layer.epsilon,
+                                                         data_format="NHWC", is_training=True)
+    n = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), "float32")
+    variance = variance * (n - 1) / tf.maximum(n, 2)  # the kernel returns it with Bessel's correction
+    m = layer.momentum
+    layer.moving_mean.assign(layer.moving_mean * m + tf.cast(mean, layer.moving_mean.dtype) * (1 - m))
+    layer.moving_variance.assign(layer.moving_variance * m + tf.cast(variance, layer.moving_variance.dtype) * (1 - m))
+    return y
+
+
+@contextlib.contextmanager
+def training_kernels(model, policy):
+    """Train ``model`` with fused batch normalisation and in the dtype ``policy``; as it was after the block.
+
+    - Batch normalisation layers compute their training statistics with
+      TensorFlow's fused kernel (:func:`_fused_batch_norm`; the same
+      numbers, a fraction of the time), with the TensorFlow backend.
+    - Every layer but the network's output computes in ``policy``
+      (``"mixed_bfloat16"``: bfloat16 arithmetic on float32 weights; the
+      softmax stays float32, as Keras' mixed-precision guide advises).
+
+    The network outside the block is the plain Keras float32 network: what
+    predicts and what is saved never depends on either. The functions Keras
+    traced inside are kept for the next block (``partial_fit`` calls) until
+    the network is compiled again.
+
+    Parameters
+    ----------
+    model : keras.Model
+        The network, built in float32.
+    policy : str
+        A Keras dtype policy name: ``"float32"`` or ``"mixed_bfloat16"``.
+    """
+    import types
+
+    outputs = {id(t) for t in model.outputs}
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    mixed = [layer for layer in layers if id(layer.output) not in outputs] if policy != "float32" else []
+    fused = ([layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]
+             if keras.backend.backend() == "tensorflow" else [])
+    traced = _TRACED.get(model)
+    if traced is None or traced["optimizer"] is not model.optimizer:  # compiled again: trace again
+        traced = _TRACED[model] = {"optimizer": model.optimizer}
+    for layer in mixed:
+        layer.dtype_policy = policy
+    for layer in fused:
+        layer.call = types.MethodType(_fused_batch_norm, layer)
+    model.train_function, model.test_function = traced.get("train"), traced.get("test")
+    try:
+        yield
+    finally:
+        traced["train"], traced["test"] = model.train_function, model.test_function
+        for layer in fused:
+            del layer.call
+        for layer in mixed:
+            layer.dtype_policy = "float32"
+        model.train_function = model.test_function = model.predict_function = None
 
 
 @keras.saving.register_keras_serializable(package="skimgclf")
@@ -167,6 +293,44 @@ class EpochBar(keras.callbacks.Callback):
             self.bar.refresh()
         self.bar.close()
 
+
+
+class Pace(keras.callbacks.Callback):
+    """Time training steps; once ``after`` seconds are timed, call ``report(seconds_per_step)`` once.
+
+    The first step of each ``fit`` (where the network is traced) is not
+    timed, so the pace is that of the steps to come.
+
+    Parameters
+    ----------
+    report : callable
+        Called with the mean seconds of a training step and the number of
+        steps taken so far.
+    after : float, default=5.0
+        Seconds of timed steps before reporting.
+    """
+
+    def __init__(self, report, after=5.0):
+        super().__init__()
+        self.report, self.after = report, float(after)
+        self.seconds, self.steps, self.reported = 0.0, 0, False
+
+    def on_train_begin(self, logs=None):
+        self._skip, self.taken = True, 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.taken += 1
+        if self.reported or self._skip:
+            self._skip = False
+            return
+        self.seconds += time.perf_counter() - self._start
+        self.steps += 1
+        if self.seconds >= self.after:
+            self.reported = True
+            self.report(self.seconds / self.steps, self.taken)
 
 
 def file_backed(X):
