@@ -49,7 +49,7 @@ fig.tight_layout()
 # -----------------------
 # Fitted on the training ids, the loader looks at up to 50 of the images:
 # they are in colour, and no size is shared by half of them, so it takes
-# their median size, shrunk to 128 pixels on the longer side.
+# their median size, shrunk to 64 pixels on the longer side.
 from skimgclf import CNNClassifier, ImageFolderLoader
 
 loader = ImageFolderLoader(paths["train_dir"]).fit(train)

@@ -7,10 +7,13 @@ digits, folders that mix formats.
 """
 
 import re
+from collections import Counter
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
@@ -38,10 +41,10 @@ def test_colour_photos_of_many_sizes(tmp_path):
     ids = photos(tmp_path, sizes)
     loader = ImageFolderLoader(tmp_path).fit(ids)
     assert loader.color_mode_ == "rgb"
-    # No size is shared by half of them: the median (375 x 500), shrunk to 128 on the longer side.
-    assert loader.target_size_ == (96, 128)
+    # No size is shared by half of them: the median (375 x 500), shrunk to 64 on the longer side.
+    assert loader.target_size_ == (48, 64)
     X = loader.transform(ids)
-    assert X.shape == (6, 96, 128, 3) and X.dtype == np.float32
+    assert X.shape == (6, 48, 64, 3) and X.dtype == np.float32
     assert loader.get_params()["color_mode"] == "auto"  # fit sets attributes, never parameters
 
 
@@ -54,9 +57,9 @@ def test_digits_keep_their_size_and_gray(tmp_path):
 
 def test_the_size_rule():
     assert decide(["L"] * 4, [(8, 8), (8, 8), (9, 9), (10, 10)]) == ("grayscale", (8, 8))  # half share 8x8
-    assert decide(["L", "L"], [(100, 50), (300, 150)]) == ("grayscale", (100, 50))  # one of two is half
-    assert decide(["RGB", "L", "L"], [(100, 50), (300, 150), (200, 100)]) == ("rgb", (128, 64))  # median, capped
-    assert decide(["I;16"], [(40, 1000)]) == ("grayscale", (5, MAX_SIDE))
+    assert decide(["L", "L"], [(60, 30), (300, 150)]) == ("grayscale", (60, 30))  # one of two is half
+    assert decide(["RGB", "L", "L"], [(100, 50), (300, 150), (200, 100)]) == ("rgb", (64, 32))  # median, capped
+    assert decide(["I;16"], [(40, 1000)]) == ("grayscale", (3, MAX_SIDE))
     assert decide(["P"], [(16, 16)]) == ("rgb", (16, 16))
 
 
@@ -131,3 +134,20 @@ def test_fitted_settings_survive_clone_free_persistence(tmp_path):
     assert (back.color_mode_, back.target_size_) == ("rgb", (24, 36))
     np.testing.assert_array_equal(back.transform(ids), loader.transform(ids))
     assert not hasattr(clone(loader), "color_mode_")  # clone is unfitted, as in scikit-learn
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 5000), st.integers(1, 5000)), min_size=1, max_size=60))
+def test_the_size_rule_over_sizes(sizes):
+    """Any sizes: the decided size is one of them (or their median), shrunk to MAX_SIDE, never enlarged."""
+    _, (h, w) = decide(["RGB"] * len(sizes), sizes)
+    assert 1 <= h and 1 <= w and max(h, w) <= max(MAX_SIDE, min(max(s) for s in sizes))
+    (common, count), = Counter(sizes).most_common(1)
+    base = common if 2 * count >= len(sizes) else tuple(round(float(np.median([s[i] for s in sizes]))) for i in (0, 1))
+    if max(base) <= MAX_SIDE:
+        assert (h, w) == tuple(base)  # small enough: kept as it is
+    else:
+        assert max(h, w) == MAX_SIDE  # shrunk to the cap on its longer side, proportions kept to a pixel
+        scale = MAX_SIDE / max(base)
+        assert abs(h - base[0] * scale) <= 0.5 + 1e-9 or h == 1
+        assert abs(w - base[1] * scale) <= 0.5 + 1e-9 or w == 1

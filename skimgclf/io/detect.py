@@ -26,7 +26,10 @@ __all__ = ["GRAY_MODES", "MAX_SIDE", "SAMPLE", "decide", "sample_rows"]
 #: PIL modes read as one channel by the colour-mode detection.
 GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 #: Largest side of a detected target size; larger images are shrunk to it.
-MAX_SIDE = 128
+#: A small network learns from photos at this size about as well as from
+#: larger ones, at a fraction of the cost (docs/performance.rst has the
+#: measurements); give ``target_size`` for detail that needs more pixels.
+MAX_SIDE = 64
 #: Images sampled to decide the colour mode and the size.
 SAMPLE = 50
 

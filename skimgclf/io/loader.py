@@ -91,7 +91,7 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         ``fit`` from up to 50 images spread over the ids it is given -- the
         size that at least half of them share, else their median height and
         width -- shrunk (keeping its proportions) so that the longer side is
-        at most 128 pixels. ``None`` keeps each image's size; all images must
+        at most 64 pixels. ``None`` keeps each image's size; all images must
         then have the same size.
     color_mode : {"auto", "grayscale", "rgb", "rgba"}, default="auto"
         Colour mode the images are converted to: 1, 3 or 4 channels.
