@@ -39,6 +39,7 @@ __all__ = [
     "TopLossesDisplay",
     "TrainingHistoryDisplay",
     "most_confused",
+    "phase_marks",
     "sort_labels",
     "top_losses",
     "write_confusion_matrix",
@@ -262,6 +263,9 @@ class TrainingHistoryDisplay:
     fine_tuning_from : int or None, default=None
         With a pretrained backbone, the first epoch of fine-tuning (after
         training the head alone); marked on the plot.
+    marks : dict of int to str or None, default=None
+        Other phases of training to mark, by their first epoch:
+        ``{23: "all rows"}`` draws "all rows from epoch 23".
 
     Attributes
     ----------
@@ -288,9 +292,10 @@ class TrainingHistoryDisplay:
     ['loss', 'accuracy']
     """
 
-    def __init__(self, history, *, fine_tuning_from=None):
+    def __init__(self, history, *, fine_tuning_from=None, marks=None):
         self.history = history
         self.fine_tuning_from = fine_tuning_from
+        self.marks = marks
 
     @classmethod
     def from_estimator(cls, estimator, *, metrics=("loss", "accuracy"), ax=None):
@@ -315,10 +320,7 @@ class TrainingHistoryDisplay:
         history = getattr(clf, "history_", None)
         if history is None:
             raise ValueError(f"{type(clf).__name__} has no history_: fit it first")
-        head = getattr(clf, "freeze_epochs_", 0) if getattr(clf, "backbone", None) else 0
-        epochs = len(history.get("loss", []))
-        start = head + 1 if 0 < head < epochs else None
-        return cls(history, fine_tuning_from=start).plot(metrics=metrics, ax=ax)
+        return cls(history, marks=phase_marks(clf)).plot(metrics=metrics, ax=ax)
 
     @classmethod
     def from_history(cls, history, *, metrics=("loss", "accuracy"), ax=None):
@@ -380,9 +382,11 @@ class TrainingHistoryDisplay:
             if best is not None:
                 panel.axvline(best, color="grey", linestyle="--", linewidth=1,
                               label=f"lowest validation loss (epoch {best})")
+            marks = dict(self.marks or {})
             if self.fine_tuning_from is not None:
-                panel.axvline(self.fine_tuning_from - 0.5, color="tab:red", linestyle=":", linewidth=1,
-                              label=f"fine-tuning from epoch {self.fine_tuning_from}")
+                marks[self.fine_tuning_from] = "fine-tuning"
+            for (epoch, name), colour in zip(sorted(marks.items()), ("tab:red", "tab:purple", "tab:brown")):
+                panel.axvline(epoch - 0.5, color=colour, linestyle=":", linewidth=1, label=f"{name} from epoch {epoch}")
             panel.set_xlabel("epoch")
             panel.set_ylabel(metric)
             panel.set_title(metric)
@@ -660,7 +664,25 @@ def _save(fig, path):
     return os.fspath(path)
 
 
-def write_learning_curves(history, path, *, title="Learning curves", fine_tuning_from=None):
+def phase_marks(clf):
+    """``{first epoch: phase}`` of a fitted classifier's training: fine-tuning after the head, with a backbone.
+
+    Parameters
+    ----------
+    clf : CNNClassifier
+        Fitted.
+
+    Returns
+    -------
+    dict of int to str
+        Empty without a backbone, or when one phase took every epoch.
+    """
+    head = getattr(clf, "freeze_epochs_", 0) if getattr(clf, "backbone", None) else 0
+    epochs = len(getattr(clf, "history_", {}).get("loss", []))
+    return {head + 1: "fine-tuning"} if 0 < head < epochs else {}
+
+
+def write_learning_curves(history, path, *, title="Learning curves", fine_tuning_from=None, marks=None):
     """Draw :class:`TrainingHistoryDisplay` into a PNG file (no pyplot, no display needed).
 
     Parameters
@@ -673,6 +695,8 @@ def write_learning_curves(history, path, *, title="Learning curves", fine_tuning
         Title of the figure.
     fine_tuning_from : int or None, default=None
         First epoch of fine-tuning, marked (see :class:`TrainingHistoryDisplay`).
+    marks : dict of int to str or None, default=None
+        Other phases, by their first epoch (see :class:`TrainingHistoryDisplay`).
 
     Returns
     -------
@@ -680,7 +704,7 @@ def write_learning_curves(history, path, *, title="Learning curves", fine_tuning
         The path written.
     """
     fig = _figure((10, 4))
-    TrainingHistoryDisplay(history, fine_tuning_from=fine_tuning_from).plot(ax=fig.subplots(1, 2))
+    TrainingHistoryDisplay(history, fine_tuning_from=fine_tuning_from, marks=marks).plot(ax=fig.subplots(1, 2))
     fig.suptitle(title)
     return _save(fig, path)
 

@@ -254,8 +254,171 @@ def _fmt_seconds(seconds):
 
 
 # ----------------------------------------------------------------- commands
+def _train_split(args, df, y, classes, counts):
+    """The (training, held-out) row numbers of ``train``: a stratified ``--val-size`` split."""
+    rows = np.arange(len(df))
+    if args.val_size <= 0:
+        return rows, rows[:0]
+    n_val = int(np.ceil(args.val_size * len(df)))
+    if counts.min() < 2:
+        raise CLIError(
+            f"{args.train_csv}: class {classes[np.argmin(counts)]!r} has a single image; a stratified "
+            "validation split needs at least 2 per class (or use --val-size 0)"
+        )
+    if n_val < classes.size or len(df) - n_val < classes.size:
+        raise CLIError(
+            f"--val-size {args.val_size} holds out {n_val} of {len(df)} rows; with {classes.size} "
+            "classes both parts need at least one image per class"
+        )
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(rows, test_size=n_val, stratify=y, random_state=args.seed)
+
+
+def _plural(n, word):
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+class _Plan:
+    """What ``train`` will train, said when it starts; the time it expects, said once training has a pace."""
+
+    def __init__(self, args, clf, settings, n_train, n_val, n_rows, console):
+        from ..model.training import auto_batch_size, auto_epochs, continue_epochs
+
+        channels = {"grayscale": 1, "rgb": 3, "rgba": 4}[settings["color_mode"]]
+        self.mode = args.refit if n_val else "scratch"
+        self.epochs = auto_epochs(clf.epochs, channels, clf.backbone)
+        self.more = continue_epochs(self.epochs) if self.mode == "continue" else 0
+        steps = [(n_train if n_val else n_rows, self.epochs)]
+        if self.mode == "scratch" and n_val:
+            steps.append((n_rows, self.epochs))
+        elif self.mode == "continue":
+            steps.append((n_rows, self.more))
+        self.steps = sum(int(np.ceil(n / auto_batch_size(clf.batch_size, n))) * e for n, e in steps)
+        self.console, self.start, self.first = console, time.perf_counter(), True
+        epochs = _plural(self.epochs, "epoch")
+        text = {
+            "continue": f"train {epochs} on {n_train} rows and measure accuracy on the {n_val} held out, then "
+                        f"{_plural(self.more, 'more epoch')} on all {n_rows} rows (--refit scratch trains a new "
+                        "model on them instead)",
+            "scratch": f"train two models: {epochs} on {n_train} rows to measure accuracy on the {n_val} held "
+                       f"out, then {epochs} on all {n_rows} rows for the model file (--refit continue ends the "
+                       "first one on all rows instead, in about half the time)",
+            "no": f"train {epochs} on {n_train} rows, measure accuracy on the {n_val} held out and write that "
+                  "model (the held-out rows are not trained on)",
+        }[self.mode] if n_val else f"train {epochs} on all {n_rows} rows (--val-size 0: accuracy is not measured)"
+        console.info(f"plan: {text}")
+
+    def pace(self):
+        """A Keras callback that says, once, how long the whole command should take."""
+        from ..model.training import Pace
+
+        def report(seconds_per_step, steps_done):
+            left = (self.steps - steps_done) * seconds_per_step
+            spent = time.perf_counter() - self.start
+            self.console.info(f"expected: about {_fmt_seconds(spent + left)} in all "
+                              f"({_fmt_seconds(left)} of training left, at {seconds_per_step * 1000:.0f} ms a step)")
+
+        return Pace(report) if not self.console.quiet else None
+
+
+def _fit_classifier(pipe, X, y, csv, rows, plan, **fit_params):
+    """Fit the pipeline's loader and network on ``rows`` of ``X``; errors name the CSV's lines."""
+    pace = plan.pace() if plan.first else None
+    plan.first = False
+    with _csv_lines(csv, rows + 2):
+        if not hasattr(pipe[0], "color_mode_"):
+            pipe[0].fit(X.iloc[rows])
+        images = pipe[0].transform(X.iloc[rows])
+    pipe[-1].fit(images, y[rows], **({"callbacks": [pace]} if pace else {}), **fit_params)
+
+
+def _measure(args, pipe, X, y, train_rows, val_rows, classes, metrics, plan, console):
+    """Train on ``train_rows`` and print the accuracy on ``val_rows``; returns their labels and predictions."""
+    from sklearn.metrics import classification_report
+
+    from ..plots import sort_labels
+
+    with _csv_lines(args.train_csv, train_rows + 2):
+        pipe[0].fit(X.iloc[train_rows])
+    with _csv_lines(args.train_csv, val_rows + 2):
+        held_out = pipe[0].transform(X.iloc[val_rows])
+    y_val = y[val_rows]
+    # With --report the held-out rows are also scored after every epoch, for their curve: watched only.
+    watch = {"validation_data": (held_out, y_val)} if args.report and not args.net_validation_split else {}
+    start = time.perf_counter()
+    _fit_classifier(pipe, X, y, args.train_csv, train_rows, plan, **watch)
+    metrics["validation_fit_seconds"] = round(time.perf_counter() - start, 2)
+    y_pred = pipe[-1].predict(held_out)
+    correct = int(np.sum(y_pred == y_val))
+    accuracy = correct / len(val_rows)
+    metrics.update(validation_accuracy=accuracy, n_validation=int(len(val_rows)),
+                   measuring_model={"n_train": int(len(train_rows)),
+                                    "history": {k: list(v) for k, v in pipe[-1].history_.items()}},
+                   classification_report=classification_report(y_val, y_pred, labels=sort_labels(classes),
+                                                                output_dict=True, zero_division=0))
+    console.result(f"validation accuracy: {accuracy:.4f} ({correct}/{len(val_rows)} held-out images, "
+                   f"predicted by a model trained on the other {len(train_rows)})")
+    note = _chance_note(args, y_val, y_pred, len(train_rows), pipe[-1].backbone)
+    if note:
+        console.result(note)
+    return y_val, y_pred
+
+
+#: ``train`` says the held-out accuracy is close to chance when a one-sided binomial test cannot tell
+#: it from always answering the commonest class at this level, or when it is within this margin of it.
+CHANCE_LEVEL, CHANCE_MARGIN = 0.01, 0.1
+
+
+def _chance_note(args, y_val, y_pred, n_train, backbone):
+    """Lines for a held-out accuracy close to chance, with what usually helps; None when it is not."""
+    from scipy.stats import binomtest
+
+    n, correct = len(y_val), int(np.sum(y_pred == y_val))
+    labels, counts = np.unique(y_val, return_counts=True)
+    chance, accuracy = counts.max() / n, correct / n
+    if binomtest(correct, n, chance, alternative="greater").pvalue < CHANCE_LEVEL and accuracy >= chance + CHANCE_MARGIN:
+        return None
+    spread = 1.96 * np.sqrt(max(accuracy * (1 - accuracy), 1 / n) / n)
+    lines = [f"note: {accuracy:.4f} on {_plural(n, 'held-out image')} is close to chance: always answering "
+             f"{labels[np.argmax(counts)]!r} scores {chance:.4f} on them, and {n} images measure accuracy only "
+             f"to about +/-{spread:.2f}. The network learnt little from {n_train} images; what usually helps:",
+             "  - more images of each class;"]
+    if backbone is None:
+        lines += ["  - a network pretrained on ImageNet: add --backbone mobilenet_v3_small (its weights are "
+                  "downloaded once; on a machine without a network, --backbone-weights FILE)."]
+    else:
+        lines += [f"  - more epochs (--epochs), or another backbone than {backbone}."]
+    return "\n".join(lines)
+
+
+def _finish(args, pipe, X, y, rows, plan, metrics, console):
+    """The model to write: the measuring one continued on ``rows``, a new one on them, or the measuring one."""
+    from sklearn.base import clone
+
+    start = time.perf_counter()
+    if plan.mode == "continue":
+        clf = pipe[-1]
+        recipe = clf.get_params()
+        console.info(f"training {_plural(plan.more, 'more epoch')} on all {len(rows)} rows")
+        clf.set_params(warm_start=True, epochs=plan.more)
+        try:
+            _fit_classifier(pipe, X, y, args.train_csv, rows, plan)
+        finally:  # the file keeps the recipe; the network keeps what it learnt
+            clf.set_params(**{k: recipe[k] for k in ("warm_start", "epochs")})
+    elif plan.mode == "scratch":
+        if "validation_accuracy" in metrics:
+            console.info(f"training a new model on all {len(rows)} rows")
+        pipe = clone(pipe)
+        _fit_classifier(pipe, X, y, args.train_csv, rows, plan)
+    else:
+        return pipe, False
+    metrics["fit_seconds"] = round(time.perf_counter() - start, 2)
+    return pipe, True
+
+
 def cmd_train(args, console):
-    """``skimgclf train``: measure accuracy on a held-out split, then fit on every row and save."""
+    """``skimgclf train``: measure accuracy on held-out rows, then train on every row and save."""
     _check_csv_argument(args.train_csv, "training CSV")
     _check_file_out(args.model, "--model")
     if args.report:
@@ -265,70 +428,27 @@ def cmd_train(args, console):
     _refuse_overwriting_inputs([(args.model, "--model"), (args.report, "--report")] + report_files,
                                files=[(args.train_csv, "training CSV")], image_dirs=[image_dir])
     df, y, classes, counts = _read_labelled(args, "training CSV")
-    rows = np.arange(len(df))
-    if args.val_size > 0:
-        n_val = int(np.ceil(args.val_size * len(df)))
-        if counts.min() < 2:
-            raise CLIError(
-                f"{args.train_csv}: class {classes[np.argmin(counts)]!r} has a single image; a stratified "
-                "validation split needs at least 2 per class (or use --val-size 0)"
-            )
-        if n_val < classes.size or len(df) - n_val < classes.size:
-            raise CLIError(
-                f"--val-size {args.val_size} holds out {n_val} of {len(df)} rows; with {classes.size} "
-                "classes both parts need at least one image per class"
-            )
-        from sklearn.model_selection import train_test_split
-
-        train_rows, val_rows = train_test_split(rows, test_size=n_val, stratify=y, random_state=args.seed)
-    else:
-        train_rows, val_rows = rows, rows[:0]
-
-    from sklearn.base import clone
-
+    train_rows, val_rows = _train_split(args, df, y, classes, counts)
     pipe = _make_pipeline(args, image_dir, console)
     X = df[[args.id_column]]
     settings = _describe_loading(pipe[0], X.iloc[train_rows], image_dir, console)
     metrics = {"command": "train", "train_csv": args.train_csv, "image_dir": image_dir, **settings,
                "n_rows": int(len(df)), "classes": classes.tolist(), "network": pipe[-1].get_params()}
+    plan = _Plan(args, pipe[-1], settings, len(train_rows), len(val_rows), len(df), console)
+    metrics["refit"] = plan.mode
     y_val = y_pred = None
     if len(val_rows):
-        console.info(f"measuring: training on {len(train_rows)} images ({classes.size} classes), "
-                     f"{len(val_rows)} held out (stratified, seed {args.seed})")
-        held_out = clone(pipe)
-        start = time.perf_counter()
-        with _csv_lines(args.train_csv, train_rows + 2):
-            held_out.fit(X.iloc[train_rows], y[train_rows])
-        metrics["validation_fit_seconds"] = round(time.perf_counter() - start, 2)
-        y_val = y[val_rows]
-        with _csv_lines(args.train_csv, val_rows + 2):
-            y_pred = held_out.predict(X.iloc[val_rows])
-        correct = int(np.sum(y_pred == y_val))
-        accuracy = correct / len(val_rows)
-        from sklearn.metrics import classification_report
-
-        from ..plots import sort_labels
-
-        metrics.update(validation_accuracy=accuracy, n_validation=int(len(val_rows)),
-                       classification_report=classification_report(y_val, y_pred, labels=sort_labels(classes),
-                                                                    output_dict=True, zero_division=0))
-        console.result(f"validation accuracy: {accuracy:.4f} ({correct}/{len(val_rows)} held-out images, "
-                       f"predicted by a model trained on the other {len(train_rows)})")
-        if args.no_refit:
-            pipe = held_out
-    else:
-        console.result("validation accuracy: not measured (--val-size 0)")
-    if not len(val_rows) or not args.no_refit:
-        console.info(f"training the model on all {len(df)} rows")
-        start = time.perf_counter()
-        with _csv_lines(args.train_csv, rows + 2):
-            pipe.fit(X, y)
-        metrics["fit_seconds"] = round(time.perf_counter() - start, 2)
+        y_val, y_pred = _measure(args, pipe, X, y, train_rows, val_rows, classes, metrics, plan, console)
+    pipe, on_all_rows = _finish(args, pipe, X, y, np.arange(len(df)), plan, metrics, console)
     clf = pipe[-1]
     history = clf.history_
-    metrics.update(n_train=int(len(train_rows) if args.no_refit and len(val_rows) else len(df)),
-                   epochs_run=len(history.get("loss", [])), history=history)
-    console.info(f"trained {metrics['epochs_run']} epochs on {metrics['n_train']} images")
+    n_train = len(df) if on_all_rows else len(train_rows)
+    metrics.update(n_train=int(n_train), epochs_run=len(history.get("loss", [])), history=history)
+    if plan.mode == "continue":
+        console.info(f"trained {_plural(metrics['epochs_run'] - plan.more, 'epoch')} on {len(train_rows)} images, "
+                     f"then {plan.more} on all {n_train}")
+    else:
+        console.info(f"trained {_plural(metrics['epochs_run'], 'epoch')} on {n_train} images")
 
     from .. import save
 
@@ -336,25 +456,37 @@ def cmd_train(args, console):
     pipe[0].set_params(verbose=1)
     _makedirs_for(args.model)
     save(pipe, args.model)
-    console.result(f"model (trained on {metrics['n_train']} images) written to {args.model}")
+    console.result(f"model (trained on {n_train} images) written to {args.model}")
     if args.report:
-        head = clf.freeze_epochs_ if clf.backbone else 0
-        _write_train_report(args.report, history, y_val, y_pred, classes, metrics, console,
-                            fine_tuning_from=head + 1 if 0 < head < metrics["epochs_run"] else None)
+        _write_train_report(args.report, plan, metrics, y_val, y_pred, classes, clf, console)
     return metrics
 
 
-def _write_train_report(folder, history, y_val, y_pred, classes, metrics, console, fine_tuning_from=None):
+def _write_train_report(folder, plan, metrics, y_val, y_pred, classes, clf, console):
+    """learning_curves.png, confusion_matrix.png and metrics.json, each saying which model it shows."""
     from .. import plots
 
     os.makedirs(folder, exist_ok=True)
-    monitored = " (validation: the --monitor-split part of the training rows)" if "val_loss" in history else ""
-    written = [plots.write_learning_curves(history, os.path.join(folder, "learning_curves.png"),
-                                           title=f"Learning curves{monitored}", fine_tuning_from=fine_tuning_from)]
+    marks = plots.phase_marks(clf)
+    measuring = metrics.get("measuring_model")
+    if measuring is None:  # --val-size 0: one model, on every row
+        history, title = metrics["history"], f"The model written: trained on all {metrics['n_train']} rows"
+    elif plan.mode == "continue":
+        marks[plan.epochs + 1] = "all rows"
+        history = metrics["history"]
+        title = (f"The model written: {plan.epochs} epochs on {measuring['n_train']} rows, then {plan.more} on all "
+                 f"{metrics['n_train']}")
+    else:  # the measuring model's curves; a new model on all rows has no held-out rows to draw
+        history, title = measuring["history"], f"The measuring model: trained on {measuring['n_train']} rows"
+    if "val_loss" in history:
+        title += ("; validation: its --monitor-split part" if clf.validation_split else
+                  f"; validation: the {metrics['n_validation']} held-out rows")
+    written = [plots.write_learning_curves(history, os.path.join(folder, "learning_curves.png"), title=title,
+                                           marks=marks)]
     if y_val is not None:
         written.append(plots.write_confusion_matrix(
             y_val, y_pred, os.path.join(folder, "confusion_matrix.png"), labels=plots.sort_labels(classes),
-            title="Confusion matrix, held-out validation rows"))
+            title=f"Held-out rows, predicted by the measuring model (trained on {measuring['n_train']} rows)"))
     written.append(plots.write_json(metrics, os.path.join(folder, "metrics.json")))
     console.result(f"report written to {folder}: {', '.join(os.path.basename(p) for p in written)}")
 

@@ -223,10 +223,11 @@ examples:
   skimgclf train data/train.csv --images data/png --target-size 32 32 --color-mode rgb \\
       --epochs 30 --conv-blocks 3 --report report/
 
-A first model is trained on (1 - val-size) of the rows; the held-out rows give
-the printed validation accuracy and the confusion matrix of --report. The model
-written is then trained again on all the rows (--no-refit writes the first one,
-in half the time).
+A model is trained on (1 - val-size) of the rows; the held-out rows give the
+printed validation accuracy and the confusion matrix of --report. It then
+trains a quarter more epochs on all the rows, held-out ones included, and that
+is the model written (--refit scratch trains a new model on all the rows
+instead, in about twice the time; --refit no writes the first model as it is).
 
 """ + MODEL_FILES_HELP,
     )
@@ -236,9 +237,12 @@ in half the time).
     train.add_argument("--val-size", type=_fraction, default=0.2, metavar="X",
                        help="fraction of the rows held out, stratified, to measure accuracy "
                             "(default: 0.2; 0 trains on all rows)")
-    train.add_argument("--no-refit", action="store_true",
-                       help="write the model trained without the held-out rows instead of training "
-                            "again on all of them")
+    train.add_argument("--refit", choices=("continue", "scratch", "no"), default="continue",
+                       help="how the model written learns from the held-out rows too: continue (train the "
+                            "measured model a quarter more epochs on all rows), scratch (train a new model "
+                            "on all rows: twice the time) or no (write the measured model) (default: continue)")
+    train.add_argument("--no-refit", dest="refit", action="store_const", const="no",
+                       help="the same as --refit no")
     train.add_argument("--report", metavar="DIR",
                        help="write learning_curves.png, confusion_matrix.png (validation rows) and "
                             "metrics.json into DIR")
