@@ -22,6 +22,7 @@ import argparse
 import gc
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,7 @@ sys.path.insert(0, str(HERE))
 
 MNIST10K = Path(os.environ.get("SKIMGCLF_MNIST10K", REPO.parent / "shared" / "data" / "mnist10k"))
 CIFAR10K = Path(os.environ.get("SKIMGCLF_CIFAR10K", REPO.parent / "shared" / "data" / "cifar10k"))
+CLOTHING = Path(os.environ.get("SKIMGCLF_CLOTHING", REPO.parent / "shared" / "data" / "clothing"))
 WORK = Path(tempfile.gettempdir()) / "skimgclf-bench"
 
 #: The seed tutorial's network, as CNNClassifier parameters.
@@ -512,6 +514,187 @@ def fig_cifar_two_classes(bench, args):
               f"150 each; {seconds:.0f} s), then `predict` on their {len(pred)} test photos; baseline = chance")
 
 
+def _seed_layout_copy(data, folder, n_train=None, n_test=None):
+    """A folder in the seed layout pointing at ``data``'s images (symlinked folders, CSVs optionally cut)."""
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for part in ("train", "test"):
+        (folder / part).symlink_to(data / part)
+    train = pd.read_csv(data / "train.csv", dtype=str)
+    test = pd.read_csv(data / "test.csv", dtype=str).merge(pd.read_csv(data / "test_labels.csv", dtype=str), on="id")
+    if n_train:  # a stratified cut, so that every class keeps its share
+        from sklearn.model_selection import train_test_split
+
+        train, _ = train_test_split(train, train_size=n_train, stratify=train["label"], random_state=0)
+    if n_test:
+        test = test.sample(n=n_test, random_state=0)
+    train.to_csv(folder / "train.csv", index=False)
+    test[["id"]].to_csv(folder / "test.csv", index=False)
+    return train, test
+
+
+#: The README's Python example, timed: ``Pipeline.fit`` reports its wall time.
+_TIMED_README = """
+import sys, time
+import sklearn.pipeline
+_fit = sklearn.pipeline.Pipeline.fit
+def fit(self, *args, **kwargs):
+    start = time.perf_counter()
+    try:
+        return _fit(self, *args, **kwargs)
+    finally:
+        print("README fit seconds", time.perf_counter() - start, flush=True)
+sklearn.pipeline.Pipeline.fit = fit
+exec(compile(open(sys.argv[1]).read(), "README example", "exec"))
+"""
+
+
+def _readme_example():
+    import re
+
+    blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+    return blocks[0]
+
+
+def fig_clothing(bench, args):
+    """6f. Real phone-size photos (clothing, 400x533 JPEGs): the CLI and the README example vs the seed recipe.
+
+    The whole ``skimgclf train`` command with no options (a fresh process:
+    import, loading, the measuring fit, the held-out prediction, the rest of
+    training, saving) against the seed recipe's 10-epoch fit on the same
+    arrays (the size the loader decides), timed before and after (the
+    baseline is their mean); then the README's Python example run on the
+    same folder, its ``pipe.fit`` timed. The test labels score both models.
+    """
+    figures = ("clothing_cli_time", "clothing_cli_accuracy", "clothing_readme_fit")
+    if not (CLOTHING / "train.csv").exists():
+        for figure in figures:
+            bench.skip(figure, f"no {CLOTHING}")
+        return
+    import skimgclf
+
+    folder = WORK / "clothing"
+    train, test = _seed_layout_copy(CLOTHING, folder, n_train=600 if args.quick else None,
+                                    n_test=100 if args.quick else None)
+    loader = skimgclf.ImageFolderLoader(folder / "train", verbose=0).fit(train)
+    X = loader.transform(train)
+    Xt = loader.set_params(image_dir=folder / "test").transform(test)
+    classes, y = np.unique(train["label"], return_inverse=True)
+    yt = np.searchsorted(classes, test["label"])
+    epochs = 2 if args.quick else 10
+    _warm_keras(X, y)
+
+    def seed_fit():
+        start = time.perf_counter()
+        model = _seed_fit(X, y, epochs)
+        return model, time.perf_counter() - start
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cli = [sys.executable, "-m", "skimgclf"]
+    raw, t_before = seed_fit()
+    seed_acc = float((raw.predict(Xt, verbose=0).argmax(1) == yt).mean())
+    start = time.perf_counter()
+    out = subprocess.run(cli + ["train", str(folder / "train.csv")] + (["--epochs", "2"] if args.quick else []),
+                         cwd=folder, env=env, check=True, capture_output=True, text=True)
+    t_cli = time.perf_counter() - start
+    _, t_after = seed_fit()
+    t_seed = (t_before + t_after) / 2
+    subprocess.run(cli + ["predict", "model.skimgclf", "test.csv", "--out", "pred.csv", "--quiet"], cwd=folder,
+                   env=env, check=True)
+    pred = pd.read_csv(folder / "pred.csv", dtype=str)
+    acc = float((pred["label"].to_numpy() == test["label"].to_numpy()).mean())
+    size = f"{X.shape[1]}x{X.shape[2]}"
+    plan = next((line for line in out.stdout.splitlines() if line.startswith("plan:")), "")
+    bench.add("clothing_cli_time", fmt_s(t_cli), fmt_s(t_seed), f"{t_cli / t_seed:.2f}", "<= 1.0", t_cli <= t_seed,
+              f"`skimgclf train` with no options on {len(train):,} photos (whole command: {plan[6:]}) vs the "
+              f"seed recipe's {epochs}-epoch fit on the same {size} arrays (mean of {fmt_s(t_before)} before and "
+              f"{fmt_s(t_after)} after)")
+    bench.add("clothing_cli_accuracy", f"{acc:.4f}", f"{seed_acc:.4f}", f"{acc - seed_acc:+.4f}", ">= seed + 0.10",
+              acc >= seed_acc + 0.10, f"that model on the {len(test)} test photos ({len(classes)} classes, "
+              f"unequal); baseline = the seed recipe's model")
+    readme = folder / "readme_example.py"
+    readme.write_text(_readme_example())
+    out = subprocess.run([sys.executable, "-c", _TIMED_README, str(readme)], cwd=folder, env=env, check=True,
+                         capture_output=True, text=True)
+    t_readme = max(map(float, re.findall(r"README fit seconds ([0-9.]+)", out.stdout)))  # the outermost call
+    readme_acc = float(re.search(r"validation accuracy ([0-9.]+)", out.stdout).group(1))
+    bench.add("clothing_readme_fit", fmt_s(t_readme), fmt_s(t_seed), f"{t_readme / t_seed:.2f}", "<= 1.0",
+              t_readme <= t_seed, f"the README's Python example on the same folder: `pipe.fit` on 80 % of the rows "
+              f"(loading included; its validation accuracy {readme_acc:.4f}) vs the seed recipe's fit above")
+
+
+def fig_throughput(bench, args):
+    """6g. Training throughput: FLOPs per second of the default network on clothing photos / the CPU's fp32 peak.
+
+    FLOPs per image come from the network (:func:`skimgclf.model.netcheck.cost`,
+    the shapes propagated through its layers), times three for a training
+    step (the forward pass and the two products of the backward pass). The
+    time is an epoch at its steadiest (the fastest of three). The peak is
+    nominal: cores x clock x 32 fp32 operations a cycle a core for each
+    256 bits of SIMD width with two FMA units (64 with AVX-512); the best
+    of a 4096x4096 float32 matrix product in TensorFlow is given beside it.
+    """
+    if not (CLOTHING / "train.csv").exists():
+        bench.skip("train_throughput", f"no {CLOTHING}")
+        return
+    import skimgclf
+    from skimgclf.model.netcheck import cost
+
+    train = pd.read_csv(CLOTHING / "train.csv", dtype=str)
+    if args.quick:
+        train = train.iloc[:512]
+    X = skimgclf.ImageFolderLoader(CLOTHING / "train", verbose=0).fit_transform(train)
+    y = train["label"].to_numpy()
+    timer = epoch_timer()
+    clf = skimgclf.CNNClassifier(epochs=3, random_state=0, verbose=0).fit(X, y, callbacks=[timer])
+    flops, _ = cost(clf.model_)
+    achieved = 3 * flops * len(X) / min(timer.times)
+    peak, how = fp32_peak()
+    gemm = gemm_flops()
+    bench.add("train_throughput", f"{achieved / 1e9:.0f} GFLOP/s", f"{peak / 1e9:.0f} GFLOP/s",
+              f"{achieved / peak:.2f}", ">= 0.30", achieved / peak >= 0.30,
+              f"default network at {X.shape[1]}x{X.shape[2]}x{X.shape[3]} ({flops / 1e6:.0f} MFLOP an image forward, "
+              f"x3 a training step), {len(X):,} photos an epoch in {min(timer.times):.2f} s, precision "
+              f"{clf.precision_}; peak = {how}; a float32 4096x4096 product in TensorFlow reaches "
+              f"{gemm / 1e9:.0f} GFLOP/s ({gemm / peak:.2f} of it)")
+
+
+def fp32_peak():
+    """(FLOPs per second, how): this CPU's nominal float32 peak from its cores, clock and SIMD width."""
+    flags, mhz = set(), None
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key.strip() == "flags":
+                flags = set(value.split())
+            elif key.strip() == "cpu MHz" and mhz is None:
+                mhz = float(value)
+    lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
+    cores = len(os.sched_getaffinity(0))
+    per_cycle = lanes * 2 * 2  # two FMA units, two operations per multiply-add
+    return cores * mhz * 1e6 * per_cycle, (f"{cores} cores x {mhz / 1000:.2f} GHz x {per_cycle} fp32 operations a "
+                                           f"cycle ({lanes} lanes x 2 FMA units x 2)")
+
+
+def gemm_flops(n=4096, repeats=5):
+    """The best float32 matrix-product rate of TensorFlow on this machine."""
+    import tensorflow as tf
+
+    a, b = tf.random.normal((n, n)), tf.random.normal((n, n))
+    product = tf.function(tf.matmul)
+    product(a, b).numpy()
+    best = min(_timed(lambda: product(a, b).numpy()) for _ in range(repeats))
+    return 2 * n**3 / best
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def fig_transfer(bench, args):
     """6e. Transfer: a backbone pretrained on 8 cifar10k classes, fine-tuned on 200 cat/dog photos."""
     figures = ("transfer_vs_scratch", "transfer_vs_seed")
@@ -617,6 +800,8 @@ FIGURES = {
     "other_data": fig_other_data,
     "cifar": fig_cifar,
     "cifar_two_classes": fig_cifar_two_classes,
+    "clothing": fig_clothing,
+    "throughput": fig_throughput,
     "transfer": fig_transfer,
     "batch_scoring": fig_scoring,
 }
