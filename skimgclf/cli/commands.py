@@ -23,10 +23,10 @@ import numpy as np
 
 from .._backend import import_backend
 from .._pipelines import chunk_loader
-from .._progress import bar, interactive
-from ..errors import InputError, TableError
+from .._progress import bar, interactive, lines_when_unwatched
+from ..errors import InputError, TableError, speaking_cli
 from ..io.tables import count_rows, default_image_dir, iter_table, labels_from_text, read_table
-from .parser import PROG, CLIError, UsageError, build_parser
+from .parser import PROG, CLIError, UsageError, build_parser, option_names
 
 __all__ = ["main"]
 
@@ -179,7 +179,8 @@ def _make_pipeline(args, image_dir, console):
 
     loader = ImageFolderLoader(image_dir=os.path.abspath(image_dir), id_column=args.id_column,
                                verbose=int(console.bars), **_loader_overrides(args))
-    clf = CNNClassifier(**_network_kwargs(args), random_state=args.seed, verbose=int(console.bars))
+    # verbose=1 also without a terminal: training then writes a line per epoch (lines_when_unwatched).
+    clf = CNNClassifier(**_network_kwargs(args), random_state=args.seed, verbose=int(not console.quiet))
     return Pipeline([("imagefolderloader", loader), ("cnnclassifier", clf)])
 
 
@@ -801,6 +802,16 @@ def main(argv=None):
     os.environ.setdefault("MPLBACKEND", "Agg")
     parser = build_parser()
     restore = _terminate_like_interrupt()
+    # Errors raised under the command line give advice in its words (options, not parameters).
+    with speaking_cli(option_names(parser)):
+        try:
+            return _run(parser, argv)
+        finally:
+            restore()
+
+
+def _run(parser, argv):
+    """Parse ``argv`` and run its command; the exit status, errors told in one line."""
     try:
         args = parser.parse_args(argv)
         if args.command is None:
@@ -808,11 +819,12 @@ def main(argv=None):
             return 2
         import warnings
 
-        with warnings.catch_warnings():
+        quiet = getattr(args, "quiet", False)
+        with warnings.catch_warnings(), lines_when_unwatched(None if quiet else sys.stderr):
             if not os.environ.get("SKIMGCLF_WARNINGS"):
                 for module in ("keras", "tensorflow", "scikeras", "absl"):
                     warnings.filterwarnings("ignore", module=module)
-            COMMANDS[args.command](args, _Console(getattr(args, "quiet", False)))
+            COMMANDS[args.command](args, _Console(quiet))
         return 0
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0
@@ -835,8 +847,6 @@ def main(argv=None):
         print(f"{PROG}: error: {exc.__class__.__name__}: {_one_line(exc)} "
               "(set SKIMGCLF_TRACEBACK=1 to see where)", file=sys.stderr)
         return 1
-    finally:
-        restore()
 
 
 if __name__ == "__main__":  # pragma: no cover
