@@ -404,6 +404,18 @@ EVALUATE_REPORT = ("confusion_matrix.png", "top_losses.png", "metrics.json")
 TOP_LOSSES = 12
 
 
+def _refuse_unlabelled(args):
+    """``evaluate`` scores against true labels: a CSV without them is one for ``predict``, and it says so."""
+    first = next(iter_table(args.csv, id_column=args.id_column, chunksize=1), None)
+    if first is None or args.label_column in first.columns:
+        return
+    images = ["--images", args.images] if getattr(args, "images", None) else []
+    command = shlex.join([PROG, "predict", args.model, args.csv, *images, "--out", "predictions.csv"])
+    raise CLIError(f"{args.csv}: no column {args.label_column!r} of true labels; the columns are "
+                   f"{[str(c) for c in first.columns]} (choose one with --label-column). evaluate scores "
+                   f"predictions against known labels; to predict the labels of these images, run: {command}")
+
+
 def cmd_evaluate(args, console):
     """``skimgclf evaluate``: accuracy, classification report, confusion matrix, the worst mistakes."""
     import pandas as pd
@@ -412,6 +424,7 @@ def cmd_evaluate(args, console):
     from .. import plots
 
     _check_csv_argument(args.csv)
+    _refuse_unlabelled(args)
     if args.confusion:
         _check_file_out(args.confusion, "--confusion")
     if args.report:
