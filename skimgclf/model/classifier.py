@@ -11,6 +11,7 @@ scikeras' behaviour.
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 import os
@@ -85,6 +86,18 @@ def _network_from_bytes(data):
         with open(path, "wb") as fh:
             fh.write(data)
         return keras.saving.load_model(path, safe_mode=True)
+
+
+def _callers_level():
+    """The ``stacklevel`` of a warning that names the first caller outside skimgclf and scikeras.
+
+    fit, partial_fit and scikeras' own methods stand between the user's
+    call and the warning, at depths that differ from one path to another.
+    """
+    frame, level = inspect.currentframe().f_back, 1
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] in ("skimgclf", "scikeras"):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _missing_label(v):
@@ -736,7 +749,7 @@ class CNNClassifier(KerasClassifier):
                     f"validation_split={self.validation_split} holds out only {len(split[1])} images, too few "
                     f"to tell one epoch from the next (at least {MIN_MONITORED} are needed): early stopping is "
                     "off and the last epoch is kept. Hold out more, or set early_stopping=False.",
-                    UserWarning, stacklevel=4)
+                    UserWarning, stacklevel=_callers_level())
         shown = EpochBar(initial_epoch + epochs, initial_epoch) if self.verbose == 1 else None
         if shown is not None:
             callbacks.append(shown)
