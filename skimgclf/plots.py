@@ -469,6 +469,15 @@ class ConfusionMatrixDisplay(_metrics.ConfusionMatrixDisplay):
         return super().from_predictions(y_true, y_pred, labels=labels, **kwargs)
 
 
+def _take_rows(X, rows):
+    """Rows ``rows`` of a DataFrame, an array or a list (what a pipeline's first step takes)."""
+    if hasattr(X, "iloc"):
+        return X.iloc[rows]
+    if isinstance(X, (list, tuple)):
+        return [X[i] for i in rows]
+    return np.asarray(X)[rows]
+
+
 class TopLossesDisplay:
     """A gallery of the images the model got most confidently wrong.
 
@@ -551,12 +560,10 @@ class TopLossesDisplay:
         TopLossesDisplay
             The display, drawn.
         """
-        from sklearn.utils import _safe_indexing
-
         clf = _classifier(estimator)
         table = top_losses(y, estimator.predict_proba(X), clf.classes_, n=n_images)
         rows = table["row"].to_numpy()
-        chosen = _safe_indexing(X, rows) if len(rows) else None
+        chosen = _take_rows(X, rows) if len(rows) else None
         steps = getattr(estimator, "steps", None)
         if chosen is None:
             images = np.zeros((0, 1, 1, 1), dtype=np.float32)
