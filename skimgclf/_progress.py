@@ -28,6 +28,9 @@ DELAY = 1.0
 #: Fewest seconds between two lines of :class:`LineProgress` (the last step is always written).
 LINE_EVERY = 5.0
 
+#: The clock of :class:`LineProgress` (seconds).
+_clock = time.monotonic
+
 #: Where lines go when nobody watches, inside :func:`lines_when_unwatched`; None elsewhere.
 _LINES = contextvars.ContextVar("skimgclf_progress_lines", default=None)
 
@@ -160,7 +163,7 @@ class LineProgress:
     def __init__(self, stream, *, total, initial=0, desc="", unit="step", **kwargs):
         self.stream, self.total, self.n, self.desc, self.unit = stream, total, int(initial), desc, unit
         self.postfix = ""
-        self._first, self._start, self._written = self.n, time.monotonic(), None
+        self._first, self._start, self._written = self.n, _clock(), None
 
     def set_postfix(self, values=None, **kwargs):
         """Show ``values`` (a dict, as tqdm's ``set_postfix``) on the next line."""
@@ -169,7 +172,7 @@ class LineProgress:
     def update(self, n=1):
         """Count ``n`` more steps; write a line if the last one is old enough or this is the end."""
         self.n += int(n)
-        now = time.monotonic()
+        now = _clock()
         if self._written is None or now - self._written >= LINE_EVERY or self.n >= self.total:
             self._written = now
             done, elapsed = self.n - self._first, now - self._start

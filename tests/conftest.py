@@ -24,7 +24,8 @@ REPO = Path(__file__).resolve().parent.parent
 #: pickling, matplotlib's figures, the private names. .ci/run runs ``-m compat`` at the
 #: oldest and the newest dependency versions.
 COMPAT_FILES = {"test_fast_path.py", "test_loader.py", "test_sklearn_checks.py", "test_persistence.py",
-                "test_pickling.py", "test_plots.py", "test_private_names.py", "test_packaging.py", "test_docs.py"}
+                "test_pickling.py", "test_plots.py", "test_private_names.py", "test_packaging.py", "test_docs.py",
+                "test_progress.py"}
 
 
 def pytest_collection_modifyitems(config, items):
