@@ -476,11 +476,11 @@ def test_train_in_a_pipe_writes_a_line_per_epoch_with_the_time_left(small_train_
 
 def test_leading_zeros_lost_in_the_csv_are_told_in_the_command_lines_words(tmp_path):
     """The CLI reads ids as text: the CSV itself lost the zeros, and pandas advice would not help."""
-    write = [Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(tmp_path / f"00{i}.png") for i in range(1, 5)]
-    assert len(write) == 4
+    (tmp_path / "train").mkdir()
+    for i in range(1, 5):
+        Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(tmp_path / "train" / f"00{i}.png")
     (tmp_path / "train.csv").write_text("id,label\n1,a\n2,b\n3,a\n4,b\n")
-    result = run_cli("train", tmp_path / "train.csv", "--images", tmp_path, "--val-size", "0",
-                     "--model", tmp_path / "m.skimgclf")
+    result = run_cli("train", tmp_path / "train.csv", "--val-size", "0", "--model", tmp_path / "m.skimgclf")
     line = assert_one_line_error(result, "no image for id '1'", "the folder holds 001.png: the CSV itself lists "
                                  "the id without its leading zeros")
     assert "pandas" not in line and "dtype" not in line
