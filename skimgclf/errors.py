@@ -14,14 +14,97 @@ parsing the message:
 - :class:`ModelFileError`: a model file that is not a valid skimgclf model.
 - :class:`DaskSetupError`: a Dask cluster that cannot run skimgclf's work.
 
+Advice in a message can depend on who reads it: a Python user sets
+``backbone_weights=None``, a command-line user passes ``--backbone-weights
+none``. Such a message is an :class:`Advice` with both texts; it is told in
+the Python API's words unless :func:`speaking_cli` is in force (the command
+line runs every command inside it, with its option names).
+
 Importing this module imports nothing else of skimgclf.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 
-__all__ = ["BackboneWeightsError", "DaskSetupError", "ImageDecodeError", "InputError", "ModelFileError", "TableError"]
+__all__ = ["Advice", "BackboneWeightsError", "DaskSetupError", "ImageDecodeError", "InputError", "ModelFileError",
+           "Option", "TableError", "speaking_cli"]
+
+#: The command line's option for each parameter name while it runs a command; None in Python.
+_CLI_OPTIONS = contextvars.ContextVar("skimgclf_cli_options", default=None)
+
+
+class Option:
+    """A parameter named in an :class:`Advice`'s command-line text: told as its option (``--suffix``).
+
+    Parameters
+    ----------
+    name : str
+        The parameter's Python name (``"backbone_weights"``).
+    """
+
+    def __init__(self, name):
+        self.name = name
+
+    def told(self, options):
+        """The option of this parameter in ``options``, or one made from its name."""
+        return options.get(self.name) or "--" + self.name.replace("_", "-")
+
+
+class Advice:
+    """A message, or a part of one, in the Python API's words and in the command line's.
+
+    ``str(advice)`` is the Python text, or the command-line text while
+    :func:`speaking_cli` is in force. An error can be raised with an advice
+    as its message (``ValueError(Advice(...))``) or hold one inside its own.
+
+    Parameters
+    ----------
+    python : str
+        The text for Python users (``"pass backbone_weights=None"``).
+    cli : str or sequence of str and Option
+        The text for command-line users, its parameters as :class:`Option`
+        (``("pass ", Option("backbone_weights"), " none")``).
+    """
+
+    def __init__(self, python, cli):
+        self.python = python
+        self.cli = (cli,) if isinstance(cli, str) else tuple(cli)
+
+    def __str__(self):
+        options = _CLI_OPTIONS.get()
+        if options is None:
+            return self.python
+        return "".join(part.told(options) if isinstance(part, Option) else str(part) for part in self.cli)
+
+    def __add__(self, other):
+        if isinstance(other, Advice):
+            return Advice(self.python + other.python, self.cli + other.cli)
+        return Advice(self.python + str(other), self.cli + (str(other),))
+
+    def __radd__(self, other):
+        return Advice(str(other) + self.python, (str(other),) + self.cli)
+
+    def __repr__(self):
+        return f"Advice({self.python!r}, ...)"
+
+
+@contextlib.contextmanager
+def speaking_cli(options):
+    """Tell every :class:`Advice` in the command line's words inside this block.
+
+    Parameters
+    ----------
+    options : dict of str to str
+        The option of each parameter name (``{"backbone_weights": "--backbone-weights"}``).
+    """
+    token = _CLI_OPTIONS.set(dict(options))
+    try:
+        yield
+    finally:
+        _CLI_OPTIONS.reset(token)
 
 
 class InputError(ValueError):

@@ -473,12 +473,22 @@ class ConfusionMatrixDisplay(_metrics.ConfusionMatrixDisplay):
         return super().from_predictions(y_true, y_pred, labels=labels, **kwargs)
 
 
+def _take_rows(X, rows):
+    """Rows ``rows`` of a DataFrame, an array or a list (what a pipeline's first step takes)."""
+    if hasattr(X, "iloc"):
+        return X.iloc[rows]
+    if isinstance(X, (list, tuple)):
+        return [X[i] for i in rows]
+    return np.asarray(X)[rows]
+
+
 class TopLossesDisplay:
     """A gallery of the images the model got most confidently wrong.
 
     Each image is titled ``true → predicted`` with the probability the model
-    gave its (wrong) prediction; the worst mistake (largest loss,
-    ``-log p(true)``) comes first. Build it with :meth:`from_estimator` or
+    gave the true label and the one it gave its (wrong) prediction
+    (``true 3% · pred 72%``); the worst mistake comes first: the lowest
+    probability of the true label (the largest loss, ``-log p(true)``). Build it with :meth:`from_estimator` or
     :meth:`from_predictions`; :meth:`plot` draws it.
 
     Parameters
@@ -492,6 +502,9 @@ class TopLossesDisplay:
         Their predicted labels.
     probability : array-like of shape (n,)
         The probability of each predicted label.
+    true_probability : array-like of shape (n,) or None, default=None
+        The probability of each true label, the number the order follows;
+        None shows the predicted label's alone.
 
     Attributes
     ----------
@@ -516,11 +529,12 @@ class TopLossesDisplay:
     [[2, 'b', 'a']]
     """
 
-    def __init__(self, images, y_true, y_pred, probability):
+    def __init__(self, images, y_true, y_pred, probability, true_probability=None):
         self.images = images
         self.y_true = y_true
         self.y_pred = y_pred
         self.probability = probability
+        self.true_probability = true_probability
         self.table_ = None
 
     @classmethod
@@ -550,12 +564,10 @@ class TopLossesDisplay:
         TopLossesDisplay
             The display, drawn.
         """
-        from sklearn.utils import _safe_indexing
-
         clf = _classifier(estimator)
         table = top_losses(y, estimator.predict_proba(X), clf.classes_, n=n_images)
         rows = table["row"].to_numpy()
-        chosen = _safe_indexing(X, rows) if len(rows) else None
+        chosen = _take_rows(X, rows) if len(rows) else None
         steps = getattr(estimator, "steps", None)
         if chosen is None:
             images = np.zeros((0, 1, 1, 1), dtype=np.float32)
@@ -599,7 +611,7 @@ class TopLossesDisplay:
     @classmethod
     def _from_table(cls, images, table):
         display = cls(images, table["true"].to_numpy(), table["predicted"].to_numpy(),
-                      table["probability"].to_numpy())
+                      table["probability"].to_numpy(), table["true_probability"].to_numpy())
         display.table_ = table
         return display
 
@@ -641,14 +653,32 @@ class TopLossesDisplay:
             else:
                 tile.imshow(image[..., :4])
             tile.set_title(f"{_label_text(self.y_true[i])} → {_label_text(self.y_pred[i])}\n"
-                           f"{float(self.probability[i]):.0%}", fontsize=9)
+                           f"{self._numbers(i)}", fontsize=9)
         if n == 0:
             axes[0].text(0.5, 0.5, "no misclassified images", ha="center", va="center",
                          transform=axes[0].transAxes)
         if fig is not None and ax is None:
-            fig.suptitle("Most confident mistakes: true → predicted (probability)", fontsize=10)
+            fig.suptitle(f"Most confident mistakes: {self.legend()}", fontsize=10)
         self.axes_, self.ax_, self.figure_ = axes, axes[0], fig
         return self
+
+    def _numbers(self, i):
+        """The probabilities under tile ``i``: of the true label (the order) and of the prediction."""
+        if self.true_probability is None:
+            return f"{float(self.probability[i]):.0%}"
+        return f"true {float(self.true_probability[i]):.0%} · pred {float(self.probability[i]):.0%}"
+
+    def legend(self):
+        """What each tile's title says, for the figure's title.
+
+        Returns
+        -------
+        str
+        """
+        if self.true_probability is None:
+            return "true → predicted (probability of the prediction)"
+        return ("true → predicted (probability of the true label · of the prediction), "
+                "lowest probability of the true label first")
 
 
 # ----------------------------------------------------------------------------- report files
@@ -755,7 +785,8 @@ def write_top_losses(images, table, path, *, title="Most confident mistakes", nc
     images : ndarray of shape (len(table), height, width, channels) or None
         The images of the table's rows, in its order (None: the table is empty).
     table : DataFrame
-        :func:`top_losses`' table (``true``, ``predicted``, ``probability``).
+        :func:`top_losses`' table (``true``, ``predicted``, ``probability``,
+        ``true_probability``).
     path : str or path-like
         The PNG file to write (whole or not at all).
     title : str, default="Most confident mistakes"
@@ -775,8 +806,8 @@ def write_top_losses(images, table, path, *, title="Most confident mistakes", nc
     nrows = math.ceil(n / ncols)
     fig = _figure((1.7 * ncols, 1.9 * nrows + 0.4))
     axes = fig.subplots(nrows, ncols, squeeze=False)
-    TopLossesDisplay._from_table(images, table).plot(ax=axes)
-    fig.suptitle(f"{title}: true → predicted (probability)", fontsize=10)
+    display = TopLossesDisplay._from_table(images, table).plot(ax=axes)
+    fig.suptitle(f"{title}: {display.legend()}", fontsize=10, wrap=True)
     return _save(fig, path)
 
 

@@ -19,8 +19,20 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 REPO = Path(__file__).resolve().parent.parent
 
 
+#: The files whose tests exercise what skimgclf uses of each dependency (marked ``compat``):
+#: OpenCV and Pillow decoding, pandas tables, scikit-learn's checks and tags, Keras' saving,
+#: pickling, matplotlib's figures, the private names. .ci/run runs ``-m compat`` at the
+#: oldest and the newest dependency versions.
+COMPAT_FILES = {"test_fast_path.py", "test_loader.py", "test_sklearn_checks.py", "test_persistence.py",
+                "test_pickling.py", "test_plots.py", "test_private_names.py", "test_packaging.py", "test_docs.py",
+                "test_progress.py"}
+
+
 def pytest_collection_modifyitems(config, items):
     """Slow tests first: with parallel workers (pytest -n 2) none is left alone at the end."""
+    for item in items:
+        if item.path.name in COMPAT_FILES:
+            item.add_marker(pytest.mark.compat)
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 MNIST10K = Path(os.environ.get("SKIMGCLF_MNIST10K", REPO.parent / "shared" / "data" / "mnist10k"))
 

@@ -164,8 +164,9 @@ def test_early_stopping_never_acts_on_a_handful_of_images(data):
     clf = tiny(validation_split=0.25, epochs=4, early_stopping=True, patience=0, learning_rate=0.05)
     with pytest.warns(UserWarning, match=r"validation_split=0.25 holds out only 15 images, too few to tell "
                                          r"one epoch from the next \(at least 100 are needed\): early stopping "
-                                         r"is off"):
+                                         r"is off") as caught:
         clf.fit(X, y)
+    assert [w.filename for w in caught] == [__file__]  # the warning names the caller's line, not scikeras'
     assert len(clf.history_["loss"]) == 4  # never stopped early, whatever the validation loss did
     assert len(clf.history_["val_loss"]) == 4  # still monitored, for the curves
 

@@ -180,7 +180,8 @@ def test_a_model_trained_on_pngs_predicts_a_folder_of_jpegs(trained, digits_layo
     agreement = (pd.read_csv(out, dtype=str)["label"] == reference["label"]).mean()
     assert agreement > 0.8  # the same digits, through JPEG compression and a colour round trip
     bad = run_cli("predict", trained[1], csv, "--images", folder, "--suffix", ".png", "--out", out)
-    assert_one_line_error(bad, ".png does not exist", ".jpg exists: set suffix='.jpg'")
+    line = assert_one_line_error(bad, ".png does not exist", ".jpg exists: pass --suffix .jpg")
+    assert "suffix=" not in line  # the command line's words, not the Python API's
 
 
 def run_cli_predictions(model, digits_layout, table, tmp_path):
@@ -459,3 +460,42 @@ def test_console_script_and_top_level_help():
     assert_ok(result)
     for command in ("train", "predict", "evaluate", "search", "demo"):
         assert command in result.stdout
+
+
+# ------------------------------------------------------------------ for command-line users
+def test_train_in_a_pipe_writes_a_line_per_epoch_with_the_time_left(small_train_csv, digits_layout, tmp_path):
+    """Nobody watches a file or a pipe: no bar, a line per epoch (at most every few seconds) instead."""
+    common = ["train", small_train_csv, "--images", digits_layout["train_dir"], "--epochs", "3", "--val-size",
+              "0", *SMALL_NET]
+    result = run_cli(*common, "--model", tmp_path / "m.skimgclf")
+    assert_ok(result)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("training: ")]
+    pattern = r"training: epoch ([123])/3, accuracy=\d\.\d{4}, loss=\d+\.\d{4}, (about .+ left|done in .+ s)"
+    assert lines and all(re.fullmatch(pattern, line) for line in lines), result.stderr
+    epochs = [int(re.fullmatch(pattern, line).group(1)) for line in lines]
+    assert epochs[0] == 1 and epochs[-1] == 3 and epochs == sorted(set(epochs)), lines  # first and last always
+    assert "left" in lines[0] and "done in" in lines[-1]
+    assert "\r" not in result.stdout + result.stderr
+    quiet = run_cli(*common, "--model", tmp_path / "q.skimgclf", "--quiet")
+    assert_ok(quiet)
+    assert "training: " not in quiet.stdout + quiet.stderr
+
+
+def test_leading_zeros_lost_in_the_csv_are_told_in_the_command_lines_words(tmp_path):
+    """The CLI reads ids as text: the CSV itself lost the zeros, and pandas advice would not help."""
+    (tmp_path / "train").mkdir()
+    for i in range(1, 5):
+        Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(tmp_path / "train" / f"00{i}.png")
+    (tmp_path / "train.csv").write_text("id,label\n1,a\n2,b\n3,a\n4,b\n")
+    result = run_cli("train", tmp_path / "train.csv", "--val-size", "0", "--model", tmp_path / "m.skimgclf")
+    line = assert_one_line_error(result, "no image for id '1'", "the folder holds 001.png: the CSV itself lists "
+                                 "the id without its leading zeros")
+    assert "pandas" not in line and "dtype" not in line
+    assert not (tmp_path / "m.skimgclf").exists()
+
+
+def test_evaluate_on_a_csv_without_labels_points_to_predict(trained, digits_layout):
+    result = run_cli("evaluate", trained[1], digits_layout["test_csv"])
+    line = assert_one_line_error(result, "no column 'label' of true labels; the columns are ['id']",
+                                 "to predict the labels of these images, run: skimgclf predict")
+    assert str(trained[1]) in line and str(digits_layout["test_csv"]) in line

@@ -241,7 +241,7 @@ def test_progress_bar_only_on_a_terminal(tmp_path, monkeypatch):
         def update(self, n=1):
             pass
 
-    monkeypatch.setattr("tqdm.auto.tqdm", Bar)
+    monkeypatch.setattr("tqdm.std.tqdm", Bar)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     ImageFolderLoader(tmp_path, target_size=(8, 8), cache=False, verbose=1).fit_transform([0, 1, 2])
     ImageFolderLoader(tmp_path, target_size=(8, 8), cache=False, verbose=0).fit_transform([0, 1, 2])

@@ -159,3 +159,17 @@ def test_a_training_bar_stopped_early_closes_as_complete(monkeypatch):
     assert (shown.bar.n, shown.bar.total) == (4, 4)
     assert shown.bar.postfix == "loss=0.2500"
     shown.close()  # again, as the classifier's finally does: harmless
+
+
+@pytest.mark.slow
+def test_a_notebook_without_ipywidgets_gets_text_bars_and_no_tqdm_warning(photos):
+    """No ipywidgets in the kernel: text bars, and no "TqdmWarning: IProgress not found" in the cell."""
+    cells = ["import sys\nsys.modules['ipywidgets'] = None  # as if it were not installed", CELLS[0], CELLS[1]]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(textwrap.dedent(c).strip()) for c in cells])
+    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(photos)}}).execute()
+    err = "".join(_streams(cell, "stderr") for cell in nb.cells)
+    assert "IProgress" not in err and "TqdmWarning" not in err, err
+    assert "training" in _streams(nb.cells[2], "stderr") and "3/3" in err, err  # tqdm's text bar, in the cell
+    assert not any(_displayed_bars(cell) for cell in nb.cells)
+

@@ -386,3 +386,14 @@ def test_killed_cli_predict_leaves_no_predictions_file(children):
     assert not (work / "predictions.csv").exists()
     assert _hidden_temps(work) == proc.frozen_with  # only the hidden, obviously temporary file
     assert sorted(os.listdir(work)) == sorted(proc.frozen_with + ["test", "test.csv"])
+
+
+def test_load_in_a_plain_script_is_quiet(saved):
+    """skimgclf.load in a script: no TensorFlow start-up lines ("oneDNN ...", "cuInit ...") on stderr."""
+    _, path, folder, _ = saved
+    env = {k: v for k, v in ENV.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user's shell has it
+    code = "import sys, skimgclf\npipe = skimgclf.load(sys.argv[1])\nprint(type(pipe).__name__)"
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300,
+                         env=env, cwd=folder)
+    assert out.returncode == 0 and out.stdout.strip() == "Pipeline", out.stderr[-3000:]
+    assert out.stderr == "", out.stderr

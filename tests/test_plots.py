@@ -154,12 +154,13 @@ def test_top_losses_display_shows_the_worst_mistakes(fitted):
     expected = top_losses(wrong["label"], proba, pipe.classes_, n=5)
     pd.testing.assert_frame_equal(display.table_, expected)
     assert len(expected) == 5 and set(expected["row"]) <= set(flipped)  # the deliberately wrong labels
-    # Each tile shows the loader's image of its row, titled true -> predicted (probability).
+    # Each tile shows the loader's image of its row, titled true -> predicted and both probabilities.
     images = pipe[0].transform(wrong.iloc[expected["row"]])
     assert display.axes_.size == 6 and not display.axes_[5].get_images()
     for tile, image, row in zip(display.axes_, images, expected.itertuples()):
         np.testing.assert_allclose(tile.get_images()[0].get_array(), image[..., 0], atol=1e-6)
-        assert tile.get_title() == f"{row.true} → {row.predicted}\n{row.probability:.0%}"
+        assert tile.get_title() == (f"{row.true} → {row.predicted}\n"
+                                    f"true {row.true_probability:.0%} · pred {row.probability:.0%}")
     # The same from the probabilities and the images.
     X = pipe[0].transform(wrong)
     again = TopLossesDisplay.from_predictions(wrong["label"], proba, X, classes=pipe.classes_, n_images=5)
@@ -167,6 +168,20 @@ def test_top_losses_display_shows_the_worst_mistakes(fitted):
     # The classifier alone takes the images.
     alone = TopLossesDisplay.from_estimator(pipe[-1], X, wrong["label"], n_images=5)
     pd.testing.assert_frame_equal(alone.table_, expected)
+
+
+def test_top_losses_tiles_show_the_number_their_order_follows():
+    """A 28 % guess against a 5 % true label is worse than a 90 % one against 10 %: the tiles say why."""
+    classes = [f"c{i}" for i in range(10)]
+    sure = np.array([0.10, 0.90] + [0.0] * 8)  # true c0 at 10 %, c1 predicted at 90 %
+    unsure = np.array([0.05, 0.28] + [0.67 / 8] * 8)  # true c0 at 5 %, c1 predicted at 28 %
+    display = TopLossesDisplay.from_predictions(["c0", "c0"], np.stack([sure, unsure]), np.zeros((2, 4, 4, 1)),
+                                                classes=classes)
+    assert display.table_["row"].tolist() == [1, 0]  # the lower probability of the true label first
+    titles = [tile.get_title().split("\n")[1] for tile in display.axes_[:2]]
+    assert titles == ["true 5% · pred 28%", "true 10% · pred 90%"]
+    assert "lowest probability of the true label first" in display.legend()
+    plt.close("all")
 
 
 def test_top_losses_display_with_no_mistakes(fitted):

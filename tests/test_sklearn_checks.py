@@ -21,6 +21,7 @@ import os
 import tempfile
 
 import numpy as np
+import pytest
 from PIL import Image
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -136,6 +137,16 @@ def _expected_failures(estimator):
     return CLASSIFIER_CANNOT if isinstance(estimator, CNNClassifier) else LOADER_CANNOT
 
 
-@parametrize_with_checks([CLASSIFIER, LOADER], expected_failed_checks=_expected_failures)
+def _checks():
+    """scikit-learn's parametrization of both estimators, its checks in a list.
+
+    Before 1.8, scikit-learn hands pytest a generator, which pytest is to stop accepting.
+    """
+    mark = parametrize_with_checks([CLASSIFIER, LOADER], expected_failed_checks=_expected_failures)
+    names, values = mark.args
+    return pytest.mark.parametrize(names, list(values), **mark.kwargs)
+
+
+@_checks()
 def test_scikit_learn_checks(estimator, check):
     check(estimator)

@@ -250,6 +250,21 @@ def test_imagenet_weights_without_a_network_fail_at_once_naming_backbone_weights
     assert "Traceback" not in message and "\n" not in message
 
 
+def test_weights_advice_speaks_python_or_the_command_line():
+    """One error, two audiences: the option names come from the command line's own parser."""
+    from skimgclf.cli.parser import build_parser, option_names
+    from skimgclf.errors import speaking_cli
+    from skimgclf.model.backbones import _offline_help
+
+    advice = _offline_help("mobilenet_v3_small")
+    python = str(advice)
+    assert "backbone_weights='mobilenet_v3_small.weights.h5'" in python and "backbone_weights=None" in python
+    with speaking_cli(option_names(build_parser())):
+        cli = str(advice)
+    assert "--backbone-weights mobilenet_v3_small.weights.h5 (a path)" in cli and "--backbone-weights none" in cli
+    assert "backbone_weights" not in cli and str(advice) == python  # the block is over
+
+
 def test_a_missing_file_or_another_networks_weights_are_refused(tmp_path, weights_file):
     X, y = make_blobs_images(16, size=8, channels=3)
     missing = tmp_path / "nope.weights.h5"
@@ -449,7 +464,8 @@ def test_cli_trains_and_predicts_with_a_local_backbone_file(photos, weights_file
     assert trained.returncode == 0, trained.stderr[-3000:]
     offline = cli("train", folder / "train.csv", "--images", folder / "train", "--backbone", "mobilenet_v3_small",
                   "--epochs", "1", "--model", "other.skimgclf")
-    assert offline.returncode != 0 and "backbone_weights='imagenet'" in offline.stderr
+    assert offline.returncode != 0 and "--backbone-weights imagenet: the ImageNet weights" in offline.stderr
+    assert "--backbone-weights none" in offline.stderr and "backbone_weights" not in offline.stderr
     assert not (tmp_path / "other.skimgclf").exists()
     predicted = cli("predict", "m.skimgclf", folder / "train.csv", "--images", folder / "train", "--out", "p.csv")
     assert predicted.returncode == 0, predicted.stderr[-3000:]

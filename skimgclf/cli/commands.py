@@ -23,10 +23,10 @@ import numpy as np
 
 from .._backend import import_backend
 from .._pipelines import chunk_loader
-from .._progress import bar, interactive
-from ..errors import InputError, TableError
+from .._progress import bar, interactive, lines_when_unwatched
+from ..errors import InputError, TableError, speaking_cli
 from ..io.tables import count_rows, default_image_dir, iter_table, labels_from_text, read_table
-from .parser import PROG, CLIError, UsageError, build_parser
+from .parser import PROG, CLIError, UsageError, build_parser, option_names
 
 __all__ = ["main"]
 
@@ -179,7 +179,8 @@ def _make_pipeline(args, image_dir, console):
 
     loader = ImageFolderLoader(image_dir=os.path.abspath(image_dir), id_column=args.id_column,
                                verbose=int(console.bars), **_loader_overrides(args))
-    clf = CNNClassifier(**_network_kwargs(args), random_state=args.seed, verbose=int(console.bars))
+    # verbose=1 also without a terminal: training then writes a line per epoch (lines_when_unwatched).
+    clf = CNNClassifier(**_network_kwargs(args), random_state=args.seed, verbose=int(not console.quiet))
     return Pipeline([("imagefolderloader", loader), ("cnnclassifier", clf)])
 
 
@@ -535,6 +536,18 @@ EVALUATE_REPORT = ("confusion_matrix.png", "top_losses.png", "metrics.json")
 TOP_LOSSES = 12
 
 
+def _refuse_unlabelled(args):
+    """``evaluate`` scores against true labels: a CSV without them is one for ``predict``, and it says so."""
+    first = next(iter_table(args.csv, id_column=args.id_column, chunksize=1), None)
+    if first is None or args.label_column in first.columns:
+        return
+    images = ["--images", args.images] if getattr(args, "images", None) else []
+    command = shlex.join([PROG, "predict", args.model, args.csv, *images, "--out", "predictions.csv"])
+    raise CLIError(f"{args.csv}: no column {args.label_column!r} of true labels; the columns are "
+                   f"{[str(c) for c in first.columns]} (choose one with --label-column). evaluate scores "
+                   f"predictions against known labels; to predict the labels of these images, run: {command}")
+
+
 def cmd_evaluate(args, console):
     """``skimgclf evaluate``: accuracy, classification report, confusion matrix, the worst mistakes."""
     import pandas as pd
@@ -543,6 +556,7 @@ def cmd_evaluate(args, console):
     from .. import plots
 
     _check_csv_argument(args.csv)
+    _refuse_unlabelled(args)
     if args.confusion:
         _check_file_out(args.confusion, "--confusion")
     if args.report:
@@ -933,6 +947,16 @@ def main(argv=None):
     os.environ.setdefault("MPLBACKEND", "Agg")
     parser = build_parser()
     restore = _terminate_like_interrupt()
+    # Errors raised under the command line give advice in its words (options, not parameters).
+    with speaking_cli(option_names(parser)):
+        try:
+            return _run(parser, argv)
+        finally:
+            restore()
+
+
+def _run(parser, argv):
+    """Parse ``argv`` and run its command; the exit status, errors told in one line."""
     try:
         args = parser.parse_args(argv)
         if args.command is None:
@@ -940,11 +964,12 @@ def main(argv=None):
             return 2
         import warnings
 
-        with warnings.catch_warnings():
+        quiet = getattr(args, "quiet", False)
+        with warnings.catch_warnings(), lines_when_unwatched(None if quiet else sys.stderr):
             if not os.environ.get("SKIMGCLF_WARNINGS"):
                 for module in ("keras", "tensorflow", "scikeras", "absl"):
                     warnings.filterwarnings("ignore", module=module)
-            COMMANDS[args.command](args, _Console(getattr(args, "quiet", False)))
+            COMMANDS[args.command](args, _Console(quiet))
         return 0
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0
@@ -967,8 +992,6 @@ def main(argv=None):
         print(f"{PROG}: error: {exc.__class__.__name__}: {_one_line(exc)} "
               "(set SKIMGCLF_TRACEBACK=1 to see where)", file=sys.stderr)
         return 1
-    finally:
-        restore()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,7 +14,7 @@ import textwrap
 
 from .. import __version__
 
-__all__ = ["CLIError", "PROG", "UsageError", "build_parser"]
+__all__ = ["CLIError", "PROG", "UsageError", "build_parser", "option_names"]
 
 PROG = "skimgclf"
 
@@ -374,3 +374,32 @@ examples:
                           ("search", search), ("demo", demo), ("info", info)):
         command.set_defaults(command=name)
     return parser
+
+
+def option_names(parser):
+    """The option of each parameter the command line sets, from the parser itself.
+
+    Messages raised under the command line name these options instead of
+    the Python parameters (:func:`skimgclf.errors.speaking_cli`): the
+    network's ``net_<parameter>`` destinations and the loader's own names.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        What :func:`build_parser` made.
+
+    Returns
+    -------
+    dict of str to str
+        ``{"backbone_weights": "--backbone-weights", "suffix": "--suffix", ...}``.
+    """
+    names, parsers = {}, [parser]
+    while parsers:
+        # argparse keeps its actions in _actions: it has no public way to list them.
+        for action in parsers.pop()._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+            long = [o for o in action.option_strings if o.startswith("--")]
+            if long:
+                names.setdefault(action.dest.removeprefix("net_"), long[0])
+    return names

@@ -64,25 +64,28 @@ _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _cv2 = None
 _CV2_FLAGS = {}
+#: Whether OpenCV decodes colour as BGR, to be swapped to RGB (before 4.11 it had no IMREAD_COLOR_RGB).
+_CV2_BGR = False
 
 
 def _opencv():
     """Import OpenCV on first use (``import skimgclf`` stays light); False if absent."""
-    global _cv2
+    global _cv2, _CV2_BGR
     if _cv2 is None:
         try:
             import cv2
         except ImportError:  # pragma: no cover - opencv is a dependency
             cv2 = False
         else:
-            _CV2_FLAGS.update(grayscale=cv2.IMREAD_GRAYSCALE, rgb=cv2.IMREAD_COLOR_RGB,
-                              rgba=cv2.IMREAD_UNCHANGED)
+            _CV2_BGR = not hasattr(cv2, "IMREAD_COLOR_RGB")
+            rgb = cv2.IMREAD_COLOR if _CV2_BGR else cv2.IMREAD_COLOR_RGB
+            _CV2_FLAGS.update(grayscale=cv2.IMREAD_GRAYSCALE, rgb=rgb, rgba=cv2.IMREAD_UNCHANGED)
             # EXIF rotation is Pillow's job (files that have one never get here).
             keep = cv2.IMREAD_IGNORE_ORIENTATION
             for scale, gray in ((1, cv2.IMREAD_GRAYSCALE), (2, cv2.IMREAD_REDUCED_GRAYSCALE_2),
                                 (4, cv2.IMREAD_REDUCED_GRAYSCALE_4), (8, cv2.IMREAD_REDUCED_GRAYSCALE_8)):
                 _CV2_REDUCED["grayscale", scale] = gray | keep
-                _CV2_REDUCED["rgb", scale] = gray | cv2.IMREAD_COLOR_RGB | keep
+                _CV2_REDUCED["rgb", scale] = gray | rgb | keep
         _cv2 = cv2
     return _cv2
 
@@ -347,6 +350,8 @@ def _decode_fast(path, color_mode, target_size, max_pixels, data=None):
         return None
     if channels == 4:
         arr = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA)
+    elif channels == 3 and _CV2_BGR:
+        arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
     return arr
 
 

@@ -483,7 +483,7 @@ def _row_error(exc, root, image_id, row, path, suffix):
             where = f"no file {image_id} or {image_id}.<image extension> in {root}"
         else:
             where = f"{path} does not exist"
-        error = ImageDecodeError(f"no image for id {image_id!r}: {where}{missing_hint(root, image_id, suffix)}",
+        error = ImageDecodeError(f"no image for id {image_id!r}: {where}" + missing_hint(root, image_id, suffix),
                                  row=row, image_id=image_id, path=path)
     else:
         error = ImageDecodeError(f"id {image_id!r}: {exc.message}", row=row, image_id=image_id,

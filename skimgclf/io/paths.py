@@ -20,7 +20,7 @@ import os
 import re
 import stat
 
-from ..errors import InputError
+from ..errors import Advice, InputError, Option
 
 __all__ = ["image_suffix", "missing_hint", "resolve_paths"]
 
@@ -261,8 +261,9 @@ def missing_hint(root, image_id, suffix):
 
     Returns
     -------
-    str
-        A sentence to append to the error (starting with ``"; "``), or ``""``.
+    Advice or str
+        A sentence to append to the error (starting with ``"; "``), in the
+        Python API's or the command line's words; ``""`` when nothing fits.
     """
     try:
         with os.scandir(root) as it:
@@ -276,10 +277,16 @@ def missing_hint(root, image_id, suffix):
         padded = sorted(n for stem, found in stems.items() if stem.isdigit() and stem != image_id
                         and stem.lstrip("0") == image_id.lstrip("0") for n in found)
         if padded:
-            return (f"; the folder holds {padded[0]}: ids with leading zeros lose them when the CSV is "
-                    "read as numbers, so read it with pandas.read_csv(..., dtype={'id': str})")
+            # The command line reads ids as text: there the CSV itself has lost the zeros.
+            return f"; the folder holds {padded[0]}: " + Advice(
+                "ids with leading zeros lose them when the CSV is read as numbers, so read it with "
+                "pandas.read_csv(..., dtype={'id': str})",
+                "the CSV itself lists the id without its leading zeros (a program that read the ids as "
+                "numbers, such as a spreadsheet, wrote it); write the ids as text, with their zeros")
     other = sorted(n for n in stems.get(image_id, []) if image_suffix(n))
     if other and suffix is not None:
         ext = os.path.splitext(other[0])[1]
-        return f"; {other[0]} exists: set suffix={ext!r}, or suffix=None to find each id's file"
+        return f"; {other[0]} exists: " + Advice(
+            f"set suffix={ext!r}, or suffix=None to find each id's file",
+            ("pass ", Option("suffix"), f" {ext}"))
     return ""

@@ -34,7 +34,7 @@ import warnings
 import keras
 import numpy as np
 
-from ..errors import BackboneWeightsError
+from ..errors import Advice, BackboneWeightsError, Option
 from .netcheck import MAX_INPUT_SIDE
 from .params import BACKBONES
 
@@ -93,10 +93,18 @@ def _keras_home():
 
 def _offline_help(backbone):
     name = _SPECS[backbone][0]
-    return (f"On a machine with a network, save them once: python -c \"import keras; "
+    save = (f"On a machine with a network, save them once: python -c \"import keras; "
             f"keras.applications.{name}(include_top=False, weights='imagenet')"
-            f".save_weights('{backbone}.weights.h5')\"; then pass backbone_weights='{backbone}.weights.h5' "
-            "(a path), or backbone_weights=None to start from random weights")
+            f".save_weights('{backbone}.weights.h5')\"; then pass ")
+    return save + Advice(
+        f"backbone_weights='{backbone}.weights.h5' (a path), or backbone_weights=None to start from random weights",
+        (Option("backbone_weights"), f" {backbone}.weights.h5 (a path), or ", Option("backbone_weights"),
+         " none to start from random weights"))
+
+
+def _given(weights):
+    """``backbone_weights`` as the user gave it: ``backbone_weights='x'`` in Python, ``--backbone-weights x``."""
+    return Advice(f"backbone_weights={weights!r}", (Option("backbone_weights"), f" {weights}"))
 
 
 def reference_weights(backbone, backbone_weights, input_shape):
@@ -118,9 +126,9 @@ def reference_weights(backbone, backbone_weights, input_shape):
         except Exception as exc:  # noqa: BLE001 - Keras raises a bare Exception on a failed download
             reason = " ".join(str(exc).split())[:200]
             raise BackboneWeightsError(
-                f"backbone_weights='imagenet': the ImageNet weights of {backbone} are not in Keras' cache "
+                _given("imagenet") + f": the ImageNet weights of {backbone} are not in Keras' cache "
                 f"({os.path.join(_keras_home(), 'models')}) "
-                f"and could not be downloaded ({reason}). {_offline_help(backbone)}"
+                f"and could not be downloaded ({reason}). " + _offline_help(backbone)
             ) from None
         finally:
             socket.setdefaulttimeout(previous)
@@ -129,9 +137,9 @@ def reference_weights(backbone, backbone_weights, input_shape):
         if not os.path.isfile(path):
             what = "a folder, not a weights file" if os.path.isdir(path) else "no such file"
             raise BackboneWeightsError(
-                f"backbone_weights={path!r}: {what}. Pass 'imagenet', None, or the path of a file "
-                f"saved with save_weights from keras.applications.{_SPECS[backbone][0]}(include_top=False, "
-                "weights=None)")
+                _given(path) + f": {what}. Pass " + Advice("'imagenet', None,", "imagenet, none,")
+                + f" or the path of a file saved with save_weights from keras.applications."
+                f"{_SPECS[backbone][0]}(include_top=False, weights=None)")
         model = _application(backbone, None, input_shape=input_shape)
         try:
             with warnings.catch_warnings():
@@ -142,7 +150,7 @@ def reference_weights(backbone, backbone_weights, input_shape):
         except Exception as exc:  # noqa: BLE001 - h5py and Keras raise many kinds
             reason = " ".join(str(exc).split())[:300]
             raise BackboneWeightsError(
-                f"backbone_weights={path!r}: not the weights of keras.applications.{_SPECS[backbone][0]} "
+                _given(path) + f": not the weights of keras.applications.{_SPECS[backbone][0]} "
                 f"without its top (include_top=False), saved with save_weights ({type(exc).__name__}: "
                 f"{reason})") from None
     return [layer.get_weights() for layer in model.layers if layer.weights]

@@ -11,9 +11,11 @@ scikeras' behaviour.
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 import os
+import tempfile
 import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -24,7 +26,7 @@ from scikeras.wrappers import KerasClassifier  # noqa: E402
 from sklearn.base import BaseEstimator, ClassifierMixin  # noqa: E402
 from sklearn.exceptions import NotFittedError  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
-from sklearn.utils._tags import ClassifierTags  # noqa: E402
+from sklearn.utils import ClassifierTags  # noqa: E402
 from sklearn.utils.validation import check_consistent_length, column_or_1d  # noqa: E402
 
 from .devices import configure_gpus  # noqa: E402
@@ -47,6 +49,9 @@ if keras.backend.backend() == "tensorflow":
 #: "best" epoch would be a coin toss.
 MIN_MONITORED = 100
 
+#: The key of a pickled classifier's state that holds its network, as the bytes of a .keras file.
+_NETWORK_STATE = "_network_keras_bytes"
+
 
 def _positive_ints(value):
     return isinstance(value, (list, tuple)) and len(value) > 0 and all(
@@ -63,6 +68,36 @@ def _channels(X):
         except Exception:  # noqa: BLE001 - not images; validation says so
             return 1
     return int(shape[-1]) if len(shape) == 4 else 1
+
+
+def _network_bytes(model):
+    """The bytes of ``model`` saved as a ``.keras`` file: layers, weights, loss and optimizer state."""
+    with tempfile.TemporaryDirectory(prefix="skimgclf-pickle-") as tmp:
+        path = os.path.join(tmp, "network.keras")
+        keras.saving.save_model(model, path)
+        with open(path, "rb") as fh:
+            return fh.read()
+
+
+def _network_from_bytes(data):
+    """The network of :func:`_network_bytes`, compiled as it was (Keras' safe mode)."""
+    with tempfile.TemporaryDirectory(prefix="skimgclf-unpickle-") as tmp:
+        path = os.path.join(tmp, "network.keras")
+        with open(path, "wb") as fh:
+            fh.write(data)
+        return keras.saving.load_model(path, safe_mode=True)
+
+
+def _callers_level():
+    """The ``stacklevel`` of a warning that names the first caller outside skimgclf and scikeras.
+
+    fit, partial_fit and scikeras' own methods stand between the user's
+    call and the warning, at depths that differ from one path to another.
+    """
+    frame, level = inspect.currentframe().f_back, 1
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] in ("skimgclf", "scikeras"):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _missing_label(v):
@@ -261,6 +296,26 @@ class CNNClassifier(KerasClassifier):
         tags.input_tags.two_d_array = False
         tags.non_deterministic = self.random_state is None
         return tags
+
+    # Fixes scikeras' pickling: ``import scikeras`` replaces keras.Model.__reduce__
+    # and __deepcopy__ (and those of losses, metrics and optimizers) for the
+    # whole process, through Keras' private saving library. Here the network
+    # travels as the bytes of a .keras file, written and read with Keras'
+    # public saving API; nothing of Keras is pickled. pickle, joblib and
+    # copy.deepcopy all go through these two methods.
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # a copy: object.__getstate__ returns __dict__ itself
+        model = state.pop("model_", None)
+        if model is not None:
+            state[_NETWORK_STATE] = _network_bytes(model)
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        data = state.pop(_NETWORK_STATE, None)
+        if data is not None:
+            state["model_"] = _network_from_bytes(data)
+        super().__setstate__(state)
 
     def _check_params(self):
         self._validate_params()
@@ -754,7 +809,7 @@ class CNNClassifier(KerasClassifier):
                     f"validation_split={self.validation_split} holds out only {len(split[1])} images, too few "
                     f"to tell one epoch from the next (at least {MIN_MONITORED} are needed): early stopping is "
                     "off and the last epoch is kept. Hold out more, or set early_stopping=False.",
-                    UserWarning, stacklevel=4)
+                    UserWarning, stacklevel=_callers_level())
         shown = EpochBar(initial_epoch + epochs, initial_epoch) if self.verbose == 1 else None
         if shown is not None:
             callbacks.append(shown)

@@ -68,6 +68,9 @@ _MAX_FILE_PIXELS = DEFAULT_MAX_PIXELS
 def _classes():
     from sklearn.pipeline import Pipeline
 
+    from .._backend import import_backend
+
+    import_backend()  # without TensorFlow's start-up lines: skimgclf.load in a plain script is quiet
     from .classifier import CNNClassifier
 
     return {"ImageFolderLoader": ImageFolderLoader, "CNNClassifier": CNNClassifier, "Pipeline": Pipeline}

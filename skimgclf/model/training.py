@@ -277,7 +277,7 @@ class EpochBar(keras.callbacks.Callback):
     def __init__(self, epochs, initial_epoch=0):
         super().__init__()
         self.bar = bar(total=epochs, initial=initial_epoch, desc="training", unit="epoch", delay=0,
-                       leave=in_notebook())
+                       leave=in_notebook(), lines=True)  # lines: a line per epoch in the CLI's logs
 
     def on_epoch_end(self, epoch, logs=None):
         self.bar.set_postfix({k: f"{v:.4f}" for k, v in (logs or {}).items() if k != "learning_rate"})
