@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -117,6 +119,8 @@ def test_train_writes_model_and_prints_validation_accuracy(trained, digits_layou
     assert steps["imagefolderloader"]["fitted"] == {"color_mode": "grayscale", "target_size": {"__tuple__": [8, 8]}}
     net = step_params(model, "cnnclassifier")
     assert (net["epochs"], net["filters"], net["units"], net["random_shift"]) == (3, 8, 16, 0.0)
+    assert net["warm_start"] is False  # the file keeps the recipe; the last epoch on all rows is history
+    assert "close to chance" not in result.stdout  # ten classes learnt well: nothing to say
 
 
 def test_train_report_files(trained, digits_layout):
@@ -139,6 +143,73 @@ def test_train_report_files(trained, digits_layout):
     assert metrics["n_train"] == len(pd.read_csv(digits_layout["train_csv"]))
     assert metrics["classes"] == list(range(10))
     assert metrics["classification_report"]["accuracy"] == pytest.approx(metrics["validation_accuracy"])
+
+
+@pytest.mark.parametrize("refit, plan, n_train, epochs", [
+    ("no", "plan: train 2 epochs on 160 rows, measure accuracy on the 40 held out and write that model", 160, 2),
+    ("scratch", "plan: train two models: 2 epochs on 160 rows to measure accuracy on the 40 held out, then 2 "
+                "epochs on all 200 rows for the model file", 200, 2),
+    ("continue", "plan: train 2 epochs on 160 rows and measure accuracy on the 40 held out, then 1 more epoch on "
+                 "all 200 rows", 200, 3),
+])
+def test_train_says_its_plan_and_writes_the_model_it_announced(small_train_csv, digits_layout, tmp_path, refit,
+                                                               plan, n_train, epochs):
+    report = tmp_path / "report"
+    result = run_cli("train", small_train_csv, "--images", Path(digits_layout["train_csv"]).parent / "train",
+                     "--model", tmp_path / "m.skimgclf", "--epochs", "2", "--refit", refit, "--report", report,
+                     *SMALL_NET)
+    assert_ok(result)
+    lines = result.stdout.splitlines()
+    assert lines[1].startswith(plan), lines  # said before any training (after the loading settings)
+    assert f"model (trained on {n_train} images)" in result.stdout
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert (metrics["refit"], metrics["n_train"], metrics["epochs_run"]) == (refit, n_train, epochs)
+    assert len(metrics["measuring_model"]["history"]["val_loss"]) == 2  # the held-out curve of the first model
+    assert {"no": "trained 2 epochs on 160 images", "scratch": "trained 2 epochs on 200 images",
+            "continue": "trained 2 epochs on 160 images, then 1 on all 200"}[refit] in result.stdout
+
+
+def test_no_refit_is_refit_no(small_train_csv, digits_layout, tmp_path):
+    result = run_cli("train", small_train_csv, "--images", Path(digits_layout["train_csv"]).parent / "train",
+                     "--model", tmp_path / "m.skimgclf", "--epochs", "1", "--no-refit", *SMALL_NET)
+    assert_ok(result)
+    assert "write that model (the held-out rows are not trained on)" in result.stdout
+    assert "model (trained on 160 images)" in result.stdout
+
+
+def test_train_says_when_held_out_accuracy_is_close_to_chance(tmp_path):
+    """Noise in two classes: the held-out accuracy is chance, and train says what usually helps."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "train"
+    folder.mkdir()
+    for i in range(100):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    pd.DataFrame({"id": range(100), "label": ["ant", "bee"] * 50}).to_csv(tmp_path / "train.csv", index=False)
+    result = run_cli("train", tmp_path / "train.csv", "--model", tmp_path / "m.skimgclf", "--epochs", "1",
+                     "--quiet", *SMALL_NET)
+    assert_ok(result)
+    assert re.search(r"note: 0\.\d{4} on 20 held-out images is close to chance: always answering '(ant|bee)' "
+                     r"scores 0\.5000 on them, and 20 images measure accuracy only to about \+/-0\.\d\d\.",
+                     result.stdout), result.stdout
+    assert "--backbone mobilenet_v3_small" in result.stdout and "--backbone-weights FILE" in result.stdout
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 3), min_size=2, max_size=400).filter(lambda v: len(set(v)) > 1))
+def test_chance_note_rule(labels):
+    """Guessing the commonest class always gets the note; predicting every label right never does (from 30 on)."""
+    from argparse import Namespace
+
+    from skimgclf.cli.commands import _chance_note
+
+    y = np.array(labels)
+    commonest = np.full_like(y, np.bincount(y).argmax())
+    assert _chance_note(Namespace(), y, commonest, 100, None) is not None
+    perfect = _chance_note(Namespace(), y, y, 100, None)
+    if len(y) >= 30 and np.bincount(y).max() / len(y) <= 0.8:
+        assert perfect is None
+    elif perfect is not None:
+        assert "close to chance" in perfect
 
 
 @pytest.mark.slow
