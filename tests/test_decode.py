@@ -17,6 +17,7 @@
 """
 
 import io
+import os
 import re
 import struct
 import time
@@ -268,3 +269,63 @@ def test_scan_markers_inside_segments_are_not_counted_and_large_files_are_checke
     assert big.stat().st_size > decode._FAST_MAX_BYTES
     with pytest.raises(ImageDecodeError, match=re.escape(f"{big}: a progressive JPEG of more than")):
         decode_image(big, "rgb")
+
+
+# ------------------------------------------------- what is read at all
+def _special(path, kind):
+    """Make ``path`` a socket, a character device or a folder; False where the system does not let us."""
+    import socket
+    import stat
+
+    if kind == "socket":
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(path))
+        return sock
+    if kind == "device":
+        try:
+            os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(1, 3))  # what /dev/null is
+        except (PermissionError, AttributeError):
+            return False
+        return True
+    path.mkdir()
+    return True
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sockets and device files named like images are POSIX")
+@pytest.mark.parametrize("kind, says", [("socket", "a socket, not an image file; only regular files are read"),
+                                        ("device", "a device, not an image file; only regular files are read"),
+                                        ("folder", "a folder, not an image file; only regular files are read")])
+def test_sockets_devices_and_folders_named_like_images_are_refused(tmp_path, kind, says):
+    made = _special(tmp_path / "thing.png", kind)
+    if made is False:
+        pytest.skip(f"cannot make a {kind} here")
+    loader = ImageFolderLoader(tmp_path, color_mode="grayscale", target_size=(4, 4), verbose=0)
+    with pytest.raises(ImageDecodeError, match=re.escape(says)):
+        loader.transform(["thing.png"])
+    with pytest.raises(ImageDecodeError, match=re.escape(f"{tmp_path / 'thing.png'}: {says}")):
+        decode_image(tmp_path / "thing.png")
+
+
+@pytest.mark.parametrize("head, what", [(b"\x00\x00\x01\x00", "an ICO icon"), (b"\x00\x00\x02\x00", "a CUR cursor"),
+                                        (b"icns", "an ICNS icon"), (b"%PDF-1.4", "a PDF document")])
+def test_refused_formats_are_named_whatever_the_file_is_called(tmp_path, head, what):
+    path = tmp_path / "x.png"
+    path.write_bytes(head + bytes(64))
+    with pytest.raises(ImageDecodeError, match=re.escape(f"{path}: {what}, not an image of an accepted format (PNG, "
+                                                         "JPEG, GIF, BMP, DIB, TIFF, WEBP, PPM, TGA, PCX, SGI); refused")):
+        decode_image(path, "grayscale")
+
+
+def test_a_file_is_identified_by_its_content_not_its_name(tmp_path):
+    arr = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    Image.fromarray(arr).save(tmp_path / "really-a-png.jpg", "PNG")
+    np.testing.assert_array_equal(decode_image(tmp_path / "really-a-png.jpg", "grayscale")[..., 0], arr)
+
+
+def test_max_pixels_none_turns_the_check_off(tmp_path):
+    path = tmp_path / "big.png"
+    Image.new("L", (100, 60)).save(path)
+    with pytest.raises(ImageDecodeError, match=re.escape(f"{path}: image of 100x60 pixels exceeds max_pixels=5999")):
+        decode_image(path, "grayscale", max_pixels=5999)
+    assert decode_image(path, "grayscale", max_pixels=6000).shape == (60, 100, 1)
+    assert decode_image(path, "grayscale", max_pixels=None).shape == (60, 100, 1)

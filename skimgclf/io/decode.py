@@ -382,23 +382,33 @@ def _open_regular(path, follow=True):
         if exc.errno == errno.ELOOP and not follow:
             raise ImageDecodeError(f"{_where(path)}: is now a symbolic link (it was not when its id was resolved); "
                                    "refused", path=str(path)) from None
+        try:
+            mode = os.stat(path, follow_symlinks=follow).st_mode
+        except (OSError, ValueError):
+            mode = stat.S_IFREG
+        _refuse_special(path, mode)  # a socket cannot be opened: name it all the same
         raise ImageDecodeError(f"{_where(path)}: cannot open image file ({exc.strerror or exc})", path=str(path)) from None
     except (TypeError, ValueError) as exc:
         raise ImageDecodeError(f"{_where(path)}: cannot open image file ({exc})", path=str(path)) from None
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            kind = ("a named pipe" if stat.S_ISFIFO(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode)
-                    else "a socket" if stat.S_ISSOCK(st.st_mode) else "a device" if
-                    stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file")
-            raise ImageDecodeError(f"{_where(path)}: {kind}, not an image file; only regular files are read",
-                                   path=str(path))
+        _refuse_special(path, st.st_mode)
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
         raise
     return fd, st
+
+
+def _refuse_special(path, mode):
+    """Refuse, by name, anything but a regular file (``mode`` from ``stat``)."""
+    if not stat.S_ISREG(mode):
+        kind = ("a named pipe" if stat.S_ISFIFO(mode) else "a folder" if stat.S_ISDIR(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "a device" if
+                stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+        raise ImageDecodeError(f"{_where(path)}: {kind}, not an image file; only regular files are read",
+                               path=str(path))
 
 
 def _read_for_fast_path(path, follow=True):
