@@ -571,14 +571,18 @@ def test_an_unwritable_output_fails_before_any_work_naming_it(case, unwritable, 
     command, option = (case.split() + [None])[:2]
     target = folder / {"--model": "sub/m.skimgclf", "--report": "rep", "--out": "p.csv",
                        "--confusion": "c.png", "--results": "cv.csv", None: "demo"}[option]
+    # Inputs that would fail later, had the output not been checked first: the check comes before any work
+    # (train and demo would print before working: their standard output stays empty).
     grid = tmp_path / "grid.json"
-    grid.write_text('{"units": [8, 16]}')
+    grid.write_text('{"units": [8, 16')
+    junk = tmp_path / "junk.skimgclf"
+    junk.write_bytes(b"not a model file")
     defaults = {"--model": tmp_path / "m.skimgclf", "--report": None, "--out": tmp_path / "p.csv",
                 "--results": tmp_path / "cv.csv"}
     args = {"train": ["train", digits_layout["train_csv"], *SMALL_NET, "--epochs", "1"],
             "search": ["search", small_train_csv, "--grid", grid, "--images", digits_layout["train_dir"]],
-            "predict": ["predict", trained[1], digits_layout["test_csv"]],
-            "evaluate": ["evaluate", trained[1], digits_layout["test_labels_csv"], "--images",
+            "predict": ["predict", junk, digits_layout["test_csv"]],
+            "evaluate": ["evaluate", junk, digits_layout["test_labels_csv"], "--images",
                          digits_layout["test_dir"]],
             "demo": ["demo"]}[command]
     for name, value in defaults.items():
@@ -590,7 +594,7 @@ def test_an_unwritable_output_fails_before_any_work_naming_it(case, unwritable, 
     assert_one_line_error(result, f"skimgclf: error: {target}: cannot write it (")
     assert result.returncode == 1
     assert result.stdout == ""  # nothing done: no "images: ..." line, no training, no model loaded
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.json", "locked"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.json", "junk.skimgclf", "locked"]
     assert list(folder.iterdir()) == []
 
 
