@@ -114,6 +114,24 @@ def prediction_table(chunk, proba, classes, *, id_column="id", label_column="lab
     return out
 
 
+def _quoting(table):
+    """How to quote a chunk of predictions so that every id and label reads back as it was.
+
+    The :mod:`csv` module quotes a value holding the delimiter, a quote or a
+    character of the line terminator (``"\\n"`` here), but not a lone
+    ``"\\r"``, at which every reader ends a line: a chunk with one quotes all
+    its text.
+    """
+    import csv
+
+    import pandas as pd
+
+    text = [pd.Series(table.columns.astype(str))] + [table[c].astype(str) for c in table.columns
+                                                     if table[c].dtype.kind not in "iufb"]
+    lone_cr = any(values.str.contains("\r", regex=False).any() for values in text)
+    return csv.QUOTE_NONNUMERIC if lone_cr else csv.QUOTE_MINIMAL
+
+
 def predict_csv(model, csv, out, *, image_dir=None, id_column="id", label_column="label", proba=False,
                 chunk_size=4096, client=None, model_file=None, progress=None, before_commit=None):
     """Write predictions for every row of a CSV of image ids, in bounded memory.
@@ -186,7 +204,8 @@ def predict_csv(model, csv, out, *, image_dir=None, id_column="id", label_column
                                                client=client, model_file=model_file):
                 table = prediction_table(chunk, p, classes, id_column=id_column,
                                          label_column=label_column, with_proba=proba)
-                table.to_csv(fh, header=n == 0, index=False, float_format="%.6g", lineterminator="\n")
+                table.to_csv(fh, header=n == 0, index=False, float_format="%.6g", lineterminator="\n",
+                             quoting=_quoting(table))
                 n += len(chunk)
                 chunks.release(n)
                 if progress is not None:

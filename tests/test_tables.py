@@ -18,8 +18,6 @@ a DataFrame given to the loader goes through the same id rules
   characters long.
 """
 
-import csv
-import io
 import os
 import re
 import string
@@ -104,6 +102,19 @@ def test_an_id_of_whitespace_only_is_refused_naming_the_line(tmp_path, blank):
         tables.read_table(csv_path, label_column="label")
     with pytest.raises(InputError, match=re.escape("row 1: the id is only whitespace")):
         _loader(tmp_path).transform(["0.png", blank])
+
+
+def test_ids_with_line_breaks_are_written_back_so_that_they_read_back_the_same(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    ids = ["a\rb.png", "\r.png", "c\nd.png", 'e,"f".png', "plain.png"]
+    for i, image_id in enumerate(ids):
+        _png(folder / image_id, 10 * (i + 1))
+    csv_path = tmp_path / "t.csv"
+    csv_path.write_text("id\n" + "\n".join('"' + i.replace('"', '""') + '"' for i in ids) + "\n", newline="")
+    out = _predict(folder, csv_path, tmp_path, chunk_size=2)  # a bare \r is a line break to every CSV reader
+    assert out["id"].tolist() == ids and out["label"].tolist() == ["10", "20", "30", "40", "50"]
+    assert tables.read_table(tmp_path / "pred.csv")["id"].tolist() == ids
 
 
 # ------------------------------------------------------------ ragged rows
@@ -215,17 +226,21 @@ _TABLE = st.fixed_dictionaries({
                        .filter(lambda s: s.strip()), min_size=8, max_size=8),
     "newline": st.sampled_from(["\n", "\r\n"]),
     "bom": st.booleans(),
+    "quote_all": st.booleans(),
     "chunk": st.integers(1, 4),
     "missing": st.integers(0, 7),
 })
 
 
-def _write_table(path, ids, labels, blanks, newline, bom):
-    """Write the CSV (csv.writer's quoting) with blank lines; return the line each row starts on."""
+def _write_table(path, ids, labels, blanks, newline, bom, quote_all):
+    """Write the CSV (RFC 4180 quoting) with blank lines; return the line each row starts on."""
+    def cell(value):
+        # A value holding a comma, a quote or a line break (\r alone too: it ends a line) is quoted.
+        special = quote_all or any(c in value for c in ',"\r\n')
+        return '"' + value.replace('"', '""') + '"' if special else value
+
     def row(fields):
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator=newline).writerow(fields)
-        return buf.getvalue()
+        return ",".join(map(cell, fields)) + newline
 
     text, lines = ("\ufeff" if bom else "") + row(["id", "label"]), []
     for i, (image_id, label) in enumerate(zip(ids, labels)):
@@ -257,7 +272,7 @@ def test_generated_tables_are_read_verbatim_and_name_the_real_line(tmp_path_fact
             _png(folder / decoy, 250)
     labels = table["labels"][:n]
     csv_path = tmp / "t.csv"
-    lines = _write_table(csv_path, ids, labels, table["blanks"], table["newline"], table["bom"])
+    lines = _write_table(csv_path, ids, labels, table["blanks"], table["newline"], table["bom"], table["quote_all"])
 
     df = tables.read_table(csv_path, label_column="label")
     assert df["id"].tolist() == ids and df["label"].tolist() == labels

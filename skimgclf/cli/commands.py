@@ -855,7 +855,7 @@ def main(argv=None):
     parser = build_parser()
     restore = _terminate_like_interrupt()
     stdout = sys.stdout
-    if stdout is not None and sys.stdout is sys.__stdout__:
+    if stdout is not None and stdout is sys.__stdout__:  # the process's own (not a notebook's or pytest's)
         sys.stdout = _NamedStream(stdout, "standard output")
     try:
         args = parser.parse_args(argv)
@@ -878,7 +878,8 @@ def main(argv=None):
         _silence_stdout()
         if exc.errno == errno.EPIPE:  # the reader is gone: nothing to say, and nobody to say it to
             return 128 + signal.SIGPIPE
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        with contextlib.suppress(OSError):
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
     except _Terminated:
         print(f"{PROG}: terminated (SIGTERM); no output file left half-written", file=sys.stderr)
