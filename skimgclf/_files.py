@@ -20,7 +20,7 @@ import re
 import shutil
 import tempfile
 
-__all__ = ["OutputError", "atomic_write", "partial_dir", "remove_stale_partials"]
+__all__ = ["OutputError", "atomic_write", "check_writable", "partial_dir", "remove_stale_partials"]
 
 _PARTIAL = ".partial"
 
@@ -89,6 +89,42 @@ def atomic_write(path, *, durable=True):
         raise
     if durable:
         _fsync(folder, os.O_RDONLY)
+
+
+def check_writable(path, *, folder=False):
+    """Check, before any work, that ``path`` can be written, by creating and removing a file where it will go.
+
+    Permission bits alone do not tell (``root`` ignores them; a read-only
+    mount, an immutable folder or a full quota refuse ``root`` too), so a
+    hidden probe file, named like :func:`atomic_write`'s temporary files, is
+    really created and removed. Folders still to be created are checked in
+    their nearest existing parent, where they will be made.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The output file, or with ``folder=True`` the folder files will be
+        written in.
+    folder : bool, default=False
+        Whether ``path`` is a folder.
+
+    Raises
+    ------
+    OutputError
+        If it cannot be written: an ``OSError`` whose message starts with ``path``.
+    """
+    target = os.path.abspath(os.fspath(path))
+    where = target if folder else os.path.dirname(target)
+    while not os.path.exists(where) and os.path.dirname(where) != where:
+        where = os.path.dirname(where)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.{os.getpid()}-", suffix=_PARTIAL,
+                                     dir=where)
+    except OSError as exc:
+        raise OutputError(os.fspath(path), exc) from exc
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
 
 
 @contextlib.contextmanager

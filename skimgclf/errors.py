@@ -30,7 +30,7 @@ import contextvars
 import copy
 
 __all__ = ["Advice", "BackboneWeightsError", "DaskSetupError", "ImageDecodeError", "InputError", "ModelFileError",
-           "Option", "TableError", "speaking_cli"]
+           "Option", "StreamError", "TableError", "shown", "speaking_cli"]
 
 #: The command line's option for each parameter name while it runs a command; None in Python.
 _CLI_OPTIONS = contextvars.ContextVar("skimgclf_cli_options", default=None)
@@ -105,6 +105,56 @@ def speaking_cli(options):
         yield
     finally:
         _CLI_OPTIONS.reset(token)
+
+#: Longest value (characters) quoted whole in a message: a longer one is cut to its start and its length.
+SHOWN_CHARS = 200
+
+
+def shown(value, *, limit=SHOWN_CHARS, quote=True):
+    """A value as an error message shows it: its ``repr``, cut to its start and its length when long.
+
+    A table may hold an id of a hundred megabytes; quoting it whole would
+    make a message of that size (twice, with the path made of it).
+
+    Parameters
+    ----------
+    value : object
+        The value (an id, a label, a path, a list of column names).
+    limit : int, default=200
+        Longest text shown whole; a longer one keeps its first ``limit``
+        characters and says how long it is.
+    quote : bool, default=True
+        ``repr`` the value (ids, labels); ``False`` shows a path as it is.
+
+    Returns
+    -------
+    str
+        ``'abc'``, or ``'aaaa...'... (104857600 characters)``.
+
+    Examples
+    --------
+    >>> from skimgclf.errors import shown
+    >>> shown("7.png")
+    "'7.png'"
+    >>> shown("x" * 1000, limit=4)
+    "'xxxx'... (1000 characters)"
+    """
+    if isinstance(value, (str, bytes, bytearray)) and len(value) > limit:
+        unit = "characters" if isinstance(value, str) else "bytes"
+        head = value[:limit]
+        return f"{head!r}... ({len(value)} {unit})" if quote else f"{head}... ({len(value)} {unit})"
+    if isinstance(value, (list, tuple)):
+        parts, size = [], 0
+        for item in value:
+            if size > limit:
+                break
+            parts.append(shown(item, limit=limit))
+            size += len(parts[-1]) + 2
+        text = f"[{', '.join(parts)}]"
+        return text if len(parts) == len(value) and len(text) <= limit else \
+            f"[{', '.join(parts)}, ...] ({len(value)} items)"
+    text = repr(value) if quote else str(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 class InputError(ValueError):
@@ -258,3 +308,22 @@ class DaskSetupError(ValueError):
     another version), or an image folder does not exist on a worker. The
     message names the worker and the path.
     """
+
+
+class StreamError(Exception):
+    """Writing to a standard stream failed (``standard output: No space left on device``; a closed pipe).
+
+    Not an ``OSError``: code that turns a failed write into an error naming
+    an output *file* must not blame this on the file.
+
+    Parameters
+    ----------
+    name : str
+        The stream, as messages name it (``"standard output"``).
+    cause : OSError
+        What the system said.
+    """
+
+    def __init__(self, name, cause):
+        super().__init__(f"{name}: {cause.strerror or cause}")
+        self.name, self.errno = name, cause.errno

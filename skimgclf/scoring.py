@@ -19,13 +19,12 @@ Importing this module never imports TensorFlow or Dask.
 from __future__ import annotations
 
 import os
-import sys
 
 import numpy as np
 
 from ._files import atomic_write
 from ._pipelines import chunk_loader, split_pipeline
-from .errors import InputError, TableError
+from .errors import InputError
 
 __all__ = ["iter_predict_proba", "predict_csv", "prediction_table", "split_pipeline"]
 
@@ -115,8 +114,26 @@ def prediction_table(chunk, proba, classes, *, id_column="id", label_column="lab
     return out
 
 
+def _quoting(table):
+    """How to quote a chunk of predictions so that every id and label reads back as it was.
+
+    The :mod:`csv` module quotes a value holding the delimiter, a quote or a
+    character of the line terminator (``"\\n"`` here), but not a lone
+    ``"\\r"``, at which every reader ends a line: a chunk with one quotes all
+    its text.
+    """
+    import csv
+
+    import pandas as pd
+
+    text = [pd.Series(table.columns.astype(str))] + [table[c].astype(str) for c in table.columns
+                                                     if table[c].dtype.kind not in "iufb"]
+    lone_cr = any(values.str.contains("\r", regex=False).any() for values in text)
+    return csv.QUOTE_NONNUMERIC if lone_cr else csv.QUOTE_MINIMAL
+
+
 def predict_csv(model, csv, out, *, image_dir=None, id_column="id", label_column="label", proba=False,
-                chunk_size=4096, client=None, model_file=None, progress=None):
+                chunk_size=4096, client=None, model_file=None, progress=None, before_commit=None):
     """Write predictions for every row of a CSV of image ids, in bounded memory.
 
     The CSV is read, loaded and scored ``chunk_size`` rows at a time, and
@@ -150,6 +167,11 @@ def predict_csv(model, csv, out, *, image_dir=None, id_column="id", label_column
         With a client: the file ``model`` was loaded from.
     progress : callable or None, default=None
         Called with the number of rows of each chunk written.
+    before_commit : callable or None, default=None
+        Called with the number of rows once every row is written, just
+        before the file replaces ``out``: if it raises, no file is left
+        (the command line prints its last line there, so that a full
+        standard output leaves no predictions behind).
 
     Returns
     -------
@@ -170,25 +192,30 @@ def predict_csv(model, csv, out, *, image_dir=None, id_column="id", label_column
     ...             image_dir="test/")                              # doctest: +SKIP
     200000
     """
-    from .io.tables import iter_table
+    from .io.tables import RowLines, iter_table
 
     classes = split_pipeline(model)[1].classes_
     csv = os.fspath(csv)
     n = 0
     with atomic_write(out) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
-        chunks = iter_table(csv, id_column=id_column, chunksize=chunk_size)
+        chunks = RowLines(iter_table(csv, id_column=id_column, chunksize=chunk_size), csv)
         try:
             for chunk, p in iter_predict_proba(model, chunks, image_dir=image_dir, id_column=id_column,
                                                client=client, model_file=model_file):
                 table = prediction_table(chunk, p, classes, id_column=id_column,
                                          label_column=label_column, with_proba=proba)
-                table.to_csv(fh, header=n == 0, index=False, float_format="%.6g", lineterminator="\n")
+                table.to_csv(fh, header=n == 0, index=False, float_format="%.6g", lineterminator="\n",
+                             quoting=_quoting(table))
                 n += len(chunk)
+                chunks.release(n)
                 if progress is not None:
                     progress(len(chunk))
         except InputError as exc:
-            error = TableError.from_input_error(exc, csv, range(2, sys.maxsize))  # row 0 is line 2
+            error = chunks.error(exc)  # the line of the file, not the row
             if error is exc:
                 raise
             raise error from exc
+        if before_commit is not None:
+            fh.flush()
+            before_commit(n)
     return n

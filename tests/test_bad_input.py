@@ -12,7 +12,7 @@ CSV tables
   missing label column when training -> ``... no column 'label'; the columns
   are ['id'] (choose one with --label-column)``; an empty label ->
   ``.../train.csv line 3: the label is empty``; bytes that are not UTF-8 ->
-  ``.../train.csv: not UTF-8 text (invalid start byte at byte 14)``.
+  ``.../train.csv line 2: not UTF-8 text (invalid continuation byte at byte 14)``.
 - read by the user with pandas and given to a pipeline: a header-only table
   -> ``ValueError: X holds no images (0 samples)``; a missing id column ->
   ``ValueError: the id column 'id' is not in the table; its columns are
@@ -27,9 +27,9 @@ CSV tables
   loader returns one image per row (decoded once, thanks to the cache), so
   prediction gives one prediction per row, duplicates included, in order; a
   duplicated training row counts twice.
-- Policy, spaces around ids: stripped (``" 7 "`` names ``7.png``); an id that
-  is empty after stripping -> ``ValueError: row 1: the id is empty``. A file
-  whose name starts or ends with a space cannot be named.
+- Policy, spaces around ids: kept, ids are read exactly as written (``" 7"``
+  names `` 7.png``, never ``7.png``); an id of spaces only -> ``ValueError:
+  row 1: the id is only whitespace ('   ')``. More in ``test_tables.py``.
 
 Images
 - missing file -> ``ImageDecodeError: row 1: no image for id 'nope':
@@ -224,15 +224,17 @@ def test_labels_mixing_text_and_numbers(images):
         make_pipeline(_loader(images), _cnn()).fit(["0", "1", "2"], np.array(["a", 1, "b"], dtype=object))
 
 
-def test_csv_ids_with_surrounding_spaces_are_stripped(tmp_path, images):
+def test_csv_ids_with_surrounding_spaces_are_kept(tmp_path, images):
     path = tmp_path / "test.csv"
     path.write_text("id\n 1\n2 \n\t3 \n")
+    for name, value in ((" 1", 200), ("2 ", 210), ("\t3 ", 220)):
+        write_images(images, [np.full((8, 8), value)], ids=[name])
     X = _loader(images, scale=None).fit_transform(pd.read_csv(path, dtype=str))
-    assert X[:, 0, 0, 0].tolist() == [40, 80, 120]
+    assert X[:, 0, 0, 0].tolist() == [200, 210, 220]
     tables = _tables()
     X = _loader(images, scale=None).fit_transform(tables.read_table(path))
-    assert X[:, 0, 0, 0].tolist() == [40, 80, 120]
-    with pytest.raises(ValueError, match=re.escape("row 1: the id is empty")):
+    assert X[:, 0, 0, 0].tolist() == [200, 210, 220]
+    with pytest.raises(ValueError, match=re.escape("row 1: the id is only whitespace ('   ')")):
         _loader(images).fit_transform(["1", "   "])
 
 
@@ -242,8 +244,8 @@ def test_csv_not_utf8(tmp_path):
     path.write_bytes("id,label\n0,caf\u00e9\n1,b\n".encode("latin-1"))
     with pytest.raises(tables.TableError) as info:
         tables.read_table(path, label_column="label")
-    assert str(info.value).startswith(f"{path}: not UTF-8 text (invalid")
-    with pytest.raises(tables.TableError, match=re.escape(f"{path}: not UTF-8 text")):
+    assert str(info.value) == f"{path} line 2: not UTF-8 text (invalid continuation byte at byte 14)"
+    with pytest.raises(tables.TableError, match=re.escape(f"{path} line 2: not UTF-8 text")):
         list(tables.iter_table(path, label_column="label"))
 
 

@@ -570,3 +570,218 @@ def test_evaluate_on_a_csv_without_labels_points_to_predict(trained, digits_layo
     line = assert_one_line_error(result, "no column 'label' of true labels; the columns are ['id']",
                                  "to predict the labels of these images, run: skimgclf predict")
     assert str(trained[1]) in line and str(digits_layout["test_csv"]) in line
+
+
+# ------------------------------------------------ tables: one reader everywhere
+def _two_test_images(digits_layout):
+    """Two test ids of different labels (the images differ)."""
+    labels = pd.read_csv(digits_layout["test_labels_csv"], dtype=str)
+    first = labels.iloc[0]
+    other = labels[labels["label"] != first["label"]].iloc[0]
+    return first["id"], other["id"]
+
+
+@pytest.mark.parametrize("command", ["train", "search", "predict", "evaluate"])
+def test_a_ragged_csv_is_refused_by_every_command_naming_its_line(command, trained, digits_layout, tmp_path):
+    a, b = _two_test_images(digits_layout)
+    csv = tmp_path / "t.csv"
+    # pandas turned the first field into the index and went on with the wrong ids.
+    csv.write_text(f"id,label\n{a},1\n\n{b},2\n{a},{b},3\n")
+    out = tmp_path / "out"
+    grid = tmp_path / "grid.json"
+    grid.write_text('{"units": [8]}')
+    args = {"train": ["train", csv, "--model", out / "m.skimgclf"],
+            "search": ["search", csv, "--grid", grid, "--model", out / "m.skimgclf", "--cv", "2"],
+            "predict": ["predict", trained[1], csv, "--out", out / "p.csv"],
+            "evaluate": ["evaluate", trained[1], csv, "--report", out / "rep"]}[command]
+    result = run_cli(*args, "--images", digits_layout["test_dir"])
+    assert_one_line_error(result, f"{csv} line 5: 3 fields, but the header (line 1) has 2; a value that holds a "
+                                  "comma must be quoted")
+    assert not out.exists() or list(out.iterdir()) == []  # predict makes the --out folder first: left empty
+
+
+def test_ids_are_read_verbatim_by_predict(trained, digits_layout, tmp_path):
+    a, b = _two_test_images(digits_layout)
+    images = tmp_path / "images"
+    images.mkdir()
+    source = Path(digits_layout["test_dir"])
+    (images / " 7.png").write_bytes((source / f"{a}.png").read_bytes())
+    (images / "7.png").write_bytes((source / f"{b}.png").read_bytes())
+    (images / "copy.png").write_bytes((source / f"{a}.png").read_bytes())
+    csv = tmp_path / "ids.csv"
+    csv.write_text('id\n" 7.png"\n\n7.png\ncopy.png\n 7.png\n')
+    out = tmp_path / "pred.csv"
+    assert_ok(run_cli("predict", trained[1], csv, "--images", images, "--out", out, "--proba", "--quiet"))
+    pred = pd.read_csv(out, dtype={"id": str}, keep_default_na=False)
+    assert pred["id"].tolist() == [" 7.png", "7.png", "copy.png", " 7.png"]  # as read, spaces kept
+    proba = pred.filter(like="proba_").to_numpy()
+    np.testing.assert_array_equal(proba[0], proba[2])  # " 7.png" is its own file (a copy of it scores the same)
+    np.testing.assert_array_equal(proba[0], proba[3])
+    assert not np.array_equal(proba[0], proba[1])  # not 7.png, another image
+
+
+def test_line_numbers_count_blank_lines_in_predict_and_evaluate(trained, digits_layout, tmp_path):
+    a, b = _two_test_images(digits_layout)
+    csv = tmp_path / "t.csv"
+    csv.write_text(f"id\n{a}\n\n\n{b}\nmissing\n")
+    out = tmp_path / "p.csv"
+    result = run_cli("predict", trained[1], csv, "--images", digits_layout["test_dir"], "--out", out,
+                     "--chunk-size", "2")
+    assert_one_line_error(result, f"{csv} line 6: no image for id 'missing'")
+    assert not out.exists()
+    csv.write_text(f'id,label\n{a},1\n\n"{b}",\n', encoding="utf-8-sig")
+    result = run_cli("evaluate", trained[1], csv, "--images", digits_layout["test_dir"])
+    assert_one_line_error(result, f"{csv} line 4: the label is empty")
+    csv.write_text(f"id,label\r\n{a},1\r\n\r\n{b},seven\r\n")
+    result = run_cli("evaluate", trained[1], csv, "--images", digits_layout["test_dir"])
+    assert_one_line_error(result, f"{csv} line 4: label 'seven' is not a number")
+
+
+# ------------------------------------------------------------- writing
+def _immutable(path, on):
+    """Make a folder unwritable also for root (chattr +i), or writable again; False if chattr cannot."""
+    result = subprocess.run(["chattr", "+i" if on else "-i", os.fspath(path)], capture_output=True)
+    return result.returncode == 0
+
+
+@pytest.fixture(params=["permissions", "read-only mount"])
+def unwritable(request, tmp_path):
+    """``(folder, run)``: a folder nobody may write in, and run_cli with it so.
+
+    "permissions": ``chmod 555`` for an ordinary user; root ignores that, so
+    for root the folder is made immutable (``chattr +i``: EPERM). "read-only
+    mount": a read-only tmpfs mounted on it in a private mount namespace of
+    the command (EROFS, the case reported), where ``unshare`` may.
+    """
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    if request.param == "permissions":
+        if os.geteuid() != 0:
+            folder.chmod(0o555)
+            request.addfinalizer(lambda: folder.chmod(0o755))
+        elif _immutable(folder, True):
+            request.addfinalizer(lambda: _immutable(folder, False))
+        else:
+            pytest.skip("running as root, and chattr +i is not permitted here: no folder is unwritable for root")
+        return folder, run_cli
+    wrap = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            'mount -t tmpfs -o ro tmpfs "$0" && exec "$@"', os.fspath(folder)]
+    try:
+        probe = subprocess.run(wrap + ["touch", os.fspath(folder / "x")], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        probe = None
+    if probe is None or "Read-only file system" not in probe.stderr:
+        pytest.skip("no private read-only mount here (unshare/mount not permitted)")
+
+    def run(*args, timeout=300):
+        return subprocess.run(wrap + [sys.executable, "-m", "skimgclf", *(os.fspath(a) for a in args)],
+                              capture_output=True, text=True, timeout=timeout)
+
+    return folder, run
+
+
+@pytest.mark.parametrize("case", ["train --model", "train --report", "predict --out", "evaluate --report",
+                                  "evaluate --confusion", "search --model", "search --results", "demo"])
+def test_an_unwritable_output_fails_before_any_work_naming_it(case, unwritable, trained, digits_layout,
+                                                             small_train_csv, tmp_path):
+    folder, run = unwritable
+    command, option = (case.split() + [None])[:2]
+    target = folder / {"--model": "sub/m.skimgclf", "--report": "rep", "--out": "p.csv",
+                       "--confusion": "c.png", "--results": "cv.csv", None: "demo"}[option]
+    # Inputs that would fail later, had the output not been checked first: the check comes before any work
+    # (train and demo would print before working: their standard output stays empty).
+    grid = tmp_path / "grid.json"
+    grid.write_text('{"units": [8, 16')
+    junk = tmp_path / "junk.skimgclf"
+    junk.write_bytes(b"not a model file")
+    defaults = {"--model": tmp_path / "m.skimgclf", "--report": None, "--out": tmp_path / "p.csv",
+                "--results": tmp_path / "cv.csv"}
+    args = {"train": ["train", digits_layout["train_csv"], *SMALL_NET, "--epochs", "1"],
+            "search": ["search", small_train_csv, "--grid", grid, "--images", digits_layout["train_dir"]],
+            "predict": ["predict", junk, digits_layout["test_csv"]],
+            "evaluate": ["evaluate", junk, digits_layout["test_labels_csv"], "--images",
+                         digits_layout["test_dir"]],
+            "demo": ["demo"]}[command]
+    for name, value in defaults.items():
+        if value is not None and name != option and name in {"train": ("--model",), "search": ("--model", "--results"),
+                                                              "predict": ("--out",)}.get(command, ()):
+            args += [name, value]
+    args += [target] if option is None else [option, target]
+    result = run(*args)
+    assert_one_line_error(result, f"skimgclf: error: {target}: cannot write it (")
+    assert result.returncode == 1
+    assert result.stdout == ""  # nothing done: no "images: ..." line, no training, no model loaded
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.json", "junk.skimgclf", "locked"]
+    assert list(folder.iterdir()) == []
+
+
+def _predict_to(stdout, trained, digits_layout, out, *extra):
+    return subprocess.run([sys.executable, "-m", "skimgclf", "predict", os.fspath(trained[1]),
+                           os.fspath(digits_layout["test_csv"]), "--out", os.fspath(out), *extra],
+                          stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=300)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this system")
+@pytest.mark.parametrize("quiet", [[], ["--quiet"]])
+def test_a_full_standard_output_is_named_and_leaves_no_predictions(quiet, trained, digits_layout, tmp_path):
+    out = tmp_path / "pred.csv"
+    with open("/dev/full", "w") as full:
+        result = _predict_to(full, trained, digits_layout, out, *quiet)
+    assert result.returncode == 1
+    assert result.stderr == "skimgclf: error: standard output: No space left on device\n"
+    assert list(tmp_path.iterdir()) == []  # neither the predictions nor a temporary file
+
+
+def test_a_closed_pipe_on_standard_output_is_quiet(trained, digits_layout, tmp_path):
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone, as in `skimgclf info --json | true`
+    try:
+        for args in (["info", "--json"], ["--help"], ["predict", "--help"]):
+            result = subprocess.run([sys.executable, "-m", "skimgclf", *args], stdout=write,
+                                    stderr=subprocess.PIPE, text=True, timeout=300)
+            assert (result.returncode, result.stderr) == (141, ""), (args, result.stderr)
+        out = tmp_path / "pred.csv"
+        result = _predict_to(write, trained, digits_layout, out)
+        assert (result.returncode, result.stderr) == (141, "")
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        os.close(write)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this system")
+def test_info_to_a_full_standard_output_is_named():
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "skimgclf", "info"], stdout=full, stderr=subprocess.PIPE,
+                                text=True, timeout=300)
+    assert (result.returncode, result.stderr) == (1, "skimgclf: error: standard output: No space left on device\n")
+
+
+def test_an_output_that_is_an_input_through_a_symbolic_link_is_refused(trained, digits_layout, tmp_path):
+    link = tmp_path / "link.csv"
+    link.symlink_to(digits_layout["test_csv"])
+    before = Path(digits_layout["test_csv"]).read_bytes()
+    result = run_cli("predict", trained[1], digits_layout["test_csv"], "--out", link)
+    assert_one_line_error(result, f"{link}: --out is the input CSV {digits_layout['test_csv']} (the same file)")
+    assert Path(digits_layout["test_csv"]).read_bytes() == before and link.is_symlink()
+
+
+def test_ctrl_c_during_predict_exits_130_and_leaves_nothing(trained, digits_layout, tmp_path):
+    import signal
+    import time
+
+    big = tmp_path / "big.csv"
+    ids = pd.read_csv(digits_layout["test_csv"], dtype=str)["id"]
+    pd.DataFrame({"id": np.tile(ids.to_numpy(), 200)}).to_csv(big, index=False)
+    out = tmp_path / "out" / "pred.csv"
+    out.parent.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "skimgclf", "predict", os.fspath(trained[1]), os.fspath(big),
+                             "--images", os.fspath(digits_layout["test_dir"]), "--out", os.fspath(out),
+                             "--chunk-size", "64", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not any(out.parent.iterdir()) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)  # until the temporary output exists: writing has begun
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "skimgclf: interrupted; no output file left half-written"
+    assert list(out.parent.iterdir()) == []

@@ -12,6 +12,7 @@ Run ``skimgclf --help`` or ``python -m skimgclf --help``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shlex
@@ -22,10 +23,11 @@ import time
 import numpy as np
 
 from .._backend import import_backend
+from .._files import atomic_write, check_writable
 from .._pipelines import chunk_loader
 from .._progress import bar, interactive, lines_when_unwatched
-from ..errors import InputError, TableError, speaking_cli
-from ..io.tables import count_rows, default_image_dir, iter_table, labels_from_text, read_table
+from ..errors import InputError, StreamError, TableError, speaking_cli
+from ..io.tables import RowLines, count_rows, default_image_dir, iter_table, labels_from_text, read_table
 from .parser import PROG, CLIError, UsageError, build_parser, option_names
 
 __all__ = ["main"]
@@ -67,7 +69,7 @@ def _dask_client(args, image_dirs):
 
 # -------------------------------------------------------------- file helpers
 def _check_file_out(path, option):
-    """Refuse an output path that is a folder, or whose folder cannot be."""
+    """Refuse, before any work, an output path that is a folder, whose folder cannot be, or that cannot be written."""
     if os.path.isdir(path):
         raise CLIError(f"{option} {path} is a folder; give a file name")
     parent = os.path.dirname(os.path.abspath(path))
@@ -76,6 +78,7 @@ def _check_file_out(path, option):
         probe = os.path.dirname(probe)
     if not os.path.isdir(probe):
         raise CLIError(f"{option} {path}: {probe} is a file, not a folder")
+    check_writable(path)  # "<path>: cannot write it (Read-only file system); nothing was written"
 
 
 def _refuse_overwriting_inputs(outputs, files=(), image_dirs=()):
@@ -114,8 +117,10 @@ def _report_files(folder, names):
 
 
 def _check_dir_out(path, option):
+    """Refuse, before any work, an output folder that is a file or cannot be written in."""
     if os.path.exists(path) and not os.path.isdir(path):
         raise CLIError(f"{option} {path} exists and is not a folder")
+    check_writable(path, folder=True)
 
 
 def _makedirs_for(path):
@@ -208,7 +213,7 @@ def _check_csv_argument(path, option="CSV"):
 
 def _read_labelled(args, what):
     df = read_table(args.train_csv, id_column=args.id_column, label_column=args.label_column, what=what)
-    y = labels_from_text(df[args.label_column], path=args.train_csv)
+    y = labels_from_text(df[args.label_column], path=args.train_csv, lines=df.index)
     classes, counts = np.unique(y, return_counts=True)
     if classes.size < 2:
         raise CLIError(f"{args.train_csv}: every row has the label {classes[0]!r}; a classifier needs "
@@ -327,7 +332,7 @@ def _fit_classifier(pipe, X, y, csv, rows, plan, **fit_params):
     """Fit the pipeline's loader and network on ``rows`` of ``X``; errors name the CSV's lines."""
     pace = plan.pace() if plan.first else None
     plan.first = False
-    with _csv_lines(csv, rows + 2):
+    with _csv_lines(csv, X.index[rows]):  # the table's index: each row's line in the file
         if not hasattr(pipe[0], "color_mode_"):
             pipe[0].fit(X.iloc[rows])
         images = pipe[0].transform(X.iloc[rows])
@@ -340,9 +345,9 @@ def _measure(args, pipe, X, y, train_rows, val_rows, classes, metrics, plan, con
 
     from ..plots import sort_labels
 
-    with _csv_lines(args.train_csv, train_rows + 2):
+    with _csv_lines(args.train_csv, X.index[train_rows]):
         pipe[0].fit(X.iloc[train_rows])
-    with _csv_lines(args.train_csv, val_rows + 2):
+    with _csv_lines(args.train_csv, X.index[val_rows]):
         held_out = pipe[0].transform(X.iloc[val_rows])
     y_val = y[val_rows]
     # With --report the held-out rows are also scored after every epoch, for their curve: watched only.
@@ -440,6 +445,8 @@ def cmd_train(args, console):
     y_val = y_pred = None
     if len(val_rows):
         y_val, y_pred = _measure(args, pipe, X, y, train_rows, val_rows, classes, metrics, plan, console)
+    else:
+        console.result("validation accuracy: not measured (--val-size 0)")
     pipe, on_all_rows = _finish(args, pipe, X, y, np.arange(len(df)), plan, metrics, console)
     clf = pipe[-1]
     history = clf.history_
@@ -496,13 +503,22 @@ def _predict_chunks(model, args, console, label_column=None):
     """Yield (chunk, probabilities) over the CSV, loading chunk by chunk (:mod:`skimgclf.scoring`)."""
     from ..scoring import iter_predict_proba
 
-    chunks = iter_table(args.csv, id_column=args.id_column, label_column=label_column, chunksize=args.chunk_size)
-    with console.progress(total=count_rows(args.csv), desc="predicting", unit="img") as progress, \
-            _csv_lines(args.csv, range(2, sys.maxsize)):
-        for chunk, proba in iter_predict_proba(model, chunks, image_dir=_image_dir(args, args.csv),
-                                               id_column=args.id_column):
-            progress.update(len(chunk))
-            yield chunk, proba
+    chunks = RowLines(iter_table(args.csv, id_column=args.id_column, label_column=label_column,
+                                 chunksize=args.chunk_size), args.csv)
+    done = 0
+    with console.progress(total=count_rows(args.csv), desc="predicting", unit="img") as progress:
+        try:
+            for chunk, proba in iter_predict_proba(model, chunks, image_dir=_image_dir(args, args.csv),
+                                                   id_column=args.id_column):
+                progress.update(len(chunk))
+                yield chunk, proba
+                done += len(chunk)
+                chunks.release(done)
+        except InputError as exc:
+            error = chunks.error(exc)  # the line of the file, not the row
+            if error is exc:
+                raise
+            raise error from None
 
 
 def cmd_predict(args, console):
@@ -520,14 +536,17 @@ def cmd_predict(args, console):
     start = time.perf_counter()
     _makedirs_for(args.out)
     # Chunk by chunk (bounded memory), here or on Dask workers; the file
-    # appears only when complete. Errors name the CSV's line.
+    # appears only when complete, and only once its line is printed (a full
+    # standard output leaves no file). Errors name the CSV's line.
+    def done(n):
+        console.result(f"predictions for {n} images written to {args.out} "
+                       f"({_fmt_seconds(time.perf_counter() - start)})")
+
     with _dask_client(args, [image_dir]) as client, \
             console.progress(total=count_rows(args.csv), desc="predicting", unit="img") as bar:
         n = predict_csv(model, args.csv, args.out, image_dir=image_dir, id_column=args.id_column,
                         label_column=args.label_column, proba=args.proba, chunk_size=args.chunk_size,
-                        client=client, model_file=args.model, progress=bar.update)
-    seconds = time.perf_counter() - start
-    console.result(f"predictions for {n} images written to {args.out} ({_fmt_seconds(seconds)})")
+                        client=client, model_file=args.model, progress=bar.update, before_commit=done)
     return {"n": n, "out": args.out}
 
 
@@ -568,15 +587,13 @@ def cmd_evaluate(args, console):
     model = _load_model(args.model, args)
     classes = model.steps[-1][1].classes_
     y_true, y_pred, worst = [], [], []
-    line = 2
     for chunk, proba in _predict_chunks(model, args, console, label_column=args.label_column):
-        y_true.append(labels_from_text(chunk[args.label_column], like=classes, path=args.csv, first_line=line))
+        y_true.append(labels_from_text(chunk[args.label_column], like=classes, path=args.csv, lines=chunk.index))
         y_pred.append(classes[np.argmax(proba, axis=1)])
         if args.report:  # the chunk's worst mistakes; the table's are among them
             table = plots.top_losses(y_true[-1], proba, classes, n=TOP_LOSSES, unseen="include")
             worst.append(table.assign(id=chunk[args.id_column].to_numpy()[table["row"].to_numpy()],
-                                      row=table["row"] + line - 2))
-        line += len(chunk)
+                                      line=chunk.index.to_numpy()[table["row"].to_numpy()]))
     y_true, y_pred = np.concatenate(y_true), np.concatenate(y_pred)
     labels = plots.sort_labels(np.concatenate([y_true, y_pred, classes]).astype(classes.dtype))
     correct = int(np.sum(y_true == y_pred))
@@ -612,10 +629,10 @@ def cmd_evaluate(args, console):
                                      title=f"Confusion matrix, {os.path.basename(args.csv)}")
         console.result(f"confusion matrix drawn in {png}")
     if args.report:
-        worst = pd.concat(worst, ignore_index=True).sort_values(["loss", "row"], ascending=[False, True],
+        worst = pd.concat(worst, ignore_index=True).sort_values(["loss", "line"], ascending=[False, True],
                                                                 kind="stable").head(TOP_LOSSES)
         metrics["top_losses"] = worst[["id", "true", "predicted", "probability", "true_probability"]].assign(
-            line=worst["row"] + 2).to_dict(orient="records")
+            line=worst["line"]).to_dict(orient="records")
         images = chunk_loader(model.steps[0][1], image_dir=image_dir, id_column=args.id_column).transform(
             worst[["id"]].rename(columns={"id": args.id_column})) if len(worst) else None
         png = plots.write_top_losses(images, worst.reset_index(drop=True), os.path.join(args.report, "top_losses.png"),
@@ -779,7 +796,6 @@ def cmd_search(args, console):
 
     from sklearn.base import clone
 
-    from .._files import atomic_write
     from .. import save
 
     console.info(f"refitting the best candidate on all {len(df)} rows")
@@ -919,6 +935,41 @@ def _terminate_like_interrupt():
     return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
+class _NamedStream:
+    """``sys.stdout`` while a command runs: a failed write raises :class:`StreamError` naming the stream."""
+
+    def __init__(self, stream, name):
+        self._stream, self._name = stream, name
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            raise StreamError(self._name, exc) from None
+
+    def flush(self):
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise StreamError(self._name, exc) from None
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _silence_stdout():
+    """Point file descriptor 1 at the null device, so that Python's flush at exit does not fail again.
+
+    What the ``signal`` module's documentation recommends for a broken pipe,
+    instead of ``SIGPIPE``'s default action (which would also kill the
+    process when a Dask connection breaks).
+    """
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.__stdout__.fileno())
+        os.close(devnull)
+
+
 def _one_line(exc):
     text = " ".join(str(exc).split())
     return text or exc.__class__.__name__
@@ -937,9 +988,13 @@ def main(argv=None):
     int
         The exit status: 0 on success, 1 on an error (one line on standard
         error), 2 on a usage error, 130 when interrupted (Ctrl-C), 143 when
-        terminated (SIGTERM); an interrupted or terminated command leaves no
-        half-written output and no temporary file behind (outputs already
-        complete, such as the model before its report, stay).
+        terminated (SIGTERM), 141 without a word when standard output is a
+        pipe closed by its reader (as a tool killed by ``SIGPIPE``); an
+        interrupted or terminated command leaves no half-written output and
+        no temporary file behind (outputs already complete, such as the
+        model before its report, stay). A standard output that cannot be
+        written (a full disk) is an error naming it
+        (``skimgclf: error: standard output: No space left on device``).
     """
     # Quiet TensorFlow's C++ start-up logs and draw figures without a display;
     # both only when the user has not chosen otherwise.
@@ -947,15 +1002,20 @@ def main(argv=None):
     os.environ.setdefault("MPLBACKEND", "Agg")
     parser = build_parser()
     restore = _terminate_like_interrupt()
+    stdout = sys.stdout
+    if stdout is not None and stdout is sys.__stdout__:  # the process's own (not a notebook's or pytest's)
+        sys.stdout = _NamedStream(stdout, "standard output")
     # Errors raised under the command line give advice in its words (options, not parameters).
     with speaking_cli(option_names(parser)):
         try:
-            return _run(parser, argv)
+            return _run(parser, argv, stdout)
         finally:
             restore()
+            if isinstance(sys.stdout, _NamedStream):
+                sys.stdout = stdout
 
 
-def _run(parser, argv):
+def _run(parser, argv, stdout):
     """Parse ``argv`` and run its command; the exit status, errors told in one line."""
     try:
         args = parser.parse_args(argv)
@@ -973,6 +1033,15 @@ def _run(parser, argv):
         return 0
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0
+    except StreamError as exc:
+        if sys.stdout is not stdout:
+            sys.stdout = stdout
+        _silence_stdout()
+        if exc.errno == errno.EPIPE:  # the reader is gone: nothing to say, and nobody to say it to
+            return 128 + signal.SIGPIPE
+        with contextlib.suppress(OSError):
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
     except _Terminated:
         print(f"{PROG}: terminated (SIGTERM); no output file left half-written", file=sys.stderr)
         return 128 + signal.SIGTERM

@@ -3,6 +3,23 @@
 This module knows about pixels only: colour modes, bit depths, EXIF
 orientation, resizing and decompression bombs. Each file is read once. It
 never imports TensorFlow.
+
+Orientation follows Pillow's :func:`PIL.ImageOps.exif_transpose`, on every
+path: the EXIF ``Orientation`` tag if the file has one (even ``1``), else a
+``tiff:Orientation`` in the file's XMP packet (a PNG ``iTXt``/``tEXt``/``zTXt``
+chunk named ``XML:com.adobe.xmp``, a JPEG ``APP1`` XMP segment). The OpenCV
+fast path takes only files with neither, so both paths give the same pixels.
+
+Bit depths: 16-bit images are scaled by 65535 (to 8 bits, dividing by 257).
+32-bit integer images (Pillow's mode ``I``) are scaled as 8-bit images when
+every value lies in 0..255 and as 16-bit images when in 0..65535; 32-bit
+float images (mode ``F``) as 0..1. Any other value (negative, above 65535,
+above 1.0, NaN) has no range the file declares, and is refused naming the
+file: never a silently saturated image.
+
+Progressive JPEGs: every scan is a pass over the whole image, so the scans
+are counted (walking the file's marker segments, no decoding) and a file of
+more than :data:`MAX_JPEG_SCANS` is refused before any pixel is decoded.
 """
 
 from __future__ import annotations
@@ -11,37 +28,56 @@ import contextlib
 import errno
 import io
 import os
+import re
 import stat
 import struct
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import ImageDecodeError
+from ..errors import ImageDecodeError, shown
 
 __all__ = ["COLOR_MODES", "DEFAULT_MAX_PIXELS", "FORMATS", "ImageDecodeError", "decode_image", "probe_image"]
 
 #: PIL mode and channel count for each ``color_mode`` of the loader.
 COLOR_MODES = {"grayscale": ("L", 1), "rgb": ("RGB", 3), "rgba": ("RGBA", 4)}
 
+def _where(path):
+    """``path`` as a message shows it: cut to its start and its length when absurdly long (made of a huge id)."""
+    return shown(os.fspath(path), quote=False, limit=PATH_CHARS)
+
+
+#: Longest path shown whole in a message (a real path is at most PATH_MAX, 4096 bytes on Linux).
+PATH_CHARS = 4096
+
 #: Images with more pixels than this are refused before decoding.
 DEFAULT_MAX_PIXELS = 64_000_000
 
 
-def _to_8bit(img):
-    """Return ``img`` as an 8-bit-per-channel PIL image (16/32-bit scaled)."""
+def _to_8bit(img, path):
+    """Return ``img`` as an 8-bit-per-channel PIL image (16/32-bit scaled); refuse values of no known range."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         arr = np.asarray(img)
         if img.mode.startswith("I;16"):
             arr = arr.astype(np.float32) / 257.0
         else:
-            # 32-bit int or float: map the type's own range to 8 bits.
-            lo, hi = (0.0, 65535.0) if img.mode == "I" else (0.0, 1.0)
-            if img.mode == "I" and arr.max(initial=0) <= 255:
-                hi = 255.0
-            arr = (arr.astype(np.float32) - lo) * (255.0 / (hi - lo))
+            arr = arr.astype(np.float64) * (255.0 / _32bit_range(arr, img.mode, path))
         return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
     return img
+
+
+def _32bit_range(arr, mode, path):
+    """The top of the range of a 32-bit image (mode ``I`` or ``F``): 255, 65535 or 1.0; refused otherwise."""
+    lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+    if mode == "I" and lo >= 0 and hi <= 65535:
+        return 255.0 if hi <= 255 else 65535.0
+    if mode == "F" and lo >= 0 and hi <= 1:  # NaN fails both comparisons
+        return 1.0
+    kind, valid = ("32-bit integer", "0..255 or 0..65535") if mode == "I" else ("32-bit float", "0..1")
+    raise ImageDecodeError(
+        f"{_where(path)}: {kind} pixels from {lo:g} to {hi:g}, outside {valid}; the file does not say "
+        "what range they span, so they cannot be scaled to 8 bits without guessing (convert the image "
+        "to 8 or 16 bits); refused", path=str(path))
 
 
 # ----------------------------------------------------------------- fast path
@@ -57,6 +93,9 @@ _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 _PNG_COLOR_TYPE = {"grayscale": 0, "rgb": 2, "rgba": 6}
 #: Ancillary chunks before the pixel data that change no pixel value.
 _PNG_HARMLESS = frozenset({b"tEXt", b"zTXt", b"iTXt", b"pHYs", b"tIME"})
+#: Chunk types and text keywords that may carry an orientation Pillow applies: EXIF
+#: (eXIf, ImageMagick's raw profile) and XMP (``XML:com.adobe.xmp``, whatever the chunk).
+_PNG_ORIENTATION_KEYS = (b"eXIf", b"Raw profile type", b"XML:com.adobe.xmp")
 #: Files larger than this are left to Pillow (it reads them lazily).
 _FAST_MAX_BYTES = 16 * 1024 * 1024
 _FIRST_READ = 1 << 16
@@ -101,8 +140,8 @@ def _png_fast_flag(data, color_mode, target_size, max_pixels):
         return None  # Pillow refuses it with the usual message
     if target_size is not None and (h, w) != tuple(target_size):
         return None
-    if not data.endswith(_PNG_IEND) or b"eXIf" in data or b"Raw profile type" in data:
-        return None  # truncated, or carries EXIF (orientation): Pillow's job
+    if not data.endswith(_PNG_IEND) or any(key in data for key in _PNG_ORIENTATION_KEYS):
+        return None  # truncated, or may carry an orientation (EXIF or XMP): Pillow's job
     pos = 33  # first chunk after IHDR
     while True:
         if pos + 8 > len(data):
@@ -202,6 +241,105 @@ def _jpeg_fast_scale(data, color_mode, target_size, max_pixels):
     return next((a for a in (8, 4, 2) if ratio >= a), 1)
 
 
+#: Most scans a JPEG may have. libjpeg's progressive mode writes 10 (6 for
+#: grayscale), mozjpeg and jpegli a few more; each scan is a pass over every
+#: block of the image, so a file repeating a scan thousands of times decodes
+#: for minutes (docs/security.rst).
+MAX_JPEG_SCANS = 256
+#: A JPEG marker: 0xFF and a code that is not stuffing (00), a fill byte (FF) or a restart (D0-D7).
+_JPEG_MARKER = re.compile(rb"\xff[\x01-\xcf\xd8-\xfe]")
+
+
+class _Bytes:
+    """Bytes of a file at absolute offsets: all of them in memory, or a window over an open file read in blocks."""
+
+    def __init__(self, data=None, fh=None, block=1 << 20):
+        self.buf, self.base, self.fh, self.block = (data if data is not None else b""), 0, fh, block
+
+    def window(self, pos, n):
+        """``(buf, offset of pos in buf)`` holding bytes ``pos..pos+n`` where the file has them."""
+        if self.fh is not None and (pos < self.base or pos + n > self.base + len(self.buf)):
+            self.fh.seek(pos)
+            self.buf, self.base = self.fh.read(max(n, self.block)), pos
+        return self.buf, pos - self.base
+
+    def next_marker(self, pos):
+        """Offset of the first JPEG marker at or after ``pos``, or None."""
+        while True:
+            buf, at = self.window(pos, 2)
+            found = _JPEG_MARKER.search(buf, at)
+            if found is not None:
+                return self.base + found.start()
+            if self.fh is None or len(buf) < self.block:
+                return None
+            pos = self.base + len(buf) - 1  # a marker may straddle two blocks
+
+
+def _jpeg_scans(data, limit=MAX_JPEG_SCANS):
+    """The scans (SOS segments) of a JPEG up to its end-of-image, counted up to ``limit + 1``.
+
+    ``data`` is a :class:`_Bytes`. Walks the marker segments, skipping each
+    by its length and searching entropy-coded data for the next marker: no
+    decoding, and 0xFF 0xDA bytes inside a segment (an EXIF thumbnail, say)
+    are not counted.
+    """
+    pos, scans = 2, 0
+    while scans <= limit:
+        pos = data.next_marker(pos)
+        if pos is None:
+            break
+        buf, at = data.window(pos, 4)
+        if len(buf) < at + 4 or buf[at + 1] == 0xD9:  # the end, or end of image
+            break
+        marker = buf[at + 1]
+        if marker in (0x01, 0xD8):  # no length
+            pos += 2
+            continue
+        (length,) = struct.unpack_from(">H", buf, at + 2)
+        scans += marker == 0xDA
+        pos += 2 + max(length, 2)
+    return scans
+
+
+#: Start-of-frame markers of progressive JPEGs (Huffman and arithmetic coded).
+_JPEG_SOF_PROGRESSIVE = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
+
+
+def _jpeg_progressive(data):
+    """Whether the JPEG (a :class:`_Bytes`) declares a progressive frame before its first scan."""
+    pos = 2
+    while True:
+        buf, at = data.window(pos, 4)
+        if len(buf) < at + 4 or buf[at] != 0xFF:
+            return False
+        marker = buf[at + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in _JPEG_SOF_PROGRESSIVE:
+            return True
+        if marker in (0xDA, 0xD9):
+            return False
+        pos += 2 + max(struct.unpack_from(">H", buf, at + 2)[0], 2)
+
+
+def _check_jpeg_scans(data, path):
+    """Refuse a progressive JPEG (a :class:`_Bytes`) of more than :data:`MAX_JPEG_SCANS` scans, before decoding it.
+
+    Only progressive files are counted: a sequential scan codes every block
+    of the image in at least a bit or two, so its cost is bounded by its
+    bytes, while a progressive refinement scan can skip 32767 blocks in one
+    code and cost a pass over the image in a few bytes.
+    """
+    if not _jpeg_progressive(data):
+        return
+    scans = _jpeg_scans(data)
+    if scans > MAX_JPEG_SCANS:
+        raise ImageDecodeError(
+            f"{_where(path)}: a progressive JPEG of more than {MAX_JPEG_SCANS} scans (encoders write at most "
+            "a few dozen; each scan is a pass over the whole image); refused before decoding", path=str(path))
+
+
 def _resize(arr, target_size):
     """``arr`` (uint8, ``(h, w)`` or ``(h, w, c)``) resized to ``target_size`` = ``(height, width)``.
 
@@ -245,25 +383,35 @@ def _open_regular(path, follow=True):
         raise
     except OSError as exc:
         if exc.errno == errno.ELOOP and not follow:
-            raise ImageDecodeError(f"{path}: is now a symbolic link (it was not when its id was resolved); "
+            raise ImageDecodeError(f"{_where(path)}: is now a symbolic link (it was not when its id was resolved); "
                                    "refused", path=str(path)) from None
-        raise ImageDecodeError(f"{path}: cannot open image file ({exc.strerror or exc})", path=str(path)) from None
+        try:
+            mode = os.stat(path, follow_symlinks=follow).st_mode
+        except (OSError, ValueError):
+            mode = stat.S_IFREG
+        _refuse_special(path, mode)  # a socket cannot be opened: name it all the same
+        raise ImageDecodeError(f"{_where(path)}: cannot open image file ({exc.strerror or exc})", path=str(path)) from None
     except (TypeError, ValueError) as exc:
-        raise ImageDecodeError(f"{path}: cannot open image file ({exc})", path=str(path)) from None
+        raise ImageDecodeError(f"{_where(path)}: cannot open image file ({exc})", path=str(path)) from None
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            kind = ("a named pipe" if stat.S_ISFIFO(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode)
-                    else "a socket" if stat.S_ISSOCK(st.st_mode) else "a device" if
-                    stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file")
-            raise ImageDecodeError(f"{path}: {kind}, not an image file; only regular files are read",
-                                   path=str(path))
+        _refuse_special(path, st.st_mode)
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
         raise
     return fd, st
+
+
+def _refuse_special(path, mode):
+    """Refuse, by name, anything but a regular file (``mode`` from ``stat``)."""
+    if not stat.S_ISREG(mode):
+        kind = ("a named pipe" if stat.S_ISFIFO(mode) else "a folder" if stat.S_ISDIR(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "a device" if
+                stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+        raise ImageDecodeError(f"{_where(path)}: {kind}, not an image file; only regular files are read",
+                               path=str(path))
 
 
 def _read_for_fast_path(path, follow=True):
@@ -302,7 +450,7 @@ def _read_file(path, follow=True):
                 return None, st
             data = b"".join(chunks)
     except OSError as exc:
-        raise ImageDecodeError(f"{path}: cannot read image file ({exc.strerror or exc})", path=str(path)) from None
+        raise ImageDecodeError(f"{_where(path)}: cannot read image file ({exc.strerror or exc})", path=str(path)) from None
     finally:
         os.close(fd)
     return data, st
@@ -404,6 +552,8 @@ def decode_image(path, color_mode="grayscale", target_size=None, max_pixels=DEFA
             data = _read_for_fast_path(path, follow_symlinks)
     except FileNotFoundError as exc:
         raise _as_decode_error(path, exc) from exc
+    if data is not None and data.startswith(_JPEG_SOI):
+        _check_jpeg_scans(_Bytes(data), path)
     arr = None if data is None else _decode_fast(path, color_mode, target_size, max_pixels, data)
     if arr is not None:
         return arr
@@ -440,7 +590,7 @@ def _open_image(path, data, follow):
             what = f"a {named} file (by its name)" if named and named not in FORMATS else None
         if what:
             raise ImageDecodeError(
-                f"{path}: {what}, not an image of an accepted format ({', '.join(FORMATS)}); refused",
+                f"{_where(path)}: {what}, not an image of an accepted format ({', '.join(FORMATS)}); refused",
                 path=str(path)) from None
         raise
     finally:
@@ -452,7 +602,7 @@ def _check_pixels(img, path, max_pixels):
     w, h = img.size
     if max_pixels is not None and w * h > max_pixels:
         raise ImageDecodeError(
-            f"{path}: image of {w}x{h} pixels exceeds max_pixels={max_pixels} "
+            f"{_where(path)}: image of {w}x{h} pixels exceeds max_pixels={max_pixels} "
             "(possible decompression bomb); refused before decoding", path=str(path)
         )
 
@@ -460,7 +610,7 @@ def _check_pixels(img, path, max_pixels):
 def _bomb_error(path, exc):
     """The error for an image past Pillow's own limit (raised by Image.open, whatever max_pixels is)."""
     return ImageDecodeError(
-        f"{path}: {exc} (possible decompression bomb; Pillow's limit, "
+        f"{_where(path)}: {exc} (possible decompression bomb; Pillow's limit, "
         "PIL.Image.MAX_IMAGE_PIXELS, applies whatever max_pixels is); refused before decoding",
         path=str(path),
     )
@@ -474,7 +624,7 @@ _FAILURES = (FileNotFoundError, Image.DecompressionBombWarning, Image.Decompress
 def _as_decode_error(path, exc, data=None):
     """The ImageDecodeError naming ``path`` for ``exc`` (one of :data:`_FAILURES`); ``data``: the bytes read."""
     if isinstance(exc, FileNotFoundError):
-        return ImageDecodeError(f"{path}: image file not found", path=str(path))
+        return ImageDecodeError(f"{_where(path)}: image file not found", path=str(path))
     if isinstance(exc, (Image.DecompressionBombWarning, Image.DecompressionBombError)):
         return _bomb_error(path, exc)
     if isinstance(exc, UnidentifiedImageError):
@@ -483,8 +633,8 @@ def _as_decode_error(path, exc, data=None):
         except OSError:
             empty = False
         what = "empty file (0 bytes), not an image" if empty else "not a readable image file"
-        return ImageDecodeError(f"{path}: {what}", path=str(path))
-    return ImageDecodeError(f"{path}: cannot decode image ({exc})", path=str(path))
+        return ImageDecodeError(f"{_where(path)}: {what}", path=str(path))
+    return ImageDecodeError(f"{_where(path)}: cannot decode image ({exc})", path=str(path))
 
 
 def _decode_pil(path, color_mode, target_size, max_pixels, data=None, follow=True):
@@ -503,12 +653,14 @@ def _decode_pil(path, color_mode, target_size, max_pixels, data=None, follow=Tru
         # loader decodes in threads.
         with _open_image(path, data, follow) as img:
             _check_pixels(img, path, max_pixels)
+            if data is None and img.format in ("JPEG", "MPO"):
+                _check_jpeg_scans_of_stream(img.fp, path)  # a large file, not read yet (else checked already)
             if target_size is not None and img.format in ("JPEG", "MPO"):
                 # Let libjpeg decode at a reduced scale when that is still
                 # at least as large as the target: much faster for photos.
                 img.draft(mode if mode != "RGBA" else "RGB", (target_size[1], target_size[0]))
             img = ImageOps.exif_transpose(img)
-            img = _to_8bit(img)
+            img = _to_8bit(img, path)
             if img.mode != mode:
                 img = img.convert(mode)
             arr = np.asarray(img, dtype=np.uint8)
@@ -521,8 +673,40 @@ def _decode_pil(path, color_mode, target_size, max_pixels, data=None, follow=Tru
     if arr.ndim == 2:
         arr = arr[:, :, np.newaxis]
     if arr.shape[2] != channels:  # pragma: no cover - PIL guarantees the mode
-        raise ImageDecodeError(f"{path}: decoded {arr.shape[2]} channels, expected {channels}", path=str(path))
+        raise ImageDecodeError(f"{_where(path)}: decoded {arr.shape[2]} channels, expected {channels}", path=str(path))
     return arr
+
+
+def _check_jpeg_scans_of_stream(fh, path):
+    """:func:`_check_jpeg_scans` of an open file, read in blocks; its position is put back."""
+    here = fh.tell()
+    try:
+        _check_jpeg_scans(_Bytes(fh=fh), path)
+    finally:
+        fh.seek(here)
+
+
+#: Pillow's own pattern for an orientation in XMP (``Image.getexif``).
+_XMP_ORIENTATION = re.compile(rb'tiff:Orientation(="|>)([0-9])')
+
+
+def _header_orientation(img):
+    """The orientation ``exif_transpose`` would apply to the opened ``img``, from its header (None: unknown).
+
+    EXIF is read only where the header holds it (Pillow's PNG ``getexif()``
+    decodes the whole image to look for a late eXIf chunk); otherwise the
+    XMP packet, as ``getexif()`` reads it.
+    """
+    if "exif" in img.info or img.format == "TIFF":
+        try:
+            return img.getexif().get(0x0112)  # falls back to XMP by itself
+        except Exception:  # noqa: BLE001 - unreadable EXIF: the decoder decides later
+            return None
+    xmp = img.info.get("XML:com.adobe.xmp") or img.info.get("xmp")
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8", "replace")
+    found = _XMP_ORIENTATION.search(xmp) if xmp else None
+    return int(found[2]) if found else None
 
 
 def probe_image(path, max_pixels=DEFAULT_MAX_PIXELS, follow_symlinks=True):
@@ -554,14 +738,8 @@ def probe_image(path, max_pixels=DEFAULT_MAX_PIXELS, follow_symlinks=True):
         with _open_image(path, None, follow_symlinks) as img:
             _check_pixels(img, path, max_pixels)
             h, w = img.height, img.width
-            # EXIF read only where the header holds it: Pillow's PNG getexif()
-            # decodes the whole image to look for a late eXIf chunk.
-            if "exif" in img.info or img.format == "TIFF":
-                try:
-                    if img.getexif().get(0x0112) in (5, 6, 7, 8):  # rotated by a quarter turn
-                        h, w = w, h
-                except Exception:  # noqa: BLE001 - unreadable EXIF: the decoder decides later
-                    pass
+            if _header_orientation(img) in (5, 6, 7, 8):  # rotated by a quarter turn
+                h, w = w, h
             return img.mode, (int(h), int(w))
     except ImageDecodeError:
         raise

@@ -1,6 +1,9 @@
 """Image ids: the cells of a table (text, integers, floats pandas made of them) as file-name stems.
 
-Importing this module never imports TensorFlow.
+Text ids are taken exactly as written: ``" 7.png"`` names the file
+`` 7.png``, never ``7.png`` (a different file, perhaps another image). An id
+that is empty or only whitespace is refused. Importing this module never
+imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
+from ..errors import InputError, shown
 
 __all__ = ["ids_from_table", "raw_ids_key"]
 
@@ -21,7 +24,7 @@ def _id_to_str(value, row):
     if isinstance(value, (bool, np.bool_)):
         raise InputError(f"id {value!r} is a boolean, not an image id", row=row)
     if isinstance(value, str):
-        text = value.strip()
+        text = value
     elif isinstance(value, numbers.Integral):
         text = str(int(value))
     elif isinstance(value, numbers.Real):
@@ -32,15 +35,17 @@ def _id_to_str(value, row):
         text = str(int(value)) if float(value).is_integer() else repr(float(value))
     elif isinstance(value, bytes):
         try:
-            text = value.decode("utf-8").strip()
+            text = value.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise InputError(f"id {value!r} is not valid UTF-8", row=row) from exc
+            raise InputError(f"id {shown(value)} is not valid UTF-8", row=row) from exc
     elif value is None or value is pd.NA:
         raise InputError("the id is missing", row=row)
     else:
-        raise InputError(f"id {value!r} of type {type(value).__name__} is not a string or integer", row=row)
+        raise InputError(f"id {shown(value)} of type {type(value).__name__} is not a string or integer", row=row)
     if not text:
         raise InputError("the id is empty", row=row)
+    if not text.strip():
+        raise InputError(f"the id is only whitespace ({shown(text)})", row=row)
     return text
 
 
@@ -57,15 +62,15 @@ def ids_from_table(X, id_column="id"):
     Returns
     -------
     list of str
-        One id per row, whitespace stripped; integer-valued numbers are written
-        without a decimal part (``12.0`` becomes ``"12"``).
+        One id per row, text exactly as given (spaces kept); integer-valued
+        numbers are written without a decimal part (``12.0`` becomes ``"12"``).
 
     Raises
     ------
     ValueError
         If the column is missing or the shape is wrong; an
         :class:`~skimgclf.errors.InputError` naming the row if an id is
-        missing, empty, or not text or an integer.
+        missing, empty, only whitespace, or not text or an integer.
     """
     if isinstance(X, pd.DataFrame):
         if id_column not in X.columns:

@@ -18,7 +18,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._progress import bar
-from ..errors import ImageDecodeError, InputError
+from ..errors import ImageDecodeError, InputError, shown
 from .decode import (
     _PNG_SIGNATURE,
     COLOR_MODES,
@@ -480,13 +480,14 @@ def _row_error(exc, root, image_id, row, path, suffix):
     """A read error of one image as an error naming its row and id (and what probably went wrong)."""
     if isinstance(exc, FileNotFoundError) or isinstance(exc.__cause__, FileNotFoundError):
         if suffix is None and os.path.basename(path) == os.path.basename(image_id):
-            where = f"no file {image_id} or {image_id}.<image extension> in {root}"
+            name = shown(image_id, quote=False)
+            where = f"no file {name} or {name}.<image extension> in {root}"
         else:
-            where = f"{path} does not exist"
-        error = ImageDecodeError(f"no image for id {image_id!r}: {where}" + missing_hint(root, image_id, suffix),
+            where = f"{shown(path, quote=False, limit=4096)} does not exist"
+        error = ImageDecodeError(f"no image for id {shown(image_id)}: {where}" + missing_hint(root, image_id, suffix),
                                  row=row, image_id=image_id, path=path)
     else:
-        error = ImageDecodeError(f"id {image_id!r}: {exc.message}", row=row, image_id=image_id,
+        error = ImageDecodeError(f"id {shown(image_id)}: {exc.message}", row=row, image_id=image_id,
                                  path=exc.path or path)
     error.__cause__ = exc
     return error

@@ -20,7 +20,7 @@ import os
 import re
 import stat
 
-from ..errors import Advice, InputError, Option
+from ..errors import Advice, InputError, Option, shown
 
 __all__ = ["image_suffix", "missing_hint", "resolve_paths"]
 
@@ -97,7 +97,7 @@ def _choose(root, image_id, row, own_is_file, others):
         return image_id
     if len(others) > 1:
         raise InputError(
-            f"id {image_id!r} matches {len(others)} files in {root} ({', '.join(sorted(others))}); set "
+            f"id {shown(image_id)} matches {len(others)} files in {root} ({', '.join(sorted(others))}); set "
             f"suffix to choose (suffix={os.path.splitext(sorted(others)[0])[1]!r})", row=row, image_id=image_id)
     return others[0] if others else None
 
@@ -105,13 +105,13 @@ def _choose(root, image_id, row, own_is_file, others):
 def _resolve_path(root, image_id, suffix, row):
     """Map an id to a real path inside ``root`` (a realpath), refusing escapes."""
     if "\x00" in image_id:
-        raise InputError(f"id {image_id!r} contains a NUL byte; refused", row=row, image_id=image_id)
+        raise InputError(f"id {shown(image_id)} contains a NUL byte; refused", row=row, image_id=image_id)
     # Absolute, drive-letter, UNC (\\server) and '..' ids are refused on every
     # OS, so a table that is safe here is safe on Windows too.
     if os.path.isabs(image_id) or image_id[0] in "/\\" or _UNSAFE_PART.search(image_id) or (
         len(image_id) > 1 and image_id[1] == ":"
     ):
-        raise InputError(f"id {image_id!r} points outside the image folder {root}; refused",
+        raise InputError(f"id {shown(image_id)} points outside the image folder {root}; refused",
                          row=row, image_id=image_id)
     candidate = os.path.join(root, image_id)
     suffixes = _suffixes_in(os.path.dirname(candidate)) if suffix is None else ()
@@ -123,8 +123,8 @@ def _resolve_path(root, image_id, suffix, row):
     name = _choose(root, image_id, row, own_is_file, found)
     real = os.path.realpath(os.path.join(root, name if name is not None else own))
     if os.path.commonpath([real, root]) != root:
-        raise InputError(f"id {image_id!r} resolves to {real}, outside the image folder {root} "
-                         "(a symbolic link?); refused", row=row, image_id=image_id, path=real)
+        raise InputError(f"id {shown(image_id)} resolves to {shown(real, quote=False, limit=4096)}, outside the "
+                         f"image folder {root} (a symbolic link?); refused", row=row, image_id=image_id, path=real)
     return real
 
 
@@ -246,8 +246,9 @@ def _resolve_paths_by_lstat(root, ids, suffix):
 def missing_hint(root, image_id, suffix):
     """What probably went wrong when no file was found for ``image_id``, or ``""``.
 
-    Two mistakes are common: ids with leading zeros read from a CSV as
-    numbers (``7`` asked, ``007.png`` present), and a file of another
+    Three mistakes are common: ids with leading zeros read from a CSV as
+    numbers (``7`` asked, ``007.png`` present), spaces around an id (``" 7"``
+    asked, ``7.png`` present: ids are taken as written), and a file of another
     extension than ``suffix`` (``7.jpg`` present, ``suffix=".png"``).
 
     Parameters
@@ -283,6 +284,12 @@ def missing_hint(root, image_id, suffix):
                 "pandas.read_csv(..., dtype={'id': str})",
                 "the CSV itself lists the id without its leading zeros (a program that read the ids as "
                 "numbers, such as a spreadsheet, wrote it); write the ids as text, with their zeros")
+    bare = image_id.strip()
+    if bare and bare != image_id:
+        near = [bare] if bare in names else sorted(n for n in stems.get(bare, []) if image_suffix(n))
+        if near:
+            return (f"; the folder holds {shown(near[0])}: ids are read exactly as written, spaces included "
+                    "(a different file is never loaded for an id)")
     other = sorted(n for n in stems.get(image_id, []) if image_suffix(n))
     if other and suffix is not None:
         ext = os.path.splitext(other[0])[1]

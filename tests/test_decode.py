@@ -1,0 +1,323 @@
+"""Decoding one image file (``skimgclf.io.decode``): one file, one picture, at a bounded cost.
+
+- Orientation: the OpenCV fast path and the Pillow path give the same pixels
+  for every file, whatever orientation its EXIF or XMP (PNG ``iTXt``/``tEXt``
+  chunk, JPEG ``APP1`` packet) declares: both follow Pillow's
+  ``ImageOps.exif_transpose`` (hypothesis over sizes, modes, formats and
+  tags). Before, a PNG with XMP ``tiff:Orientation="3"`` loaded unrotated
+  through the fast path and rotated through Pillow.
+- 32-bit images: integers in 0..255 or 0..65535 and floats in 0..1 are
+  scaled; anything else is refused, e.g. ``.../deep.tif: 32-bit integer
+  pixels from 0 to 6.3e+06, outside 0..255 or 0..65535; ...; refused``
+  (before: an all-white image).
+- Progressive JPEGs of more than ``MAX_JPEG_SCANS`` scans are refused before
+  decoding: ``.../scans.jpg: a progressive JPEG of more than 256 scans
+  (...); refused before decoding`` (before: 15.7 s for one 8000x8000 file
+  of 2,000 scans, 131 s for 20,000).
+"""
+
+import io
+import os
+import re
+import struct
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from PIL import Image, ImageOps, PngImagePlugin
+
+from skimgclf import ImageFolderLoader
+from skimgclf.errors import ImageDecodeError
+from skimgclf.io import decode
+from skimgclf.io.decode import MAX_JPEG_SCANS, decode_image
+
+
+def _xmp(orientation, element=False):
+    value = (f"<tiff:Orientation>{orientation}</tiff:Orientation>" if element
+             else f'tiff:Orientation="{orientation}"')
+    return ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+            f'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" {"" if element else value}>'
+            f'{value if element else ""}</rdf:Description></rdf:RDF></x:xmpmeta>')
+
+
+def _pillow(path, color_mode, target):
+    """The Pillow path alone."""
+    return decode._decode_pil(path, color_mode, target, None)
+
+
+# ------------------------------------------------------------- orientation
+_FILES = st.fixed_dictionaries({
+    "format": st.sampled_from(["PNG", "JPEG"]),
+    "mode": st.sampled_from(["L", "RGB", "RGBA", "P"]),
+    "height": st.integers(2, 24),
+    "width": st.integers(2, 24),
+    "exif": st.none() | st.integers(0, 9),
+    "xmp": st.none() | st.integers(0, 9),
+    "xmp_as": st.sampled_from(["itxt", "itxt-zip", "text", "element"]),
+    "seed": st.integers(0, 2**16),
+})
+
+
+def _write(path, spec):
+    """Write the file ``spec`` describes: noise pixels (no orientation leaves them unchanged), the tags asked for."""
+    fmt, mode = spec["format"], spec["mode"]
+    if fmt == "JPEG" and mode in ("RGBA", "P"):
+        mode = "RGB"
+    rng = np.random.default_rng(spec["seed"])
+    shape = (spec["height"], spec["width"]) + {"L": (), "P": (), "RGB": (3,), "RGBA": (4,)}[mode]
+    img = Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), "L" if mode == "P" else mode)
+    if mode == "P":
+        img = img.convert("P")
+    kwargs = {}
+    if spec["exif"] is not None:
+        exif = Image.Exif()
+        exif[0x0112] = spec["exif"]
+        kwargs["exif"] = exif
+    if spec["xmp"] is not None:
+        packet = _xmp(spec["xmp"], element=spec["xmp_as"] == "element")
+        if fmt == "JPEG":
+            kwargs["xmp"] = packet.encode()
+        else:
+            info = PngImagePlugin.PngInfo()
+            if spec["xmp_as"] == "text":
+                info.add_text("XML:com.adobe.xmp", packet)
+            else:
+                info.add_itxt("XML:com.adobe.xmp", packet, zip=spec["xmp_as"] == "itxt-zip")
+            kwargs["pnginfo"] = info
+    img.save(path, fmt, **({"quality": 90} if fmt == "JPEG" else {}), **kwargs)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(spec=_FILES)
+def test_fast_path_and_pillow_give_the_same_pixels_whatever_the_orientation_tags(tmp_path, spec):
+    path = tmp_path / ("f.png" if spec["format"] == "PNG" else "f.jpg")
+    _write(path, spec)
+    with Image.open(path) as img:
+        shown_img = ImageOps.exif_transpose(img)  # what Pillow shows: EXIF first, else XMP
+        shown_hw = (shown_img.height, shown_img.width)
+    assert decode.probe_image(path)[1] == shown_hw  # the size fit decides from
+    half = (max(1, shown_hw[0] // 2), max(1, shown_hw[1] // 2))
+    for color_mode in ("grayscale", "rgb", "rgba"):  # every mode and target: the fast path where it applies
+        for target in (None, shown_hw, half, (7, 5)):
+            fast = decode_image(path, color_mode, target)
+            np.testing.assert_array_equal(fast, _pillow(path, color_mode, target), err_msg=f"{color_mode} {target}")
+            assert fast.shape[:2] == (target or shown_hw)
+        if spec["format"] == "PNG":  # lossless: exactly Pillow's exif_transpose
+            expected = np.asarray(shown_img.convert({"grayscale": "L", "rgb": "RGB", "rgba": "RGBA"}[color_mode]))
+            np.testing.assert_array_equal(decode_image(path, color_mode).reshape(expected.shape), expected)
+
+
+def test_a_png_with_xmp_orientation_is_rotated_on_every_path(tmp_path):
+    """The case found: XMP ``tiff:Orientation="3"`` in an iTXt chunk, loaded as rgb at its own size."""
+    arr = np.zeros((6, 10, 3), np.uint8)
+    arr[0, 0] = 255  # a white corner, top left in the file
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", _xmp(3))
+    path = tmp_path / "x.png"
+    Image.fromarray(arr).save(path, pnginfo=info)
+    for color_mode, target in (("rgb", None), ("rgb", (6, 10)), ("grayscale", None), ("rgba", None)):
+        out = decode_image(path, color_mode, target)
+        assert out[-1, -1, :3].min() == 255 and out[0, 0, :3].max() == 0, (color_mode, target)  # rotated 180 degrees
+    loaded = ImageFolderLoader(tmp_path, color_mode="rgb", target_size=None, verbose=0).transform(["x"])
+    assert loaded[0, -1, -1].min() == 1.0 and loaded[0, 0, 0].max() == 0.0
+
+
+# ------------------------------------------------------------- bit depths
+def _tiff(path, arr):
+    Image.fromarray(arr).save(path, "TIFF")
+    return path
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(arr=hnp.arrays(np.int32, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=6),
+                      elements=st.integers(-2**31, 2**31 - 1) | st.integers(0, 300) | st.integers(0, 70000)))
+def test_32bit_integer_tiffs_are_scaled_by_their_range_or_refused(tmp_path, arr):
+    path = _tiff(tmp_path / "deep.tif", arr)
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo < 0 or hi > 65535:
+        with pytest.raises(ImageDecodeError, match=re.escape(f"{path}: 32-bit integer pixels from {lo:g} to {hi:g}, "
+                                                             "outside 0..255 or 0..65535")):
+            decode_image(path, "grayscale")
+        return
+    top = 255 if hi <= 255 else 65535
+    expected = np.rint(arr.astype(np.float64) * 255 / top).astype(np.uint8)
+    np.testing.assert_array_equal(decode_image(path, "grayscale")[..., 0], expected)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(arr=hnp.arrays(np.float32, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=6),
+                      elements=st.floats(-3, 3, width=32) | st.floats(0, 1, width=32)
+                      | st.sampled_from([np.nan, np.inf]).map(np.float32)))
+def test_float_tiffs_are_scaled_from_0_to_1_or_refused(tmp_path, arr):
+    path = _tiff(tmp_path / "float.tif", arr)
+    if not (np.all(arr >= 0) and np.all(arr <= 1)):
+        with pytest.raises(ImageDecodeError, match=re.escape(f"{path}: 32-bit float pixels from ")) as info:
+            decode_image(path, "rgb")
+        assert "outside 0..1" in str(info.value) and str(info.value).endswith("refused")
+        return
+    expected = np.rint(arr.astype(np.float64) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(decode_image(path, "grayscale")[..., 0], expected)
+
+
+def test_the_32bit_tiffs_found_are_refused_not_white(tmp_path):
+    """The two cases found: an int32 TIFF above 65535 and a float TIFF above 1 both loaded all white."""
+    ints = _tiff(tmp_path / "ints.tif", (np.arange(64, dtype=np.int32).reshape(8, 8) * 100_000))
+    floats = _tiff(tmp_path / "floats.tif", np.linspace(0, 3, 64, dtype=np.float32).reshape(8, 8))
+    for name, path in (("ints", ints), ("floats", floats)):
+        with pytest.raises(ImageDecodeError, match=re.escape(f"row 0: id '{name}': {path}: 32-bit")):
+            ImageFolderLoader(tmp_path, color_mode="grayscale", target_size=(4, 4), verbose=0).transform([name])
+
+
+# ------------------------------------------------------- progressive JPEGs
+def _scans(data):
+    """``(start, end)`` of each scan of a JPEG (its header and its entropy-coded data)."""
+    out, pos = [], 2
+    while data[pos + 1] != 0xD9:
+        (length,) = struct.unpack_from(">H", data, pos + 2)
+        end = pos + 2 + length
+        if data[pos + 1] == 0xDA:
+            end = re.compile(rb"\xff[^\x00\xd0-\xd7]").search(data, end).start()
+            out.append((pos, end))
+        pos = end
+    return out
+
+
+def _progressive(side=64, mode="RGB", repeats=0, seed=0):
+    """A progressive JPEG from Pillow; its last scan (an AC refinement) repeated ``repeats`` more times."""
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 256, (side, side) + ((3,) if mode == "RGB" else ()), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr, mode).save(buf, "JPEG", progressive=True, quality=80)
+    data = buf.getvalue()
+    start, end = _scans(data)[-1]
+    return data[:end] + data[start:end] * repeats + data[end:]
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+@pytest.mark.parametrize("side", [1, 8, 33, 200])
+def test_progressive_jpegs_as_encoders_write_them_load(tmp_path, mode, side):
+    path = tmp_path / "p.jpg"
+    data = _progressive(side, mode)
+    assert 2 <= len(_scans(data)) <= 10  # libjpeg: 10 scans for colour, 6 for grayscale
+    path.write_bytes(data)
+    for target in (None, (4, 4)):
+        np.testing.assert_array_equal(decode_image(path, "rgb", target), _pillow(path, "rgb", target))
+
+
+@pytest.mark.parametrize("extra, refused", [(MAX_JPEG_SCANS - 10 - 1, False), (MAX_JPEG_SCANS - 10, False),
+                                            (MAX_JPEG_SCANS - 10 + 1, True), (2000, True)])
+def test_a_jpeg_of_too_many_scans_is_refused_before_decoding(tmp_path, extra, refused):
+    path = tmp_path / "scans.jpg"
+    path.write_bytes(_progressive(32, "RGB", repeats=extra))
+    assert len(_scans(path.read_bytes())) == 10 + extra
+    if not refused:
+        assert decode_image(path, "rgb", (8, 8)).shape == (8, 8, 3)
+        return
+    start = time.perf_counter()
+    with pytest.raises(ImageDecodeError, match=re.escape(
+            f"{path}: a progressive JPEG of more than {MAX_JPEG_SCANS} scans (encoders write at most a few dozen; "
+            "each scan is a pass over the whole image); refused before decoding")):
+        decode_image(path, "rgb", (8, 8))
+    assert time.perf_counter() - start < 1.0
+    with pytest.raises(ImageDecodeError, match=re.escape(f"row 0: id 'scans': {path}: a progressive JPEG")):
+        ImageFolderLoader(tmp_path, color_mode="grayscale", target_size=None, verbose=0).transform(["scans"])
+
+
+def test_the_hostile_jpeg_found_is_refused_in_milliseconds(tmp_path):
+    """The case found, smaller: a flat progressive JPEG whose last scan is repeated 2,000 times (a few KB each)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.full((1024, 1024, 3), 128, np.uint8)).save(buf, "JPEG", progressive=True)
+    data = buf.getvalue()
+    start, end = _scans(data)[-1]
+    path = tmp_path / "hostile.jpg"
+    path.write_bytes(data[:end] + data[start:end] * 2000 + data[end:])
+    assert path.stat().st_size < 1_000_000
+    began = time.perf_counter()
+    with pytest.raises(ImageDecodeError, match="refused before decoding"):
+        decode_image(path, "rgb", (64, 64))
+    assert time.perf_counter() - began < 0.5
+
+
+def _with_comments(data, payload, count):
+    """``data`` with ``count`` COM segments of ``payload`` after its SOI marker."""
+    segment = b"\xff\xfe" + struct.pack(">H", len(payload) + 2) + payload
+    return data[:2] + segment * count + data[2:]
+
+
+def test_scan_markers_inside_segments_are_not_counted_and_large_files_are_checked_too(tmp_path):
+    payload = b"\xff\xda" * 32000  # bytes that look like scan headers, inside comments
+    ok = tmp_path / "ok.jpg"
+    ok.write_bytes(_with_comments(_progressive(16), payload, 300))  # 19 MB: read lazily, past the fast path
+    assert ok.stat().st_size > decode._FAST_MAX_BYTES
+    np.testing.assert_array_equal(decode_image(ok, "rgb"), _pillow(ok, "rgb", None))
+    small = tmp_path / "small.jpg"
+    small.write_bytes(_with_comments(_progressive(16), payload[:400], 1))
+    assert decode_image(small, "rgb").shape == (16, 16, 3)
+    big = tmp_path / "big.jpg"
+    big.write_bytes(_with_comments(_progressive(16, repeats=MAX_JPEG_SCANS), payload, 300))
+    assert big.stat().st_size > decode._FAST_MAX_BYTES
+    with pytest.raises(ImageDecodeError, match=re.escape(f"{big}: a progressive JPEG of more than")):
+        decode_image(big, "rgb")
+
+
+# ------------------------------------------------- what is read at all
+def _special(path, kind):
+    """Make ``path`` a socket, a character device or a folder; False where the system does not let us."""
+    import socket
+    import stat
+
+    if kind == "socket":
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(path))
+        return sock
+    if kind == "device":
+        try:
+            os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(1, 3))  # what /dev/null is
+        except (PermissionError, AttributeError):
+            return False
+        return True
+    path.mkdir()
+    return True
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sockets and device files named like images are POSIX")
+@pytest.mark.parametrize("kind, says", [("socket", "a socket, not an image file; only regular files are read"),
+                                        ("device", "a device, not an image file; only regular files are read"),
+                                        ("folder", "a folder, not an image file; only regular files are read")])
+def test_sockets_devices_and_folders_named_like_images_are_refused(tmp_path, kind, says):
+    made = _special(tmp_path / "thing.png", kind)
+    if made is False:
+        pytest.skip(f"cannot make a {kind} here")
+    loader = ImageFolderLoader(tmp_path, color_mode="grayscale", target_size=(4, 4), verbose=0)
+    with pytest.raises(ImageDecodeError, match=re.escape(says)):
+        loader.transform(["thing.png"])
+    with pytest.raises(ImageDecodeError, match=re.escape(f"{tmp_path / 'thing.png'}: {says}")):
+        decode_image(tmp_path / "thing.png")
+
+
+@pytest.mark.parametrize("head, what", [(b"\x00\x00\x01\x00", "an ICO icon"), (b"\x00\x00\x02\x00", "a CUR cursor"),
+                                        (b"icns", "an ICNS icon"), (b"%PDF-1.4", "a PDF document")])
+def test_refused_formats_are_named_whatever_the_file_is_called(tmp_path, head, what):
+    path = tmp_path / "x.png"
+    path.write_bytes(head + bytes(64))
+    with pytest.raises(ImageDecodeError, match=re.escape(f"{path}: {what}, not an image of an accepted format (PNG, "
+                                                         "JPEG, GIF, BMP, DIB, TIFF, WEBP, PPM, TGA, PCX, SGI); refused")):
+        decode_image(path, "grayscale")
+
+
+def test_a_file_is_identified_by_its_content_not_its_name(tmp_path):
+    arr = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    Image.fromarray(arr).save(tmp_path / "really-a-png.jpg", "PNG")
+    np.testing.assert_array_equal(decode_image(tmp_path / "really-a-png.jpg", "grayscale")[..., 0], arr)
+
+
+def test_max_pixels_none_turns_the_check_off(tmp_path):
+    path = tmp_path / "big.png"
+    Image.new("L", (100, 60)).save(path)
+    with pytest.raises(ImageDecodeError, match=re.escape(f"{path}: image of 100x60 pixels exceeds max_pixels=5999")):
+        decode_image(path, "grayscale", max_pixels=5999)
+    assert decode_image(path, "grayscale", max_pixels=6000).shape == (60, 100, 1)
+    assert decode_image(path, "grayscale", max_pixels=None).shape == (60, 100, 1)
