@@ -28,6 +28,9 @@ Cost per image (:func:`~skimgclf.model.netcheck.cost`)
   test); the counts follow Keras' own shapes for any network the
   parameters allow.
 
+A resizing other than the bilinear one counted, and a layer whose output
+is never used, are refused too.
+
 Outputs: five outputs for two classes, two for three, two output tensors, a
 feature map, a ReLU output: ``... (its output 'probabilities' has 5 units,
 but the classifier has 2 classes); refused`` and the like.
@@ -238,6 +241,36 @@ def test_a_costly_network_within_the_limits_loads(tmp_path):
     """The control: the same shape of network at a cost below both limits."""
     path = network_file(tmp_path / "m.skimgclf", _resize_and_convolve(256, 4, 5))
     assert skimgclf.load(path).predict_proba(np.zeros((2, 8, 8, 3), np.float32)).shape == (2, 2)
+
+
+@pytest.mark.parametrize("setting, expected", [
+    ({"interpolation": "lanczos5"}, "layer 'resize' sets interpolation='lanczos5'"),
+    ({"antialias": True}, "layer 'resize' sets antialias=True"),
+])
+def test_a_resizing_costlier_than_the_bilinear_one_counted_is_refused(tmp_path, no_keras, setting, expected):
+    import keras
+
+    inputs = keras.Input((8, 8, 3), name="images")
+    x = keras.layers.Resizing(64, 64, name="resize", **setting)(inputs)
+    x = keras.layers.GlobalAveragePooling2D(name="average")(x)
+    network = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="probabilities")(x))
+    message = refused(network_file(tmp_path / "m.skimgclf", network))
+    assert expected in message, message
+
+
+def test_a_layer_whose_output_is_never_used_is_refused(model, tmp_path, no_keras):
+    """A layer outside the path from the input to the output: counted by nothing Keras runs, refused."""
+    import copy
+
+    def dangle(config):
+        layers = config["config"]["layers"]
+        flatten = next(layer for layer in layers if layer["class_name"] == "Flatten")
+        spare = copy.deepcopy(flatten)
+        spare["name"] = spare["config"]["name"] = "spare"
+        layers.insert(layers.index(flatten) + 1, spare)
+
+    message = refused(write_model(tmp_path / "m.skimgclf", edit_network(model_members(model), config=dangle)))
+    assert "the output of layer 'spare' is never used" in message, message
 
 
 def _reference():

@@ -542,10 +542,14 @@ def test_a_message_from_keras_becomes_one_clean_line(saved, monkeypatch):
 
 
 def test_the_command_line_refuses_a_hostile_model_file_with_the_api_message(saved, tmp_path):
-    """``skimgclf predict`` with a file whose network costs too much: the same one line, nothing written."""
+    """``skimgclf predict`` with a file whose network has 5 outputs for 2 classes: the API's one line, nothing
+    written (it used to load, then fail with an IndexError)."""
+    import keras
     from conftest import network_file
 
-    model = network_file(tmp_path / "huge.skimgclf", _huge_network())
+    inputs = keras.Input((8, 8, 1), name="images")
+    outputs = keras.layers.Dense(5, activation="softmax", name="probabilities")(keras.layers.Flatten()(inputs))
+    model = network_file(tmp_path / "five.skimgclf", keras.Model(inputs, outputs), classes=("left", "right"))
     with pytest.raises(ModelFileError) as info:
         skimgclf.load(model)
     _, _, folder, ids = saved

@@ -47,7 +47,7 @@ from .._files import atomic_write, partial_dir
 from ..errors import ModelFileError, one_line
 from ..io.decode import DEFAULT_MAX_PIXELS
 from ..io.loader import ImageFolderLoader
-from .netcheck import MAX_CLASSES
+from .netcheck import MAX_CLASSES, limits_problem
 
 __all__ = ["ModelFileError", "load", "save"]
 
@@ -224,8 +224,6 @@ def _describe(est, where, models):
 
 def _check_savable_network(clf, where):
     """Refuse to save a network :func:`load` would refuse for its size, cost or number of classes."""
-    from .netcheck import MAX_CLASSES, limits_problem
-
     try:
         problem = limits_problem(clf.model_)
     except ValueError as exc:
@@ -267,7 +265,10 @@ def save(estimator, path):
     Raises
     ------
     ModelFileError
-        If the estimator holds something that cannot be stored safely.
+        If the estimator holds something that cannot be stored safely, is
+        a Pipeline other than an ImageFolderLoader then a CNNClassifier (or
+        one of them), or holds a network :func:`load` would refuse for what
+        it costs (see the security page).
 
     Examples
     --------
@@ -590,7 +591,10 @@ def load(path):
     ModelFileError
         If the file is not a skimgclf model (a pickle or joblib file, say), is
         truncated or altered (checksum mismatch), names anything other than
-        skimgclf estimators, or holds a network Keras' safe mode refuses.
+        skimgclf estimators, holds values, a structure or a network skimgclf
+        would not have written (see the security page: classes, parameters,
+        the weights file, the cost of one image), or holds a network Keras'
+        safe mode refuses. The message is one line starting with the path.
     FileNotFoundError
         If there is no such file.
     """
