@@ -689,13 +689,18 @@ def _check_weights_file(data, network):
 
     try:
         with h5py.File(_ReadOnly(data), "r") as h5:
-            _WeightsFile(network, len(data)).check(h5)
+            _WeightsFile(network, len(data)).check(h5.id)
     except OSError as exc:
         raise _Refused(f"its weights file is not readable HDF5 ({one_line(exc, 200)})") from None
 
 
 class _WeightsFile:
-    """What a weights file may hold: the groups and datasets of ``network``'s layers, and optimizer state."""
+    """What a weights file may hold: the groups and datasets of ``network``'s layers, and optimizer state.
+
+    The file is walked once through HDF5's own link iteration (h5py's
+    low-level API: a few microseconds a link), stopping at the first link
+    that is not what Keras writes.
+    """
 
     def __init__(self, network, size):
         self.size, self.expected, self.seen, self.state = size, {}, set(), {}
@@ -707,40 +712,49 @@ class _WeightsFile:
                 self.expected[f"{group}/vars/{i}"] = (shape, dtype, f"weights of layer {layer!r}")
         self.trainable = [shape for _, _, variables in network.weights for shape, _, train in variables if train]
 
-    def check(self, h5):
-        self.visit(h5, "")
+    def check(self, fid):
+        import h5py
+
+        if h5py.h5o.get_info(fid).num_attrs:
+            raise _Refused("its weights file has attributes")
+        self.fid = fid
+        problem = fid.links.visit(self.visit, info=True)
+        if problem is not None:
+            raise _Refused(problem)
         missing = sorted(set(self.expected) - self.seen)
         if missing:
             raise _Refused(f"dataset {missing[0]} ({self.expected[missing[0]][2]}) is missing from its weights file")
         self.check_optimizer()
 
-    def visit(self, group, prefix):
-        """Every link under ``group``: hard links to expected groups and datasets only, recursively."""
+    def visit(self, name, link):
+        """One link (``name`` its path): a problem (which stops the walk), or None."""
         import h5py
 
-        if set(group.attrs.keys()) - ({"name"} if prefix.endswith("vars/") else set()):
-            raise _Refused(f"group /{prefix} of its weights file has attributes {sorted(group.attrs.keys())[:5]}")
-        for key in group:
-            path = prefix + key
-            link = group.get(key, getlink=True)
-            if not isinstance(link, h5py.HardLink):
-                raise _Refused(f"{path} in its weights file is a link ({type(link).__name__}), not a group or "
-                               "dataset of its own")
-            item = group[key]
-            if isinstance(item, h5py.Group) and path in self.groups and path not in self.seen:
-                self.seen.add(path)
-                self.visit(item, path + "/")
-            elif isinstance(item, h5py.Dataset) and path in self.expected and path not in self.seen:
-                shape, dtype, what = self.expected[path]
-                _check_dataset(item, path, shape, dtype, what, self.size)
-                self.seen.add(path)
-            elif isinstance(item, h5py.Dataset) and prefix == "optimizer/vars/" \
-                    and re.fullmatch(r"0|[1-9][0-9]{0,8}", key) \
-                    and len(self.state) < _MAX_SLOTS * len(self.trainable) + _MAX_SCALARS:
-                self.state[int(key)] = item
-            else:
-                raise _Refused(f"its weights file holds {type(item).__name__.lower()} {path}, which the network "
-                               "does not imply")
+        path = name.decode("utf-8", "backslashreplace")
+        if link.type != h5py.h5l.TYPE_HARD:
+            kind = {h5py.h5l.TYPE_SOFT: "SoftLink", h5py.h5l.TYPE_EXTERNAL: "ExternalLink"}.get(link.type, "link")
+            return f"{path} in its weights file is a link ({kind}), not a group or dataset of its own"
+        info = h5py.h5o.get_info(self.fid, name)
+        parent, _, key = path.rpartition("/")
+        if info.type == h5py.h5o.TYPE_GROUP and path in self.groups and path not in self.seen:
+            self.seen.add(path)
+            named = path.endswith("vars") and info.num_attrs == 1 and h5py.h5a.exists(self.fid, b"name", obj_name=name)
+            if info.num_attrs and not named:
+                return f"group /{path}/ of its weights file has attributes {_attributes(self.fid, name)}"
+            return None
+        if info.type == h5py.h5o.TYPE_DATASET and path in self.expected and path not in self.seen:
+            self.seen.add(path)
+            shape, dtype, what = self.expected[path]
+            return _dataset_problem(h5py.h5d.open(self.fid, name), info.num_attrs, path, shape, dtype, what,
+                                    self.size, lambda: _attributes(self.fid, name))
+        if info.type == h5py.h5o.TYPE_DATASET and parent == "optimizer/vars" and \
+                re.fullmatch(r"0|[1-9][0-9]{0,8}", key) and path not in self.seen and \
+                len(self.state) < _MAX_SLOTS * len(self.trainable) + _MAX_SCALARS:
+            self.seen.add(path)
+            self.state[int(key)] = (h5py.h5d.open(self.fid, name), info.num_attrs)
+            return None
+        what = {h5py.h5o.TYPE_GROUP: "group", h5py.h5o.TYPE_DATASET: "dataset"}.get(info.type, "datatype")
+        return f"its weights file holds {what} {path}, which the network does not imply"
 
     def check_optimizer(self):
         """Its iteration count, a few scalars, and as many copies of each trainable weight as the optimizer
@@ -750,35 +764,49 @@ class _WeightsFile:
             raise _Refused(f"its optimizer state is numbered {sorted(state)[:8]}..., not 0, 1, 2, ...")
         if not state:
             return
-        scalars = {i for i in range(1, len(state)) if state[i].shape == ()}
+        scalars = {i for i in range(1, len(state)) if state[i][0].shape == ()}
         copies, extra = divmod(len(state) - 1 - len(scalars), max(1, len(trainable)))
         if len(scalars) >= _MAX_SCALARS or extra or copies > _MAX_SLOTS or (copies and not trainable):
             raise _Refused(f"its optimizer state holds {len(state)} datasets, not the state of its "
                            f"{len(trainable)} trainable weights")
         shapes = iter([shape for shape in trainable for _ in range(copies)])
-        for i, item in sorted(state.items()):
+        for i, (dataset, n_attrs) in sorted(state.items()):
             shape, dtype = ((), "int64") if i == 0 else ((), "float32") if i in scalars else (next(shapes), "float32")
-            _check_dataset(item, f"optimizer/vars/{i}", shape, dtype, "optimizer state", self.size)
+            name = f"optimizer/vars/{i}"
+            problem = _dataset_problem(dataset, n_attrs, name, shape, dtype, "optimizer state", self.size,
+                                       lambda: _attributes(self.fid, name.encode()))
+            if problem:
+                raise _Refused(problem)
 
 
-def _check_dataset(item, path, shape, dtype, what, size):
-    """One dataset: ``shape`` and ``dtype``, no attributes, plain contiguous bytes inside the file of ``size``."""
+def _attributes(fid, name):
+    """The first few attribute names of object ``name`` (for a message)."""
     import h5py
 
-    if item.shape != tuple(shape) or item.dtype.str != {"float32": "<f4", "int64": "<i8"}[dtype]:
-        kind = f"{item.dtype.name}{' big-endian' if item.dtype.byteorder == '>' else ''}"
-        raise _Refused(f"dataset {path} ({what}) is {kind} of shape {item.shape}, not {dtype} of shape {tuple(shape)}")
-    plist = item.id.get_create_plist()
+    names = []
+    h5py.h5a.iterate(h5py.h5o.open(fid, name), lambda key: names.append(key.decode("utf-8", "replace")))
+    return sorted(names)[:5]
+
+
+def _dataset_problem(dataset, n_attrs, path, shape, dtype, what, size, attributes):
+    """What is wrong with one dataset (an h5py ``DatasetID``), or None: it must be of ``shape`` and ``dtype``,
+    without attributes, plain contiguous bytes inside the file of ``size`` bytes."""
+    import h5py
+
+    if dataset.shape != tuple(shape) or dataset.dtype.str != {"float32": "<f4", "int64": "<i8"}[dtype]:
+        kind = f"{dataset.dtype.name}{' big-endian' if dataset.dtype.byteorder == '>' else ''}"
+        return f"dataset {path} ({what}) is {kind} of shape {dataset.shape}, not {dtype} of shape {tuple(shape)}"
+    plist = dataset.get_create_plist()
     layout = plist.get_layout()
-    if layout != h5py.h5d.CONTIGUOUS or plist.get_nfilters() or plist.get_external_count() or item.is_virtual:
+    if layout != h5py.h5d.CONTIGUOUS or plist.get_nfilters() or plist.get_external_count():
         how = {h5py.h5d.CHUNKED: "chunked", h5py.h5d.COMPACT: "compact", h5py.h5d.VIRTUAL: "virtual"}.get(layout)
         how = how or ("compressed" if plist.get_nfilters() else "in an external file")
-        raise _Refused(f"dataset {path} ({what}) is stored {how}, not as the plain bytes Keras writes")
-    nbytes = math.prod(shape) * item.dtype.itemsize
-    offset, stored = item.id.get_offset(), item.id.get_storage_size()
+        return f"dataset {path} ({what}) is stored {how}, not as the plain bytes Keras writes"
+    nbytes = math.prod(shape) * dataset.dtype.itemsize
+    offset, stored = dataset.get_offset(), dataset.get_storage_size()
     if stored != nbytes or offset is None or offset + nbytes > size:
         inside = stored if offset is not None and offset + stored <= size else 0
-        raise _Refused(f"dataset {path} ({what}) declares {nbytes:,} bytes, but its weights file holds "
-                       f"{inside:,} of them")
-    if item.attrs.keys():
-        raise _Refused(f"dataset {path} ({what}) has attributes {sorted(item.attrs.keys())[:5]}")
+        return f"dataset {path} ({what}) declares {nbytes:,} bytes, but its weights file holds {inside:,} of them"
+    if n_attrs:
+        return f"dataset {path} ({what}) has attributes {attributes()}"
+    return None
