@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import copy
+import re
 
 __all__ = ["Advice", "BackboneWeightsError", "DaskSetupError", "ImageDecodeError", "InputError", "ModelFileError",
            "Option", "StreamError", "TableError", "shown", "speaking_cli"]
@@ -289,6 +290,33 @@ class TableError(ValueError):
 
 class ModelFileError(ValueError):
     """A model file is not a valid skimgclf model (corrupt, truncated, tampered with or foreign)."""
+
+
+_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
+
+
+def one_line(text, limit=300):
+    """``text`` (an exception's message, say) as one clean line for an error message of skimgclf's.
+
+    Terminal escape codes are dropped, line breaks and runs of spaces become
+    one space, other control characters are shown escaped (``\\x00``), and a
+    text longer than ``limit`` is cut to its start and its length.
+
+    Parameters
+    ----------
+    text : str or BaseException
+        What to show.
+    limit : int, default=300
+        Most characters kept.
+
+    Returns
+    -------
+    str
+        The line.
+    """
+    text = " ".join(_ESCAPES.sub("", str(text)).split())
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 class BackboneWeightsError(ValueError):

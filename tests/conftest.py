@@ -83,3 +83,80 @@ def mnist10k():
     if not (MNIST10K / "train.csv").is_file():
         pytest.skip(f"mnist10k not found at {MNIST10K}")
     return MNIST10K
+
+
+# ---------------------------------------------------- model files, edited as an attacker would
+def model_members(path):
+    """The members of a skimgclf model file, its checksum list aside."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        return {name: zf.read(name) for name in zf.namelist() if name != "SHA256SUMS"}
+
+
+def write_model(path, members):
+    """A skimgclf model file of ``members`` with honest checksums (an attacker recomputes them)."""
+    import hashlib
+    import zipfile
+
+    sums = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in members.items())
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("SHA256SUMS", sums)
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def edit_network(members, config=None, weights=None, manifest=None):
+    """``members`` with ``model_0.keras`` edited: ``config(dict)`` changes its config.json,
+    ``weights(h5py.File)`` its model.weights.h5 (opened for writing), ``manifest(dict)`` skimgclf.json."""
+    import io
+    import json
+    import zipfile
+
+    import h5py
+
+    with zipfile.ZipFile(io.BytesIO(members["model_0.keras"])) as zf:
+        parts = {name: zf.read(name) for name in zf.namelist()}
+    if config is not None:
+        parsed = json.loads(parts["config.json"])
+        config(parsed)
+        parts["config.json"] = json.dumps(parsed).encode()
+    if weights is not None:
+        buffer = io.BytesIO(parts["model.weights.h5"])
+        with h5py.File(buffer, "r+") as h5:
+            weights(h5)
+        parts["model.weights.h5"] = buffer.getvalue()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:  # stored, as Keras writes a .keras file
+        for name, data in parts.items():
+            zf.writestr(name, data)
+    edited = {**members, "model_0.keras": out.getvalue()}
+    if manifest is not None:
+        parsed = json.loads(members["skimgclf.json"])
+        manifest(parsed)
+        edited["skimgclf.json"] = json.dumps(parsed).encode()
+    return edited
+
+
+def network_file(path, network, classes=("a", "b")):
+    """A skimgclf model file of one fitted CNNClassifier holding the Keras ``network`` as it is: what
+    someone who writes a model file by hand can make (``skimgclf.save`` refuses networks over its limits)."""
+    import io
+    import json
+
+    from keras.src.saving import saving_lib
+
+    buffer = io.BytesIO()
+    saving_lib.save_model(network, buffer)
+    fitted = {"model": "model_0.keras", "classes": {"dtype": "str", "values": list(classes)},
+              "image_shape": list(network.input_shape[1:]), "history": {}}
+    manifest = {"format": "skimgclf-model", "format_version": 1, "skimgclf_version": "0",
+                "estimator": {"class": "CNNClassifier", "params": {}, "fitted": fitted}}
+    return write_model(path, {"skimgclf.json": json.dumps(manifest).encode(), "model_0.keras": buffer.getvalue()})
+
+
+def assert_one_clean_line(message, path):
+    """An error message names the file first and is one line without terminal escape codes."""
+    assert message.startswith(f"{path}: "), message
+    assert "\n" not in message and "\x1b" not in message and "\r" not in message, repr(message)

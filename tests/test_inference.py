@@ -6,6 +6,13 @@ give Keras' own ``model.predict`` numbers for every count -- in particular
 at the counts where the sub-batches and chunks end (powers of two, multiples
 of the sub-batch, and their neighbours) -- and for every image shape and
 network the parameters allow.
+
+Chunks are sized by the network's activation memory (``netcheck.cost``), not
+by pixels alone: at most ``_CHUNK_ACTIVATION_BYTES`` a call (or one image),
+for any image size and activation count (a property test); a model file
+whose network makes 54 MB of each 8x8 image predicts 18 images a call, not
+32,768; and for any count, from any offset, under budgets of 1 to 12 images
+a chunk, the numbers are Keras' own.
 """
 
 import contextlib
@@ -35,10 +42,9 @@ def mode(name):
     _classifier._INFERENCE.clear()
 
 
-def boundaries(shape, limit):
+def boundaries(shape, limit, model=None):
     """Counts where the traced inference's sub-batches and chunks end, and their neighbours."""
-    rows = _classifier._inference_rows(shape)
-    chunk = max(1, 2**21 // (shape[0] * shape[1] * rows)) * rows
+    rows, chunk = _classifier._chunking(shape, model and _classifier._activation_bytes(model))
     ends = {k * rows + d for k in range(1, 4) for d in (-1, 0, 1)}
     ends |= {k * chunk + d for k in (1, 2) for d in (-1, 0, 1)}
     return sorted(n for n in ends | set(POWERS) if 1 <= n <= limit)
@@ -78,7 +84,7 @@ def test_every_boundary_count_gives_keras_numbers(networks, shape, how):
     """1, every power of two up to 4096 and its neighbours, every sub-batch and chunk end."""
     clf, X, ref = networks[shape]
     with mode(how):
-        for n in boundaries(shape, len(X)):
+        for n in boundaries(shape, len(X), clf.model_):
             proba = clf.predict_proba(X[:n])
             assert proba.shape == (n, 3), n
             np.testing.assert_allclose(proba, ref[:n], atol=2e-5, err_msg=f"{n} images of {shape}")
@@ -132,7 +138,7 @@ def test_any_image_shape_and_network_gives_keras_numbers(case):
     X = RNG.random((3 * k,) + shape, dtype=np.float32)
     y = np.arange(3 * k) % k
     clf = CNNClassifier(filters=3, units=5, epochs=1, batch_size=4, random_state=0, **case).fit(X, y)
-    rows = _classifier._inference_rows(shape)
+    rows, _ = _classifier._chunking(shape, _classifier._activation_bytes(clf.model_))
     pool = RNG.random((2 * rows + 1,) + shape, dtype=np.float32)
     ref = keras_numbers(clf, pool, batch_size=len(pool))
     for how in MODES:
@@ -160,3 +166,81 @@ def test_a_model_is_traced_once_enough_work_was_asked_of_it(monkeypatch):
     clf.partial_fit(X, np.arange(40) % 2)  # new weights: the count starts again
     clf.predict_proba(X)
     assert len(built) == 1
+
+
+# ------------------------------------------------------------ chunks sized by activation memory
+@settings(max_examples=300, deadline=None)
+@given(height=st.integers(1, 4096), width=st.integers(1, 4096),
+       activation_bytes=st.one_of(st.none(), st.integers(4, 2**31)))
+def test_chunks_hold_at_most_the_activation_budget(height, width, activation_bytes):
+    """A chunk holds at most ``_CHUNK_ACTIVATION_BYTES`` of activations (a sub-batch half of it), or one image;
+    it is a whole number of sub-batches, never larger than by pixels alone, and the same where memory allows."""
+    shape = (height, width, 3)
+    rows, chunk = _classifier._chunking(shape, activation_bytes)
+    by_pixels = _classifier._chunking(shape, None)
+    budget = _classifier._CHUNK_ACTIVATION_BYTES
+    assert 1 <= rows <= chunk and chunk % rows == 0 and chunk <= by_pixels[1]
+    if activation_bytes is None or activation_bytes * by_pixels[1] <= budget // 2:
+        assert (rows, chunk) == by_pixels
+    else:
+        assert chunk * activation_bytes <= budget or chunk == 1
+        assert rows * activation_bytes <= budget // 2 or rows == 1
+
+
+def test_small_images_are_no_longer_chunked_by_the_ten_thousand_whatever_the_network():
+    """8x8 images: 32,768 a call by pixels; a network that makes 50 MB of each gets a few a call."""
+    assert _classifier._chunking((8, 8, 3))[1] == 32768
+    assert _classifier._chunking((8, 8, 3), 50 * 2**20) == (10, 20)
+
+
+@pytest.fixture(scope="module")
+def wide():
+    """A trained network of 64 filters on 16x16 images (about 300 KB of activations an image), a pool of
+    images, Keras' numbers for them."""
+    X = RNG.random((160, 16, 16, 1), dtype=np.float32)
+    clf = CNNClassifier(conv_blocks=1, filters=64, units=8, epochs=1, random_state=0).fit(X[:24], np.arange(24) % 3)
+    return clf, X, keras_numbers(clf, X)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(how=st.sampled_from(sorted(MODES)), n=st.integers(1, 100), start=st.integers(0, 60),
+       images_per_chunk=st.integers(1, 12))
+def test_any_count_in_chunks_sized_by_activations_gives_keras_numbers(wide, monkeypatch, how, n, start,
+                                                                       images_per_chunk):
+    """Budgets of 1 to 12 images a chunk: every chunk within it, every image once, Keras' numbers."""
+    clf, X, ref = wide
+    per_image = _classifier._activation_bytes(clf.model_)
+    assert per_image == 4 * sum(int(np.prod(op.output.shape[1:])) for op in clf.model_.operations)
+    monkeypatch.setattr(_classifier, "_CHUNK_ACTIVATION_BYTES", images_per_chunk * per_image)
+    x = X[start:start + n]
+    sizes = []
+    with mode(how):
+        proba = _classifier._predict_chunks(clf.model_, x, sizes.append)
+    assert sum(sizes) == len(x) and max(sizes) <= images_per_chunk, sizes
+    np.testing.assert_allclose(proba, ref[start:start + n], atol=2e-5)
+
+
+def test_a_model_file_whose_network_makes_much_of_small_images_predicts_in_small_chunks(tmp_path):
+    """8x8 photos resized to 1024x1024 and convolved (a model file as anyone may write): 18 images a call
+    (32,768 by pixels), as the same images one by one."""
+    import keras
+    from conftest import network_file
+
+    import skimgclf
+
+    inputs = keras.Input((8, 8, 3), name="images")
+    x = keras.layers.Resizing(1024, 1024, name="resize")(inputs)
+    x = keras.layers.Conv2D(8, 3, padding="same", name="convolution")(x)
+    x = keras.layers.MaxPooling2D(2, name="pool")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="average")(x)
+    network = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="probabilities")(x))
+    clf = skimgclf.load(network_file(tmp_path / "m.skimgclf", network))
+    X = RNG.random((24, 8, 8, 3), dtype=np.float32)
+    per_image = _classifier._activation_bytes(clf.model_)
+    assert 50 * 2**20 < per_image < 60 * 2**20
+    sizes = []
+    with mode("eager"):
+        proba = _classifier._predict_chunks(clf.model_, X, sizes.append)
+    assert sizes == [18, 6] and max(sizes) * per_image <= _classifier._CHUNK_ACTIVATION_BYTES
+    one_by_one = np.concatenate([clf.model_.predict(X[i:i + 1], verbose=0) for i in range(len(X))])
+    np.testing.assert_allclose(proba, one_by_one, atol=2e-5)

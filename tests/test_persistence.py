@@ -50,11 +50,12 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, make_blobs_images, write_images
+from conftest import REPO, assert_one_clean_line, make_blobs_images, model_members, write_images, write_model
 from sklearn.pipeline import make_pipeline
 
 import skimgclf
 from skimgclf import ImageFolderLoader, ModelFileError
+from skimgclf.model import persistence
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES="")
 
@@ -397,3 +398,187 @@ def test_load_in_a_plain_script_is_quiet(saved):
                          env=env, cwd=folder)
     assert out.returncode == 0 and out.stdout.strip() == "Pipeline", out.stderr[-3000:]
     assert out.stderr == "", out.stderr
+
+
+# ------------------------------------------------------- what a model file may hold, and save writes
+def _edited(saved, tmp_path, edit):
+    """``saved``'s model file with its description changed by ``edit(manifest)``, checksums recomputed."""
+    members = model_members(saved[1])
+    manifest = json.loads(members["skimgclf.json"])
+    edit(manifest)
+    return write_model(tmp_path / "m.skimgclf", {**members, "skimgclf.json": json.dumps(manifest).encode()})
+
+
+def _fitted(manifest):
+    return manifest["estimator"]["steps"][1][1]["fitted"]
+
+
+def _loader_params(manifest):
+    return manifest["estimator"]["steps"][0][1]["params"]
+
+
+def _steps(manifest, change):
+    manifest["estimator"]["steps"] = change(manifest["estimator"]["steps"])
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Fail the test if the network is checked or loaded: a refusal comes before anything is built."""
+    from skimgclf.model import netcheck, persistence
+
+    monkeypatch.setattr(netcheck, "check_network", lambda *a, **k: pytest.fail("the network was checked"))
+    monkeypatch.setattr(persistence, "_load_network", lambda data: pytest.fail("Keras was asked to load it"))
+
+
+BAD_VALUES = {
+    "classes <i8 of 10**30": (
+        lambda m: _fitted(m).update(classes={"dtype": "<i8", "values": [0, 10**30]}),
+        "malformed model description (ValueError: class 1000000000000000000000000000000 is not a int64 value: "
+        "classes are one-dimensional <i8 values); refused"),
+    "two-dimensional integer classes": (
+        lambda m: _fitted(m).update(classes={"dtype": "<i8", "values": [[0, 1], [2, 3]]}),
+        "(ValueError: class [0, 1] is a list: classes are one-dimensional <i8 values); refused"),
+    "two-dimensional string classes": (
+        lambda m: _fitted(m).update(classes={"dtype": "str", "values": [["left", "l"], ["right", "r"]]}),
+        "(ValueError: class ['left', 'l'] is a list: classes are one-dimensional str values); refused"),
+    "a NaN class": (
+        lambda m: _fitted(m).update(classes={"dtype": "<f8", "values": [0.5, float("nan")]}),
+        "(ValueError: class nan is not a float64 value: classes are one-dimensional <f8 values); refused"),
+    "the same class twice": (
+        lambda m: _fitted(m).update(classes={"dtype": "str", "values": ["left", "left"]}),
+        "(ValueError: the classes are not distinct); refused"),
+    "100,001 classes": (
+        lambda m: _fitted(m).update(classes={"dtype": "str", "values": [f"c{i}" for i in range(100_001)]}),
+        "(ValueError: 100,001 classes, not 1 to 100,000); refused"),
+    "a suffix with a NUL byte": (
+        lambda m: _loader_params(m).update(suffix="a\x00.png"),
+        "(ValueError: parameter ImageFolderLoader.suffix holds a NUL byte ('a\\x00.png')); refused"),
+    "a suffix that is a number": (
+        lambda m: _loader_params(m).update(suffix=5),
+        "parameters do not fit ImageFolderLoader (The 'suffix' parameter of ImageFolderLoader must be an instance "
+        "of 'str' or None. Got 5 instead.); refused"),
+    "a pipeline stored reversed": (
+        lambda m: _steps(m, lambda steps: steps[::-1]),
+        "a Pipeline of ['CNNClassifier', 'ImageFolderLoader']; skimgclf.save writes an ImageFolderLoader then a "
+        "CNNClassifier (or one of them), the order predict needs; refused"),
+    "two classifiers": (
+        lambda m: _steps(m, lambda steps: steps + [["second", steps[1][1]]]),
+        "a Pipeline of ['ImageFolderLoader', 'CNNClassifier', 'CNNClassifier']; skimgclf.save writes"),
+    "a pipeline in a pipeline": (
+        lambda m: _steps(m, lambda steps: [steps[0], ["inner", {"class": "Pipeline", "params": {},
+                                                                 "steps": [steps[1]]}]]),
+        "unknown estimator 'Pipeline' in a Pipeline; a skimgclf model file may only name ['CNNClassifier', "
+        "'ImageFolderLoader'] as its steps; refused"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_VALUES)
+def test_values_a_model_file_may_not_hold_are_refused_at_load(saved, tmp_path, no_network, case):
+    edit, expected = BAD_VALUES[case]
+    path = _edited(saved, tmp_path, edit)
+    with pytest.raises(ModelFileError) as info:
+        skimgclf.load(path)
+    assert_one_clean_line(str(info.value), path)
+    assert expected in str(info.value), str(info.value)
+
+
+def test_ten_million_classes_are_refused_before_anything_is_built(saved, tmp_path, no_network):
+    path = _edited(saved, tmp_path, lambda m: _fitted(m).update(classes={"dtype": "<i8",
+                                                                          "values": list(range(10_000_000))}))
+    start = time.perf_counter()
+    with pytest.raises(ModelFileError) as info:
+        skimgclf.load(path)
+    assert time.perf_counter() - start < 10
+    assert re.fullmatch(re.escape(f"{path}: its description skimgclf.json declares ") + r"[0-9,]+ bytes, more than "
+                        r"67,108,864; refused", str(info.value)), str(info.value)
+
+
+def test_classes_of_every_dtype_a_classifier_learns_round_trip(saved, tmp_path):
+    """The control: booleans, integers, floats and strings come back equal and of their dtype."""
+    for classes in (np.array([False, True]), np.array([-3, 2**62]), np.array([-1.0, 2.0]),
+                    np.array([3, 7], np.uint8), np.array(["left", "right"])):
+        path = _edited(saved, tmp_path, lambda m: _fitted(m).update(classes=persistence._encode_array(classes)))
+        loaded = skimgclf.load(path)[-1].classes_
+        np.testing.assert_array_equal(loaded, classes.astype(object) if classes.dtype.kind == "U" else classes)
+        assert loaded.dtype == (object if classes.dtype.kind == "U" else classes.dtype)
+
+
+@pytest.mark.parametrize("steps", [["cnnclassifier", "imagefolderloader"], ["imagefolderloader", "cnnclassifier",
+                                                                           "cnnclassifier"]])
+def test_save_refuses_a_pipeline_it_could_not_load_back(tmp_path, steps):
+    from sklearn.pipeline import Pipeline
+
+    kinds = {"cnnclassifier": _cnn, "imagefolderloader": lambda: ImageFolderLoader(tmp_path)}
+    pipe = Pipeline([(f"{name}_{i}", kinds[name]()) for i, name in enumerate(steps)])
+    with pytest.raises(ModelFileError, match=r"cannot save estimator: a Pipeline of \[.*\]; skimgclf\.save stores "
+                                             r"a Pipeline of an ImageFolderLoader then a CNNClassifier"):
+        skimgclf.save(pipe, tmp_path / "m.skimgclf")
+    assert not (tmp_path / "m.skimgclf").exists()
+
+
+def _huge_network():
+    """8x8 grayscale images resized to 4096x4096 and convolved by 16 filters: 1.1 GB of activations an image."""
+    import keras
+
+    inputs = keras.Input((8, 8, 1), name="images")
+    x = keras.layers.Resizing(4096, 4096, name="resize")(inputs)
+    x = keras.layers.Conv2D(16, 3, padding="same", name="convolution")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="average")(x)
+    network = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="probabilities")(x))
+    network.compile("adam", "sparse_categorical_crossentropy")
+    return network
+
+
+def test_save_refuses_a_network_load_would_refuse_and_writes_nothing(saved, tmp_path):
+    import copy
+
+    clf = copy.copy(saved[0][-1])
+    clf.model_ = _huge_network()
+    with pytest.raises(ModelFileError, match=r"cannot save estimator: skimgclf\.load would refuse its network \(one "
+                                             r"image's activations take 1,1[0-9,]+ bytes, more than 1,073,741,824 "
+                                             r"\(layer 'convolution' alone 1,073,741,824\)\)"):
+        skimgclf.save(clf, tmp_path / "m.skimgclf")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_message_from_keras_becomes_one_clean_line(saved, monkeypatch):
+    def fail(data):
+        raise ValueError("\x1b[1mInvalid dtype\x1b[0m: could not\n  convert\r\n\x1b[31m10**400\x1b[0m")
+
+    monkeypatch.setattr(persistence, "_load_network", fail)
+    with pytest.raises(ModelFileError) as info:
+        skimgclf.load(saved[1])
+    assert_one_clean_line(str(info.value), saved[1])
+    assert str(info.value).endswith("the network cannot be loaded safely (Invalid dtype: could not convert 10**400)")
+
+
+def test_the_command_line_refuses_a_hostile_model_file_with_the_api_message(saved, tmp_path):
+    """``skimgclf predict`` with a file whose network has 5 outputs for 2 classes: the API's one line, nothing
+    written (it used to load, then fail with an IndexError)."""
+    import keras
+    from conftest import network_file
+
+    inputs = keras.Input((8, 8, 1), name="images")
+    outputs = keras.layers.Dense(5, activation="softmax", name="probabilities")(keras.layers.Flatten()(inputs))
+    model = network_file(tmp_path / "five.skimgclf", keras.Model(inputs, outputs), classes=("left", "right"))
+    with pytest.raises(ModelFileError) as info:
+        skimgclf.load(model)
+    _, _, folder, ids = saved
+    pd.DataFrame({"id": ids}).to_csv(tmp_path / "test.csv", index=False)
+    result = subprocess.run([sys.executable, "-m", "skimgclf", "predict", str(model), str(tmp_path / "test.csv"),
+                             "--images", str(folder / "images"), "--out", str(tmp_path / "p.csv")],
+                            capture_output=True, text=True, env=ENV, timeout=300)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [f"skimgclf: error: {info.value}"], result.stderr
+    assert not (tmp_path / "p.csv").exists() and not _hidden_temps(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "nadam", "rmsprop", "sgd"])
+@pytest.mark.parametrize("lr_schedule", ["cosine", "constant"])
+def test_every_optimizer_state_skimgclf_writes_loads_back(tmp_path, optimizer, lr_schedule):
+    """The weights-file check admits the optimizer state of every optimizer and schedule the classifier offers."""
+    X = np.random.default_rng(0).random((16, 8, 8, 3), dtype=np.float32)
+    clf = _cnn(optimizer=optimizer, lr_schedule=lr_schedule, verbose=0).fit(X, np.arange(16) % 2)
+    loaded = skimgclf.load(skimgclf.save(clf, tmp_path / "m.skimgclf"))
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))

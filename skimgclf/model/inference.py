@@ -23,6 +23,12 @@ __all__ = ["predict_proba"]
 #: Per network (weakly: the entry goes with it): [weights stamp, traced
 #: function or None, pixels asked for under these weights].
 _INFERENCE = weakref.WeakKeyDictionary()
+#: Per network (weakly): the bytes of activations one image takes (netcheck.cost), or None.
+_ACTIVATION_BYTES = weakref.WeakKeyDictionary()
+#: Bytes of activations one call of the network may hold: a chunk holds at most this much (and at
+#: least one image, whatever it takes); the traced inference runs two sub-batches at once, each at
+#: most half of it. netcheck.MAX_ACTIVATION_BYTES bounds what one image of a model file may take.
+_CHUNK_ACTIVATION_BYTES = 2**30
 
 
 def _weights_stamp(model):
@@ -194,9 +200,8 @@ def _predict_chunks(model, X, done):
         def call(x):
             return keras.ops.convert_to_numpy(model(x, training=False))
     # Large chunks: no dataset or iterator per call as in Model.predict
-    # (figures in docs/performance.rst).
-    rows = _inference_rows(X.shape[1:])
-    chunk = max(1, 2**21 // max(1, h * w * rows)) * rows  # ~2 Mi pixels a call
+    # (figures in docs/performance.rst), as large as the network's activations allow.
+    rows, chunk = _chunking(X.shape[1:], _activation_bytes(model))
     parts = []
     for start in range(0, n, chunk):
         parts.append(np.asarray(call(X[start:start + chunk])))
@@ -244,7 +249,7 @@ def _inference_function(model):
                     x = step[1](x, training=False)
             return x
 
-    rows = _inference_rows(model.input_shape[1:])
+    rows, _ = _chunking(model.input_shape[1:], _activation_bytes(model))
     out_spec = tf.TensorSpec((None,) + tuple(model.output_shape[1:]), tf.float32)
 
     def run_in_rows(x):
@@ -275,7 +280,41 @@ def _inference_function(model):
     return tf.function(run_in_rows, input_signature=[spec]).get_concrete_function()
 
 
+def _activation_bytes(model):
+    """Bytes of activations one image takes in ``model`` (:func:`skimgclf.model.netcheck.cost`), or None.
+
+    None for a network netcheck cannot read (one skimgclf did not build):
+    its chunks are then sized by pixels alone.
+    """
+    if model not in _ACTIVATION_BYTES:
+        from .netcheck import cost
+
+        try:
+            _ACTIVATION_BYTES[model] = cost(model)[1]
+        except ValueError:
+            _ACTIVATION_BYTES[model] = None
+    return _ACTIVATION_BYTES[model]
+
+
+def _chunking(image_shape, activation_bytes=None):
+    """``(rows, chunk)``: images per sub-batch of the traced inference, and per call of the network.
+
+    Sub-batches are about 128 Ki pixels (8 to 512 images), chunks about
+    2 Mi pixels and a whole number of sub-batches; both are made smaller
+    where the network's activations (``activation_bytes`` per image) would
+    exceed :data:`_CHUNK_ACTIVATION_BYTES` a chunk (half of it a sub-batch),
+    down to one image.
+    """
+    h, w = (int(v or 1) for v in image_shape[:2])
+    rows = _inference_rows(image_shape)
+    per_call = 2**21 // max(1, h * w * rows)
+    if activation_bytes:
+        rows = max(1, min(rows, _CHUNK_ACTIVATION_BYTES // 2 // activation_bytes))
+        per_call = min(2**21 // max(1, h * w * rows), _CHUNK_ACTIVATION_BYTES // (activation_bytes * rows))
+    return rows, max(1, per_call) * rows
+
+
 def _inference_rows(image_shape):
-    """Images per sub-batch of the traced inference: about 128 Ki pixels, 8 to 512 images."""
+    """Images per sub-batch of the traced inference by pixels alone: about 128 Ki pixels, 8 to 512 images."""
     h, w = (int(v or 1) for v in image_shape[:2])
     return max(8, min(512, 2**17 // max(1, h * w)))

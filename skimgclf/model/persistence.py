@@ -44,9 +44,10 @@ import zlib
 import numpy as np
 
 from .._files import atomic_write, partial_dir
-from ..errors import ModelFileError
+from ..errors import ModelFileError, one_line
 from ..io.decode import DEFAULT_MAX_PIXELS
 from ..io.loader import ImageFolderLoader
+from .netcheck import MAX_CLASSES, limits_problem
 
 __all__ = ["ModelFileError", "load", "save"]
 
@@ -57,6 +58,15 @@ _SUMS = "SHA256SUMS"
 #: Members larger than this (uncompressed, as declared) are refused: zip bombs.
 _MAX_MEMBER_BYTES = int(os.environ.get("SKIMGCLF_MAX_MODEL_BYTES", str(4 * 1024**3)))
 _MEMBER_NAME = re.compile(r"(skimgclf\.json|model_[0-9]+\.keras)")
+#: Most bytes the description (``skimgclf.json``) may declare: parameters, history and up to
+#: netcheck.MAX_CLASSES class labels need far less; it is refused before it is read.
+_MAX_MANIFEST_BYTES = 64 * 1024**2
+#: The estimators a model file holds, as :func:`save` writes them: one, or a Pipeline of these steps.
+_PIPELINES = (("ImageFolderLoader",), ("CNNClassifier",), ("ImageFolderLoader", "CNNClassifier"))
+#: What class labels may be stored as besides ``"str"``: NumPy's booleans, integers and floats.
+_CLASS_DTYPES = {np.dtype(t).str: np.dtype(t) for t in (
+    np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
+    np.float16, np.float32, np.float64)}
 #: Loader settings that touch the file system, safety or resources: a model
 #: file never sets them (its values are replaced by these defaults on load).
 _FROM_THE_USER = {"cache_dir": None, "max_pixels": DEFAULT_MAX_PIXELS, "n_jobs": None}
@@ -100,16 +110,25 @@ def _encode(value, where):
     )
 
 
-def _decode(value):
+def _decode(value, where="a parameter"):
     if isinstance(value, list):
-        return [_decode(v) for v in value]
+        return [_decode(v, where) for v in value]
     if isinstance(value, dict):
         if set(value) == {"__tuple__"}:
-            return tuple(_decode(v) for v in value["__tuple__"])
+            return tuple(_decode(v, where) for v in value["__tuple__"])
         if set(value) == {"__dict__"}:
-            return {_decode(k): _decode(v) for k, v in value["__dict__"]}
-        raise ValueError(f"unexpected object in parameters: {value!r}")  # load() names the file
+            return {_decode(k, where): _decode(v, where) for k, v in value["__dict__"]}
+        raise ValueError(f"unexpected object in parameters: {_short(value)}")  # load() names the file
+    if isinstance(value, str) and "\x00" in value:
+        # A parameter may end up in a path (suffix, image_dir) or a column name: never with a NUL byte.
+        raise ValueError(f"{where} holds a NUL byte ({_short(value)})")
     return value
+
+
+def _short(value, limit=60):
+    """``repr(value)`` for a message, cut to its start and its length when long."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def _encode_array(arr):
@@ -121,13 +140,42 @@ def _encode_array(arr):
     return {"dtype": arr.dtype.str, "values": arr.tolist()}
 
 
-def _decode_array(obj):
-    if obj["dtype"] == "str":
-        return np.asarray([str(v) for v in obj["values"]], dtype=object)
-    dtype = np.dtype(obj["dtype"])
-    if dtype.kind not in "biuf":
-        raise ValueError(f"unexpected dtype {obj['dtype']!r} for class labels")  # load() names the file
-    return np.asarray(obj["values"], dtype=dtype)
+def _decode_classes(obj):
+    """The classes of a fitted classifier: one to :data:`MAX_CLASSES` distinct values of one dtype, in one
+    dimension, each one that dtype holds exactly (raises ValueError; load() names the file)."""
+    if not isinstance(obj, dict) or set(obj) != {"dtype", "values"} or not isinstance(obj["values"], list):
+        raise ValueError(f"classes stored as {_short(obj)}, not {{'dtype': ..., 'values': [...]}}")
+    values, name = obj["values"], obj["dtype"]
+    if not 1 <= len(values) <= MAX_CLASSES:
+        raise ValueError(f"{len(values):,} classes, not 1 to {MAX_CLASSES:,}")
+    if name == "str":
+        dtype, fits = object, (lambda v: isinstance(v, str))
+    elif isinstance(name, str) and name in _CLASS_DTYPES:
+        dtype = _CLASS_DTYPES[name]
+        fits = (lambda v: _fits(v, dtype))
+    else:
+        raise ValueError(f"unexpected dtype {_short(name)} for class labels")
+    bad = next((i for i, v in enumerate(values) if not fits(v)), None)
+    if bad is not None:
+        kind = "string" if name == "str" else f"{np.dtype(dtype).name} value"
+        what = {list: "a list", dict: "an object"}.get(type(values[bad]), f"not a {kind}")
+        raise ValueError(f"class {_short(values[bad])} is {what}: classes are one-dimensional {name} values")
+    classes = np.asarray(values, dtype=dtype)
+    if len(set(classes.tolist())) != len(classes):
+        raise ValueError("the classes are not distinct")
+    return classes
+
+
+def _fits(value, dtype):
+    """Whether the JSON value ``value`` is exactly a value of the NumPy ``dtype`` (bool, integer or float)."""
+    if dtype.kind == "b":
+        return isinstance(value, bool)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return isinstance(value, int) and info.min <= value <= info.max
+    return abs(value) <= float(np.finfo(dtype).max)  # False for inf and nan too
 
 
 # --------------------------------------------------------------------------- save
@@ -140,6 +188,11 @@ def _describe(est, where, models):
             "CNNClassifier and Pipelines of them (use joblib for anything else)"
         )
     if name == "Pipeline":
+        kinds = tuple(type(step).__name__ for _, step in est.steps)
+        if kinds not in _PIPELINES:
+            raise ModelFileError(
+                f"cannot save {where}: a Pipeline of {list(kinds)}; skimgclf.save stores a Pipeline of an "
+                "ImageFolderLoader then a CNNClassifier (or of one of them), the order predict needs")
         # Pipeline(memory=...) is a cache location of this machine: not stored.
         params = {"verbose": bool(est.verbose)}
         trained = any(hasattr(step, "model_") for _, step in est.steps)
@@ -156,6 +209,7 @@ def _describe(est, where, models):
     params = {k: _encode(v, f"{name}.{k}") for k, v in est.get_params(deep=False).items()}
     node = {"class": name, "params": params}
     if name == "CNNClassifier" and hasattr(est, "model_"):
+        _check_savable_network(est, where)
         node["fitted"] = {
             "model": f"model_{len(models)}.keras",
             "classes": _encode_array(est.classes_),
@@ -169,6 +223,18 @@ def _describe(est, where, models):
     if name == "ImageFolderLoader" and hasattr(est, "color_mode_"):
         node["fitted"] = {"color_mode": est.color_mode_, "target_size": _encode(est.target_size_, "target_size_")}
     return node
+
+
+def _check_savable_network(clf, where):
+    """Refuse to save a network :func:`load` would refuse for its size, cost or number of classes."""
+    try:
+        problem = limits_problem(clf.model_)
+    except ValueError as exc:
+        problem = str(exc)
+    if problem is None and len(clf.classes_) > MAX_CLASSES:
+        problem = f"{len(clf.classes_):,} classes, more than {MAX_CLASSES:,}"
+    if problem:
+        raise ModelFileError(f"cannot save {where}: skimgclf.load would refuse its network ({problem})")
 
 
 def save(estimator, path):
@@ -202,7 +268,10 @@ def save(estimator, path):
     Raises
     ------
     ModelFileError
-        If the estimator holds something that cannot be stored safely.
+        If the estimator holds something that cannot be stored safely, is
+        a Pipeline other than an ImageFolderLoader then a CNNClassifier (or
+        one of them), or holds a network :func:`load` would refuse for what
+        it costs (see the security page).
 
     Examples
     --------
@@ -302,6 +371,10 @@ def _read_members(path):
                 raise ModelFileError(
                     f"{path}: its members declare {total} bytes in all, more than {_MAX_MEMBER_BYTES} "
                     "(SKIMGCLF_MAX_MODEL_BYTES); refused")
+            declared = zf.getinfo(_MANIFEST).file_size
+            if declared > _MAX_MANIFEST_BYTES:
+                raise ModelFileError(f"{path}: its description {_MANIFEST} declares {declared:,} bytes, more than "
+                                     f"{_MAX_MANIFEST_BYTES:,}; refused")
             sums = zf.read(_SUMS)
             manifest_bytes = zf.read(_MANIFEST)
             expected = _checksums(path, sums)
@@ -320,17 +393,17 @@ def _read_members(path):
     except ModelFileError:
         raise
     except MemoryError as exc:
-        raise ModelFileError(f"{path}: too large to load in this process's memory ({exc}); refused") from None
+        raise ModelFileError(f"{path}: too large to load in this process's memory ({one_line(exc)}); refused") from None
     except (zipfile.BadZipFile, EOFError) as exc:
         raise ModelFileError(
-            f"{path}: not a skimgclf model file, or truncated or corrupt ({exc}){_sniff(path)}"
+            f"{path}: not a skimgclf model file, or truncated or corrupt ({one_line(exc)}){_sniff(path)}"
         ) from exc
     except (zlib.error, RuntimeError, NotImplementedError, ValueError, zipfile.LargeZipFile) as exc:
-        raise ModelFileError(f"{path}: corrupt model file ({type(exc).__name__}: {exc}); refused") from exc
+        raise ModelFileError(f"{path}: corrupt model file ({type(exc).__name__}: {one_line(exc)}); refused") from exc
     except OSError as exc:
         if isinstance(exc, FileNotFoundError):
             raise
-        raise ModelFileError(f"{path}: cannot read model file ({exc})") from exc
+        raise ModelFileError(f"{path}: cannot read model file ({one_line(exc)})") from exc
     return manifest, members
 
 
@@ -354,7 +427,7 @@ def _parse_manifest(path, data):
     try:
         manifest = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ModelFileError(f"{path}: unreadable manifest ({exc})") from exc
+        raise ModelFileError(f"{path}: unreadable manifest ({one_line(exc)})") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a skimgclf model file")
     if manifest.get("format_version") != FORMAT_VERSION:
@@ -418,10 +491,10 @@ def _build(node, members, path):
     if cls is None:
         name = node.get("class") if isinstance(node, dict) else node
         raise ModelFileError(
-            f"{path}: unknown estimator {name!r}; a skimgclf model file may only name "
+            f"{path}: unknown estimator {_short(name)}; a skimgclf model file may only name "
             f"{sorted(classes)}; refused"
         )
-    params = {k: _decode(v) for k, v in node.get("params", {}).items()}
+    params = {k: _decode(v, f"parameter {node['class']}.{k}") for k, v in node.get("params", {}).items()}
     unknown = set(params) - set(cls._get_param_names())
     if node["class"] == "Pipeline":
         # Only 'verbose' is stored: 'memory' would make the pipeline unpickle
@@ -430,14 +503,14 @@ def _build(node, members, path):
     if unknown:
         raise ModelFileError(f"{path}: unknown parameters {sorted(unknown)} for {node['class']}; refused")
     if node["class"] == "Pipeline":
-        steps = [(str(name), _build(child, members, path)) for name, child in node["steps"]]
-        return cls(steps, **params)
+        return cls(_pipeline_steps(node["steps"], members, path), **params)
     if node["class"] == "ImageFolderLoader":
         params.update(_FROM_THE_USER)
     try:
         est = cls(**params)
-    except TypeError as exc:
-        raise ModelFileError(f"{path}: parameters do not fit {node['class']} ({exc})") from exc
+        est._validate_params()  # each parameter of a type and range the estimator accepts, now and not at predict
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: parameters do not fit {node['class']} ({one_line(exc)}); refused") from None
     fitted = node.get("fitted")
     if node["class"] == "ImageFolderLoader":
         for size in [params.get("target_size")] + ([_decode(fitted["target_size"])] if fitted else []):
@@ -445,22 +518,51 @@ def _build(node, members, path):
     if fitted and node["class"] == "ImageFolderLoader":
         est._set_fitted(fitted["color_mode"], _decode(fitted["target_size"]))
     elif fitted:
-        from .netcheck import check_network
-
-        data = members.get(fitted["model"])
-        if data is None:
-            raise ModelFileError(f"{path}: missing member {fitted['model']}")
-        check_network(data, path, fitted["image_shape"])
-        try:
-            with _forced_safe_mode():
-                network = _load_network(data)
-        except MemoryError as exc:
-            raise ModelFileError(f"{path}: the network is too large to load ({exc}); refused") from None
-        except Exception as exc:
-            raise ModelFileError(f"{path}: the network cannot be loaded safely ({exc})") from exc
-        est._set_fitted(network, _decode_array(fitted["classes"]), tuple(int(v) for v in fitted["image_shape"]),
-                        {k: list(v) for k, v in fitted["history"].items()})
+        _set_network(est, fitted, members, path)
     return est
+
+
+def _pipeline_steps(steps, members, path):
+    """The steps of a stored Pipeline, built: exactly what :func:`save` writes (:data:`_PIPELINES`)."""
+    if not isinstance(steps, list) or not all(isinstance(step, list) and len(step) == 2 and isinstance(step[0], str)
+                                              and isinstance(step[1], dict) for step in steps):
+        raise ValueError(f"pipeline steps {_short(steps)}, not a list of [name, estimator] pairs")
+    kinds = tuple(child.get("class") for _, child in steps)
+    strangers = [kind for kind in kinds if kind not in _classes() or kind == "Pipeline"]
+    if strangers:
+        raise ModelFileError(f"{path}: unknown estimator {_short(strangers[0])} in a Pipeline; a skimgclf model file "
+                             "may only name ['CNNClassifier', 'ImageFolderLoader'] as its steps; refused")
+    if kinds not in _PIPELINES:
+        raise ModelFileError(f"{path}: a Pipeline of {list(kinds)}; skimgclf.save writes an ImageFolderLoader then "
+                             "a CNNClassifier (or one of them), the order predict needs; refused")
+    names = [name for name, _ in steps]
+    if len(set(names)) != len(names) or any(not name or "__" in name for name in names):
+        raise ModelFileError(f"{path}: Pipeline step names {_short(names)} are not distinct names without '__'; "
+                             "refused")
+    return [(name, _build(child, members, path)) for name, child in steps]
+
+
+def _set_network(clf, fitted, members, path):
+    """Make ``clf`` fitted with the network and classes ``fitted`` describes, every one checked first."""
+    from .netcheck import check_network
+
+    data = members.get(fitted["model"])
+    if data is None:
+        raise ModelFileError(f"{path}: missing member {fitted['model']}")
+    classes = _decode_classes(fitted["classes"])
+    image_shape = fitted["image_shape"]
+    if not (isinstance(image_shape, list) and len(image_shape) == 3
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in image_shape)):
+        raise ValueError(f"image_shape {_short(image_shape)}, not three integers")
+    check_network(data, path, image_shape, len(classes))
+    try:
+        with _forced_safe_mode():
+            network = _load_network(data)
+    except MemoryError as exc:
+        raise ModelFileError(f"{path}: the network is too large to load ({one_line(exc)}); refused") from None
+    except Exception as exc:
+        raise ModelFileError(f"{path}: the network cannot be loaded safely ({one_line(exc)})") from exc
+    clf._set_fitted(network, classes, tuple(image_shape), {k: list(v) for k, v in fitted["history"].items()})
 
 
 def load(path):
@@ -492,7 +594,10 @@ def load(path):
     ModelFileError
         If the file is not a skimgclf model (a pickle or joblib file, say), is
         truncated or altered (checksum mismatch), names anything other than
-        skimgclf estimators, or holds a network Keras' safe mode refuses.
+        skimgclf estimators, holds values, a structure or a network skimgclf
+        would not have written (see the security page: classes, parameters,
+        the weights file, the cost of one image), or holds a network Keras'
+        safe mode refuses. The message is one line starting with the path.
     FileNotFoundError
         If there is no such file.
     """
@@ -503,8 +608,8 @@ def load(path):
     except ModelFileError:
         raise
     except MemoryError as exc:
-        raise ModelFileError(f"{path}: too large to load in this process's memory ({exc}); refused") from None
-    except (KeyError, TypeError, AttributeError, IndexError, ValueError, RecursionError) as exc:
+        raise ModelFileError(f"{path}: too large to load in this process's memory ({one_line(exc)}); refused") from None
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError, RecursionError, OverflowError) as exc:
         raise ModelFileError(
-            f"{path}: malformed model description ({type(exc).__name__}: {exc}); refused"
+            f"{path}: malformed model description ({type(exc).__name__}: {one_line(exc)}); refused"
         ) from exc
