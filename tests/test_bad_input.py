@@ -414,6 +414,8 @@ CNN_BAD = {
     "learning_rate": [0, -1e-3],
     "lr_schedule": ["step"],
     "label_smoothing": [1.0, -0.1, "0.1"],
+    "precision": ["float16", "bf16", None],
+    "warm_start": ["yes", 2],
     "epochs": [0],
     "batch_size": [0],
     "validation_split": [1.0],

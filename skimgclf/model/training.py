@@ -9,7 +9,6 @@ import contextlib
 import math
 import random
 import time
-import weakref
 
 import keras
 import numpy as np
@@ -121,9 +120,10 @@ def resolve_precision(precision):
     return "mixed_bfloat16" if precision == "bfloat16" else "float32"
 
 
-#: Per network (weakly): the optimizer it was compiled with and the train and
-#: test functions Keras traced for it under :func:`training_kernels`.
-_TRACED = weakref.WeakKeyDictionary()
+#: The attribute of a network that holds the optimizer it was compiled with and
+#: the train and test functions Keras traced for it under :func:`training_kernels`
+#: (on the network, not in a table of networks: they refer to it, and would keep it alive).
+_TRACED = "_skimgclf_traced"
 
 
 def _fused_batch_norm(layer, inputs, training=None, mask=None):
@@ -185,9 +185,10 @@ def training_kernels(model, policy):
     mixed = [layer for layer in layers if id(layer.output) not in outputs] if policy != "float32" else []
     fused = ([layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]
              if keras.backend.backend() == "tensorflow" else [])
-    traced = _TRACED.get(model)
+    traced = getattr(model, _TRACED, None)
     if traced is None or traced["optimizer"] is not model.optimizer:  # compiled again: trace again
-        traced = _TRACED[model] = {"optimizer": model.optimizer}
+        traced = {"optimizer": model.optimizer}
+        object.__setattr__(model, _TRACED, traced)  # not a tracked attribute of the Keras model
     for layer in mixed:
         layer.dtype_policy = policy
     for layer in fused:
