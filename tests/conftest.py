@@ -85,6 +85,25 @@ def mnist10k():
     return MNIST10K
 
 
+def count_decodes(monkeypatch):
+    """The paths the loader decodes from now on (a list that grows): both of its decoders are counted,
+    the fast path only where it gives the pixels (it returns None to hand a file to Pillow)."""
+    from skimgclf.io import loader as _loader
+
+    calls = []
+    for name in ("decode_image", "_decode_fast"):
+        real = getattr(_loader, name)
+
+        def counting(path, *args, _real=real, **kwargs):
+            out = _real(path, *args, **kwargs)
+            if out is not None:
+                calls.append(path)
+            return out
+
+        monkeypatch.setattr(_loader, name, counting)
+    return calls
+
+
 # ---------------------------------------------------- model files, edited as an attacker would
 def model_members(path):
     """The members of a skimgclf model file, its checksum list aside."""

@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_blobs_images, write_images
+from conftest import count_decodes, make_blobs_images, write_images
 from PIL import Image
 
 import skimgclf
@@ -389,7 +389,7 @@ def test_a_truncated_cache_data_file_never_gives_zeros(tmp_path):
     np.testing.assert_array_equal(_load(folder, first + second, cache), truth)  # now all from the cache
 
 
-def test_damaged_cache_bytes_are_decoded_again(tmp_path):
+def test_damaged_cache_bytes_are_decoded_again(tmp_path, monkeypatch):
     folder, cache = tmp_path / "images", tmp_path / "cache"
     ids = _photos(folder, 50)
     truth = _load(folder, ids, cache)
@@ -397,7 +397,12 @@ def test_damaged_cache_bytes_are_decoded_again(tmp_path):
     with open(data, "r+b") as fh:
         fh.seek(10 * 12 * 12 * 3)
         fh.write(bytes(5 * 12 * 12 * 3))  # rows 10-14 zeroed, sizes unchanged
+    decoded = count_decodes(monkeypatch)
     np.testing.assert_array_equal(_load(folder, ids, cache), truth)
+    assert len(decoded) == 5  # the 45 intact rows are read from the cache, the 5 damaged ones decoded
+    decoded.clear()
+    np.testing.assert_array_equal(_load(folder, ids, cache), truth)
+    assert decoded == []  # and now all 50 come from the cache
 
 
 def test_pixels_are_on_disk_before_the_index_says_so(tmp_path, monkeypatch):

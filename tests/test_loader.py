@@ -12,9 +12,8 @@ from sklearn.base import clone
 
 import skimgclf
 from skimgclf import ImageFolderLoader
-from skimgclf.io import loader as _loader
 
-from conftest import write_images
+from conftest import count_decodes, write_images
 
 
 @pytest.fixture(autouse=True)
@@ -181,26 +180,11 @@ def test_params_clone_and_repr(tmp_path):
     assert not hasattr(ImageFolderLoader(), "image_shape_")
 
 
-def _count_decodes(monkeypatch):
-    calls = []
-    for name in ("decode_image", "_decode_fast"):
-        real = getattr(_loader, name)
-
-        def counting(path, *args, _real=real, **kwargs):
-            out = _real(path, *args, **kwargs)
-            if out is not None:
-                calls.append(path)
-            return out
-
-        monkeypatch.setattr(_loader, name, counting)
-    return calls
-
-
 @pytest.mark.parametrize("suffix", [".png", ".jpg"])
 def test_cache_reuses_decoded_images_and_notices_changes(tmp_path, monkeypatch, suffix):
     imgs = _gray(6)
     write_images(tmp_path, imgs, suffix=suffix)
-    calls = _count_decodes(monkeypatch)
+    calls = count_decodes(monkeypatch)
     loader = ImageFolderLoader(tmp_path, suffix=suffix, target_size=(8, 8), n_jobs=1)
     first = loader.fit_transform([0, 1, 2, 3, 4, 5])
     assert len(calls) == 6

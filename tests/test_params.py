@@ -11,6 +11,7 @@ import sys
 
 import pytest
 from numpydoc.docscrape import ClassDoc
+from sklearn.utils._param_validation import InvalidParameterError, validate_parameter_constraints
 
 from skimgclf import CNNClassifier
 from skimgclf.model import params
@@ -28,7 +29,13 @@ def test_constructor_lists_the_declared_parameters_in_order_with_their_defaults(
 
 
 def test_constraints_are_the_declared_ones():
-    assert CNNClassifier._parameter_constraints == params.constraints()
+    # What scikit-learn checks at fit is each row of the table (not whatever constraints() returns) ...
+    assert CNNClassifier._parameter_constraints == {p.name: list(p.constraints) for p in params.PARAMETERS}
+    # ... and it really checks every parameter: its default passes, an object of no declared type is refused.
+    for p in params.PARAMETERS:
+        validate_parameter_constraints(CNNClassifier._parameter_constraints, {p.name: p.default}, "CNNClassifier")
+        with pytest.raises(InvalidParameterError, match=f"The '{p.name}' parameter of CNNClassifier must be"):
+            validate_parameter_constraints(CNNClassifier._parameter_constraints, {p.name: object()}, "CNNClassifier")
 
 
 def test_docstring_documents_every_parameter_with_its_default():
