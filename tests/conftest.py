@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+import io
+from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -179,3 +181,21 @@ def assert_one_clean_line(message, path):
     """An error message names the file first and is one line without terminal escape codes."""
     assert message.startswith(f"{path}: "), message
     assert "\n" not in message and "\x1b" not in message and "\r" not in message, repr(message)
+
+
+# ---------------------------------------------------- noise images (decoding and the batch cache)
+RNG = np.random.default_rng(0)
+
+
+def noise(shape):
+    """uint8 noise pixels of ``shape``."""
+    return RNG.integers(0, 256, size=shape, dtype=np.uint8)
+
+
+def write_folder(folder, n=80, size=12):
+    """``n`` grayscale noise PNGs ``0.png`` ... of ``size`` x ``size`` in a new ``folder``; their arrays."""
+    folder.mkdir()
+    arrays = [noise((size, size)) for _ in range(n)]
+    for i, arr in enumerate(arrays):
+        Image.fromarray(arr, "L").save(folder / f"{i}.png")
+    return arrays

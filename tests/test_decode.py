@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import RNG, noise
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -32,6 +33,7 @@ from PIL import Image, ImageOps, PngImagePlugin
 from skimgclf import ImageFolderLoader
 from skimgclf.errors import ImageDecodeError
 from skimgclf.io import decode
+from skimgclf.io import decode as _images
 from skimgclf.io.decode import MAX_JPEG_SCANS, decode_image
 
 
@@ -321,3 +323,212 @@ def test_max_pixels_none_turns_the_check_off(tmp_path):
         decode_image(path, "grayscale", max_pixels=5999)
     assert decode_image(path, "grayscale", max_pixels=6000).shape == (60, 100, 1)
     assert decode_image(path, "grayscale", max_pixels=None).shape == (60, 100, 1)
+
+
+def pil_only(monkeypatch, path, color_mode, target_size=None):
+    """decode_image with the fast path switched off."""
+    with monkeypatch.context() as m:
+        m.setattr(_images, "_decode_fast", lambda *a: None)
+        return decode_image(path, color_mode, target_size)
+
+
+@pytest.mark.parametrize(
+    "pil_mode, shape, color_mode",
+    [("L", (28, 28), "grayscale"), ("RGB", (20, 30, 3), "rgb"), ("RGBA", (17, 9, 4), "rgba")],
+)
+def test_fast_path_equals_pillow_on_plain_pngs(tmp_path, monkeypatch, pil_mode, shape, color_mode):
+    path = tmp_path / "a.png"
+    Image.fromarray(noise(shape), pil_mode).save(path)
+    fast = _images._decode_fast(path, color_mode, None, _images.DEFAULT_MAX_PIXELS)
+    assert fast is not None, "a plain 8-bit PNG in the requested mode takes the fast path"
+    slow = pil_only(monkeypatch, path, color_mode)
+    assert fast.dtype == slow.dtype == np.uint8
+    np.testing.assert_array_equal(fast, slow)
+    np.testing.assert_array_equal(decode_image(path, color_mode), slow)
+    # Same size as the target: still the fast path; another size: Pillow resizes.
+    assert _images._decode_fast(path, color_mode, shape[:2], None) is not None
+    assert _images._decode_fast(path, color_mode, (8, 8), None) is None
+
+
+def test_jpeg_exif_orientation_is_applied(tmp_path):
+    arr = np.zeros((30, 40, 3), np.uint8)
+    arr[:10, :, 0] = 255  # red band on top
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(arr).save(path, exif=exif, quality=95)
+    assert _images._decode_fast(path, "rgb", None, None) is None
+    out = decode_image(path, "rgb")
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
+    assert out.shape == (40, 30, 3)
+    np.testing.assert_array_equal(out, expected)
+    assert out[:, -5:, 0].mean() > 200 and out[:, :5, 0].mean() < 60  # the band is now on the right
+
+
+def test_png_with_exif_orientation_falls_back(tmp_path):
+    arr = noise((10, 20))
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    path = tmp_path / "rotated.png"
+    Image.fromarray(arr, "L").save(path, exif=exif)
+    assert _images._decode_fast(path, "grayscale", None, None) is None
+    assert decode_image(path, "grayscale").shape == (20, 10, 1)
+
+
+def test_16bit_png_falls_back_and_is_scaled(tmp_path, monkeypatch):
+    arr = RNG.integers(0, 65536, size=(12, 12), dtype=np.uint16)
+    path = tmp_path / "deep.png"
+    Image.fromarray(arr).save(path)
+    assert Image.open(path).mode.startswith("I")
+    assert _images._decode_fast(path, "grayscale", None, None) is None
+    out = decode_image(path, "grayscale")
+    np.testing.assert_array_equal(out, pil_only(monkeypatch, path, "grayscale"))
+    np.testing.assert_allclose(out[..., 0], arr / 257.0, atol=0.51)
+
+
+@pytest.mark.parametrize("color_mode", ["grayscale", "rgb", "rgba"])
+def test_palette_and_transparency_fall_back(tmp_path, monkeypatch, color_mode):
+    pal = Image.fromarray(noise((16, 16, 3)), "RGB").quantize(colors=16)
+    pal_path, trns_path = tmp_path / "pal.png", tmp_path / "trns.png"
+    pal.save(pal_path)
+    Image.fromarray(noise((16, 16)), "L").save(trns_path, transparency=7)
+    for path in (pal_path, trns_path):
+        assert _images._decode_fast(path, color_mode, None, None) is None
+        expected = np.asarray(Image.open(path).convert({"grayscale": "L", "rgb": "RGB", "rgba": "RGBA"}[color_mode]))
+        out = decode_image(path, color_mode)
+        np.testing.assert_array_equal(out.reshape(expected.shape), expected)
+
+
+def test_colour_conversion_falls_back(tmp_path):
+    path = tmp_path / "rgb.png"
+    Image.fromarray(noise((9, 9, 3)), "RGB").save(path)
+    assert _images._decode_fast(path, "grayscale", None, None) is None
+    expected = np.asarray(Image.open(path).convert("L"))
+    np.testing.assert_array_equal(decode_image(path, "grayscale")[..., 0], expected)
+
+
+def test_broken_png_still_raises_pillows_error(tmp_path):
+    path = tmp_path / "cut.png"
+    Image.fromarray(noise((40, 40)), "L").save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    assert _images._decode_fast(path, "grayscale", None, None) is None
+    with pytest.raises(ImageDecodeError, match="cut.png"):
+        decode_image(path, "grayscale")
+
+
+def test_bomb_check_happens_before_the_fast_path(tmp_path):
+    path = tmp_path / "big.png"
+    Image.fromarray(noise((50, 50)), "L").save(path)
+    assert _images._decode_fast(path, "grayscale", None, 100) is None
+    with pytest.raises(ImageDecodeError, match="max_pixels"):
+        decode_image(path, "grayscale", max_pixels=100)
+
+
+# ------------------------------------------------------------------ JPEG fast path
+def photo(shape):
+    """A crop of a real photograph shipped with scikit-learn (``china.jpg``)."""
+    from sklearn.datasets import load_sample_image
+
+    img = load_sample_image("china.jpg")[100:100 + shape[0], 150:150 + shape[1]]
+    return img if len(shape) == 3 else np.asarray(Image.fromarray(img).convert("L"))
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+@pytest.mark.parametrize("source", ["L", "RGB"])
+@pytest.mark.parametrize("color_mode", ["grayscale", "rgb"])
+@pytest.mark.parametrize("target", [(64, 64), (28, 28), (100, 80), (90, 120), (150, 210)])
+def test_jpeg_fast_path_equals_pillow(tmp_path, monkeypatch, progressive, source, color_mode, target):
+    """Reduced-scale OpenCV decoding + the shared resize give the Pillow path's pixels."""
+    path = tmp_path / "p.jpg"
+    shape = (180, 240, 3) if source == "RGB" else (180, 240)
+    Image.fromarray(photo(shape)).save(path, quality=90, progressive=progressive)
+    fast = _images._decode_fast(path, color_mode, target, _images.DEFAULT_MAX_PIXELS)
+    assert fast is not None, "a plain JPEG to be resized takes the fast path"
+    slow = pil_only(monkeypatch, path, color_mode, target)
+    assert fast.shape == slow.shape == target + ({"grayscale": 1, "rgb": 3}[color_mode],)
+    np.testing.assert_array_equal(fast, slow)
+
+
+def test_jpeg_decodes_at_reduced_scale_like_pillows_draft(tmp_path, monkeypatch):
+    """The scale is Pillow's draft() choice: the largest of 1/8, 1/4, 1/2 still >= the target."""
+    import cv2
+
+    path = tmp_path / "p.jpg"
+    Image.fromarray(photo((180, 240, 3))).save(path, quality=90)
+    seen = []
+    real = cv2.imdecode
+    monkeypatch.setattr(cv2, "imdecode", lambda buf, flag: seen.append(real(buf, flag).shape) or real(buf, flag))
+    for target, decoded in [((20, 20), (23, 30, 3)), ((40, 40), (45, 60, 3)), ((60, 100), (90, 120, 3)),
+                            ((120, 200), (180, 240, 3))]:
+        _images._decode_fast(path, "rgb", target, None)
+        assert seen.pop() == decoded
+        with Image.open(path) as img:
+            img.draft("RGB", (target[1], target[0]))
+            assert img.size == (decoded[1], decoded[0])
+
+
+def _jpeg_with_xmp_orientation(path):
+    """A JPEG whose only orientation is in an XMP packet (Pillow reads it there too)."""
+    Image.fromarray(photo((60, 80, 3))).save(path, quality=90)
+    xmp = (b'http://ns.adobe.com/xap/1.0/\x00<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+           b'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
+           b'xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>')
+    data = path.read_bytes()
+    segment = b"\xff\xe1" + (len(xmp) + 2).to_bytes(2, "big") + xmp
+    path.write_bytes(data[:2] + segment + data[2:])
+
+
+def test_jpegs_that_pillow_must_handle_fall_back(tmp_path, monkeypatch):
+    """Rotation (EXIF or XMP), CMYK, truncation, RGBA, no resize, bombs: never the fast path."""
+    target = (32, 32)
+    rotated = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(photo((60, 80, 3))).save(rotated, exif=exif, quality=90)
+    upright = tmp_path / "upright.jpg"
+    exif[0x0112] = 1
+    Image.fromarray(photo((60, 80, 3))).save(upright, exif=exif, quality=90)
+    xmp = tmp_path / "xmp.jpg"
+    _jpeg_with_xmp_orientation(xmp)
+    cmyk = tmp_path / "cmyk.jpg"
+    Image.fromarray(photo((60, 80, 3))).convert("CMYK").save(cmyk, quality=90)
+    cut = tmp_path / "cut.jpg"
+    Image.fromarray(photo((60, 80, 3))).save(cut, quality=90)
+    cut.write_bytes(cut.read_bytes()[:-200])
+
+    assert _images._decode_fast(upright, "rgb", target, None) is not None  # orientation 1: nothing to do
+    for path in (rotated, xmp, cmyk, cut):
+        assert _images._decode_fast(path, "rgb", target, None) is None, path.name
+    assert _images._decode_fast(upright, "rgba", target, None) is None
+    assert _images._decode_fast(upright, "rgb", None, None) is None
+    assert _images._decode_fast(upright, "rgb", target, 100) is None
+
+    # And Pillow does what they need: rotates, converts, reports.
+    assert Image.open(xmp).getexif().get(0x0112) == 6
+    for path in (rotated, xmp):
+        out = decode_image(path, "rgb", (40, 30))
+        expected = _images._resize(np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB")), (40, 30))
+        np.testing.assert_array_equal(out, expected)
+    assert decode_image(cmyk, "rgb", target).shape == (32, 32, 3)
+    with pytest.raises(ImageDecodeError, match="cut.jpg"):
+        decode_image(cut, "rgb", target)
+    with pytest.raises(ImageDecodeError, match="max_pixels"):
+        decode_image(upright, "rgb", target, max_pixels=100)
+
+
+def test_resize_shrinks_by_area_and_enlarges_bilinearly():
+    """Shrinking averages the covered pixels (no aliasing); enlarging interpolates."""
+    stripes = np.zeros((8, 8), np.uint8)
+    stripes[:, ::2] = 200  # one-pixel stripes: nearest-neighbour would keep only one colour
+    small = _images._resize(stripes, (4, 4))
+    np.testing.assert_array_equal(small, np.full((4, 4), 100, np.uint8))
+    ramp = np.array([[0, 100, 200]], np.uint8)
+    big = _images._resize(ramp, (1, 9))
+    assert big[0, 0] == 0 and big[0, -1] == 200
+    assert len(np.unique(big)) > 3, "enlarging interpolates between the pixels, not blocks of copies"
+    colour = np.zeros((10, 10, 3), np.uint8)
+    assert _images._resize(colour, (5, 5)).shape == (5, 5, 3)
+    one = np.zeros((10, 10, 1), np.uint8)
+    assert _images._resize(one, (5, 6)).shape == (5, 6, 1)
+    assert _images._resize(one, (10, 10)) is one

@@ -8,18 +8,13 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import pandas as pd
 import pytest
+from conftest import make_blobs_images, write_images
 from PIL import Image
 
 from skimgclf import ImageFolderLoader
 from skimgclf.io import diskcache as _diskcache
 from skimgclf.io import loader as _loader
-from skimgclf.io import memcache, paths
-from skimgclf.scoring import iter_predict_proba, predict_csv
-from skimgclf.io.tables import iter_table
-
-from conftest import make_blobs_images, write_images
 
 
 @pytest.fixture
@@ -179,83 +174,3 @@ def test_pipeline_trains_on_memory_mapped_images_batch_by_batch(folder, tmp_path
     history = pipe[-1].history_
     assert len(history["val_loss"]) >= 1 and len(history["loss"]) == len(history["val_loss"])
     assert np.mean(pipe.predict(ids) == y) >= 0.75
-
-
-# --------------------------------------------------------- bounded scoring
-@pytest.fixture(scope="module")
-def scored_model(tmp_path_factory):
-    from sklearn.pipeline import make_pipeline
-
-    from skimgclf import CNNClassifier
-
-    root = tmp_path_factory.mktemp("scoring")
-    X, y = make_blobs_images(30)
-    ids = [f"{i:04d}" for i in range(30)]
-    write_images(root / "img", X[..., 0], ids=ids)
-    pipe = make_pipeline(ImageFolderLoader(root / "img", target_size=(8, 8), color_mode="grayscale", verbose=0),
-                         CNNClassifier(conv_blocks=1, filters=8, units=16, epochs=2, random_state=0))
-    pipe.fit(ids, np.where(y == 0, "a", "b"))
-    pd.DataFrame({"id": ids}).to_csv(root / "test.csv", index=False)
-    return root, ids, pipe
-
-
-def test_predict_csv_chunk_by_chunk_matches_predict(scored_model, tmp_path):
-    root, ids, pipe = scored_model
-    memcache.clear_cache()
-    n = predict_csv(pipe, root / "test.csv", tmp_path / "out.csv", proba=True, chunk_size=7)
-    assert n == 30
-    # Nothing of the chunks stayed in memory, and the model was not changed.
-    assert len(memcache.BATCHES) == 0 and pipe[0].cache is True
-    out = pd.read_csv(tmp_path / "out.csv", dtype=str)
-    assert out["id"].tolist() == ids  # "0007" stays "0007"
-    assert out["label"].tolist() == pipe.predict(ids).tolist()
-    np.testing.assert_allclose(out[["proba_a", "proba_b"]].astype(float), pipe.predict_proba(ids), atol=1e-5)
-
-
-def test_predict_csv_error_names_the_line_and_writes_nothing(scored_model, tmp_path):
-    root, ids, pipe = scored_model
-    csv = tmp_path / "bad.csv"
-    csv.write_text("id\n" + "\n".join(ids[:12] + ["missing"] + ids[12:]) + "\n")
-    with pytest.raises(ValueError, match=rf"^{csv} line 14: no image for id 'missing'"):
-        predict_csv(pipe, csv, tmp_path / "out.csv", image_dir=root / "img", chunk_size=5)
-    assert sorted(os.listdir(tmp_path)) == ["bad.csv"]
-    # The generator underneath counts rows from the start of the table.
-    with pytest.raises(ValueError, match=r"^row 12: "):
-        list(iter_predict_proba(pipe, iter_table(csv, chunksize=5), image_dir=root / "img"))
-
-
-def test_chunks_of_a_large_folder_are_resolved_without_listing_it_again(tmp_path, monkeypatch):
-    X, _ = make_blobs_images(8)
-    folder = tmp_path / "many"
-    write_images(folder, X[..., 0], ids=range(8))
-    for i in range(8, 1200):  # hard links: a large folder quickly
-        os.link(folder / f"{i % 8}.png", folder / f"{i}.png")
-    os.symlink(folder / "3.png", folder / "inside.png")
-    outside = tmp_path / "secret.png"
-    outside.write_bytes((folder / "0.png").read_bytes())
-    os.symlink(outside, folder / "outside.png")
-    (folder / "sub").mkdir()
-    os.link(folder / "5.png", folder / "sub" / "x.png")
-    ids = [str(i) for i in range(1200)]
-    loader = ImageFolderLoader(folder, target_size=(8, 8), color_mode="grayscale", cache=False, verbose=0)
-    whole = loader.transform(ids)  # lists the folder once
-    listings = []
-    original = os.scandir
-    monkeypatch.setattr(paths.os, "scandir", lambda *a: listings.append(a) or original(*a))
-    chunk = ids[100:170] + ["inside", "sub/x", "7.png"]
-    got = loader.transform(chunk)
-    # 73 ids of a 1,204-entry folder: one lstat each, and no listing of it (the
-    # extensions it holds are remembered); only the small sub-folder is listed.
-    assert [os.fspath(a[0]) for a in listings] == [os.path.join(str(folder), "sub")]
-    listings.clear()
-    np.testing.assert_array_equal(got[:70], whole[100:170])
-    np.testing.assert_array_equal(got[70:], whole[[3, 5, 7]])
-    with pytest.raises(ValueError, match=r"row 70: id 'outside' resolves to .*secret\.png, outside the image "
-                                         r"folder"):
-        loader.transform(ids[:70] + ["outside"])
-    with pytest.raises(ValueError, match=r"row 64: no image for id 'gone'"):
-        loader.transform(ids[:64] + ["gone"])
-    assert len(listings) <= 1  # at most once, for the hint of the error about 'gone'
-    listings.clear()
-    loader.transform(chunk)
-    assert listings == []  # the sub-folder's extensions are remembered too

@@ -23,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+import skimgclf
 from skimgclf import CNNClassifier
 from skimgclf.model import inference as _classifier
 
@@ -244,3 +245,97 @@ def test_a_model_file_whose_network_makes_much_of_small_images_predicts_in_small
     assert sizes == [18, 6] and max(sizes) * per_image <= _classifier._CHUNK_ACTIVATION_BYTES
     one_by_one = np.concatenate([clf.model_.predict(X[i:i + 1], verbose=0) for i in range(len(X))])
     np.testing.assert_allclose(proba, one_by_one, atol=2e-5)
+
+
+def test_folded_inference_matches_keras_and_follows_new_weights(monkeypatch):
+    """predict folds batch norm into the layer before it: same numbers as Keras' own predict.
+
+    A batch norm after a max pooling is not folded into the convolution
+    before the pooling (max commutes only with an increasing scale): it is
+    applied on the pooled map, right also where its scale is negative.
+    """
+    from skimgclf import CNNClassifier
+    from skimgclf.model import inference as _classifier
+    from skimgclf.model.inference import _inference_steps
+
+    monkeypatch.setattr(_classifier, "_TRACE_FROM_PIXELS", 0)  # the traced graph from the first call
+    X = RNG.random((120, 8, 8, 1), dtype=np.float32)
+    y = np.arange(120) % 3
+    clf = CNNClassifier(conv_blocks=2, filters=4, units=8, epochs=1, random_state=0).fit(X, y)
+    kinds = [step[0] for step in _inference_steps(clf.model_)]
+    # 8x8: conv, pool, its batch norm alone, activation; 4x4 -> 2x2 (not pooled): conv with its batch
+    # norm folded in, activation; the hidden dense layer with its batch norm folded in
+    assert kinds[:6] == ["conv", "layer", "affine", "layer", "conv", "layer"]
+    assert kinds.count("conv") == 2 and kinds.count("affine") == 1 and kinds.count("dense") == 1
+    np.testing.assert_allclose(clf.predict_proba(X), clf.model_.predict(X, verbose=0), atol=1e-5)
+    bns = [layer for layer in clf.model_.layers if type(layer).__name__ == "BatchNormalization"]
+    bns[0].moving_mean.assign(bns[0].moving_mean + 0.5)  # the weights change: no stale folded copy
+    np.testing.assert_allclose(clf.predict_proba(X), clf.model_.predict(X, verbose=0), atol=1e-5)
+    for bn in bns:  # half the channels' scales negative: max(-x) is not -max(x)
+        bn.gamma.assign(bn.gamma * np.where(np.arange(bn.gamma.shape[0]) % 2, -1.0, 1.0).astype(np.float32))
+    np.testing.assert_allclose(clf.predict_proba(X), clf.model_.predict(X, verbose=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("n", [1, 7, 16, 17, 40])
+def test_inference_in_sub_batches_gives_every_row(monkeypatch, n):
+    """Sub-batches of the traced inference: fewer rows than one, exactly some, and a remainder."""
+    from skimgclf import CNNClassifier
+    from skimgclf.model import inference as _classifier
+
+    monkeypatch.setattr(_classifier, "_inference_rows", lambda shape: 8)
+    monkeypatch.setattr(_classifier, "_TRACE_FROM_PIXELS", 0)
+    X = RNG.random((n, 12, 12, 1), dtype=np.float32)
+    y = np.arange(n) % 2 if n > 1 else np.array([0])
+    clf = CNNClassifier(conv_blocks=1, filters=4, units=8, epochs=1, random_state=0).fit(
+        np.concatenate([X, X]), np.concatenate([y, 1 - y]))
+    proba = clf.predict_proba(X)
+    assert proba.shape == (n, 2)
+    np.testing.assert_allclose(proba, clf.model_.predict(X, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(proba[-1:], clf.predict_proba(X[-1:]), atol=1e-6)  # a row alone, the same
+
+
+@pytest.mark.parametrize("shape, params, windows", [
+    # 14 -> pool -> 7 -> the second convolution computes only the 6x6 the pooling reads
+    ((14, 14, 1), dict(conv_blocks=2, padding="same"), [None, (7, 7, [[0, 0], [1, 0], [1, 0], [0, 0]])]),
+    # an even kernel pads 1 before and 2 after; odd sizes drop the last row/column
+    ((15, 13, 3), dict(conv_blocks=2, convs_per_block=1, kernel_size=4, padding="same"),
+     [(15, 13, [[0, 0], [1, 1], [1, 1], [0, 0]]), (7, 6, [[0, 0], [1, 1], [1, 2], [0, 0]])]),
+    # a 5x5 kernel before average pooling of a 9x11 map: one row is never needed at all
+    ((9, 11, 1), dict(conv_blocks=1, kernel_size=5, pooling="avg", padding="same"),
+     [(9, 11, [[0, 0], [2, 1], [2, 1], [0, 0]])]),
+    # the default on 28x28: 26 pools evenly; 13 -> 11 pooled to 5 reads 10, so 12 input rows;
+    # 5 -> 3 is not pooled
+    ((28, 28, 1), dict(), [None, (12, 12, [[0, 0], [0, 0], [0, 0], [0, 0]]), None]),
+])
+def test_inference_skips_outputs_the_pooling_drops(monkeypatch, shape, params, windows):
+    """Odd-sized maps before "valid" pooling: only the used outputs are computed, same numbers."""
+    from skimgclf import CNNClassifier
+    from skimgclf.model import inference as _classifier
+    from skimgclf.model.inference import _conv_window, _inference_steps
+
+    monkeypatch.setattr(_classifier, "_TRACE_FROM_PIXELS", 0)
+    X = RNG.random((90,) + shape, dtype=np.float32)
+    y = np.arange(90) % 3
+    clf = CNNClassifier(filters=4, units=8, epochs=1, test_time_flip=False, random_state=0, **params).fit(X, y)
+    steps = _inference_steps(clf.model_)
+    convs = [i for i, step in enumerate(steps) if step[0] == "conv"]
+    sizes = [tuple(steps[i][3].input.shape[1:3]) for i in convs]
+    assert [_conv_window(steps, i, *hw) for i, hw in zip(convs, sizes)] == windows
+    np.testing.assert_allclose(clf.predict_proba(X), clf.model_.predict(X, verbose=0), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_predicting_with_many_networks_does_not_warn_of_retracing(caplog, monkeypatch):
+    """One traced inference graph per network (a grid search fits many): no TensorFlow warning."""
+    import logging
+
+    from skimgclf import CNNClassifier
+    from skimgclf.model import inference as _classifier
+
+    monkeypatch.setattr(_classifier, "_TRACE_FROM_PIXELS", 0)
+    X = RNG.random((40, 8, 8, 1), dtype=np.float32)
+    y = np.arange(40) % 2
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        for seed in range(7):
+            CNNClassifier(conv_blocks=1, filters=4, units=8, epochs=1, random_state=seed).fit(X, y).predict(X)
+    assert not [r for r in caplog.records if "run_in_rows" in r.getMessage()]

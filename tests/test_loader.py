@@ -7,13 +7,13 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import count_decodes, write_folder, write_images
 from PIL import Image
 from sklearn.base import clone
 
 import skimgclf
 from skimgclf import ImageFolderLoader
-
-from conftest import count_decodes, write_images
+from skimgclf.io import loader as _loader
 
 
 @pytest.fixture(autouse=True)
@@ -250,3 +250,48 @@ def test_no_progress_output_when_not_a_terminal(tmp_path):
 def test_empty_id_list_gives_an_empty_array(tmp_path):
     out = ImageFolderLoader(tmp_path, target_size=(8, 8), color_mode="rgb").fit_transform([])
     assert out.shape == (0, 8, 8, 3)
+
+
+def test_loader_listing_path_matches_and_keeps_safety(tmp_path, monkeypatch):
+    folder = tmp_path / "imgs"
+    arrays = write_folder(folder)
+    (folder / "sub").mkdir()
+    Image.fromarray(arrays[0], "L").save(folder / "sub" / "x.png")
+    ids = [str(i) for i in range(len(arrays))] + ["sub/x", "3.png"]
+    loader = ImageFolderLoader(folder, target_size=(12, 12), color_mode="grayscale", cache=False, verbose=0)
+    X = loader.transform(ids)
+    expected = np.stack(arrays + [arrays[0], arrays[3]])[..., None] / np.float32(255)
+    np.testing.assert_allclose(X, expected, rtol=0, atol=1e-7)
+    # A link leaving the folder is refused on the listing path too.
+    outside = tmp_path / "secret.png"
+    Image.fromarray(arrays[1], "L").save(outside)
+    os.symlink(outside, folder / "link.png")
+    with pytest.raises(ValueError, match="outside the image folder"):
+        loader.transform(ids + ["link"])
+
+
+def test_loader_uses_threads_only_where_decoding_is_slow(tmp_path, monkeypatch):
+    """A timed first run decides: tiny PNGs stay in this thread, slow decodes go to threads."""
+    import time
+
+    folder = tmp_path / "imgs"
+    arrays = write_folder(folder, n=60)
+    pools = []
+    real_pool = _loader.ThreadPoolExecutor
+    monkeypatch.setattr(_loader, "ThreadPoolExecutor", lambda *a, **k: pools.append(a) or real_pool(*a, **k))
+    monkeypatch.setattr(_loader, "_THREADS_FROM_SECONDS", 0.002)  # 2 ms: far above a tiny PNG
+    loader = ImageFolderLoader(folder, target_size=(12, 12), color_mode="grayscale", cache=False, n_jobs=2, verbose=0)
+    fast = loader.transform(range(60))
+    assert pools == []
+
+    real_decode = _loader._decode_fast
+
+    def slow_decode(*args, **kwargs):
+        time.sleep(0.003)
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(_loader, "_decode_fast", slow_decode)
+    slow = loader.transform(range(60))
+    assert pools == [(2,)]
+    np.testing.assert_array_equal(slow, fast)  # same pixels whichever way
+    np.testing.assert_allclose(fast[..., 0], np.stack(arrays) / np.float32(255), atol=1e-7)
