@@ -7,8 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-import io
-from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -199,3 +197,21 @@ def write_folder(folder, n=80, size=12):
     for i, arr in enumerate(arrays):
         Image.fromarray(arr, "L").save(folder / f"{i}.png")
     return arrays
+
+
+# ---------------------------------------------------- a saved pipeline (for model files and commands)
+@pytest.fixture(scope="module")
+def pipeline_file(tmp_path_factory):
+    """A tiny trained pipeline on 8x8 PNGs, saved: (path, folder of images, ids)."""
+    from sklearn.pipeline import make_pipeline
+
+    import skimgclf
+    from skimgclf import CNNClassifier, ImageFolderLoader
+
+    folder = tmp_path_factory.mktemp("hostile")
+    X, y = make_blobs_images(32, size=8)
+    ids = write_images(folder / "images", X[..., 0])
+    pipe = make_pipeline(ImageFolderLoader(folder / "images", target_size=(8, 8), verbose=0),
+                         CNNClassifier(conv_blocks=1, filters=4, units=8, epochs=1, random_state=0))
+    pipe.fit(pd.DataFrame({"id": ids}), np.where(y == 0, "a", "b"))
+    return skimgclf.save(pipe, folder / "model.skimgclf"), folder / "images", [str(i) for i in ids]

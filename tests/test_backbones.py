@@ -5,10 +5,8 @@ applications saved with ``save_weights``); nothing downloads. Images are real
 PNG files on disk, read through ImageFolderLoader.
 """
 
-import io
 import json
 import math
-import re
 import subprocess
 import sys
 import textwrap
@@ -17,7 +15,8 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, reject, settings
+from conftest import REPO, make_blobs_images, write_images
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
@@ -25,8 +24,6 @@ from sklearn.pipeline import make_pipeline
 import skimgclf
 from skimgclf import BackboneWeightsError, CNNClassifier, ImageFolderLoader
 from skimgclf.io import loader as _loader
-
-from conftest import REPO, make_blobs_images, write_images
 
 ENV_CODE_OFFLINE = """
 import socket
@@ -331,116 +328,6 @@ def test_grid_search_over_backbone_decodes_each_split_once(photos, weights_file,
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
     assert [p["cnnclassifier__backbone"] for p in search.cv_results_["params"]] == [None, "mobilenet_v3_small"]
     assert len(calls) <= 3 * len(table)
-
-
-# ------------------------------------------------------------ safe loading
-def _keras_bytes(model):
-    from keras.src.saving import saving_lib
-
-    buffer = io.BytesIO()
-    saving_lib.save_model(model, buffer)
-    return buffer.getvalue()
-
-
-@pytest.mark.parametrize("backbone", ["mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0", "resnet50"])
-def test_netcheck_counts_every_backbone_weight_exactly(backbone):
-    from skimgclf.model.netcheck import check_network
-    from skimgclf.model.network import build_cnn
-
-    for shape in ((20, 24, 1), (40, 33, 3)):
-        net = build_cnn(shape, 3, backbone=backbone, backbone_weights=None)
-        net.compile("adam", "sparse_categorical_crossentropy")
-        assert check_network(_keras_bytes(net), "m", shape) == net.count_params()
-
-
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    size=st.tuples(st.integers(4, 40), st.integers(4, 40)), channels=st.sampled_from([1, 3, 4]),
-    conv_blocks=st.integers(0, 3), filters=st.integers(1, 24), convs_per_block=st.integers(1, 2),
-    pool_after=st.sampled_from(["auto", 1, 2]), kernel_size=st.integers(1, 5),
-    padding=st.sampled_from(["auto", "same", "valid"]), pooling=st.sampled_from(["max", "avg", None]),
-    batch_norm=st.booleans(), global_pooling=st.sampled_from(["auto", "flatten", "avg", "max"]),
-    hidden_layers=st.integers(0, 2), units=st.integers(1, 40), n_classes=st.integers(2, 12),
-)
-def test_netcheck_counts_the_weights_keras_builds(size, channels, n_classes, **params):
-    from skimgclf.model.netcheck import check_network
-    from skimgclf.model.network import build_cnn
-
-    shape = (*size, channels)
-    try:
-        net = build_cnn(shape, n_classes, **params)
-    except ValueError:  # "valid" convolutions that leave nothing: Keras refuses to build them
-        reject()  # not a passed case: hypothesis draws another (and fails if it must reject too many)
-    net.compile("adam", "sparse_categorical_crossentropy")
-    assert check_network(_keras_bytes(net), "m", shape) == net.count_params()
-
-
-def _edit_operation(data, edit):
-    import zipfile
-
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        members = {name: zf.read(name) for name in zf.namelist()}
-    config = json.loads(members["config.json"])
-    edit(config["config"]["layers"])
-    members["config.json"] = json.dumps(config).encode()
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as zf:
-        for name, value in members.items():
-            zf.writestr(name, value)
-    return out.getvalue()
-
-
-def _constant_array(layers):
-    op = next(layer for layer in layers if layer["module"] == "keras.src.ops.numpy")
-    op["inbound_nodes"][0]["args"][1] = [[3.0] * 1000] * 1000
-
-
-def _other_operation(layers):
-    op = next(layer for layer in layers if layer["module"] == "keras.src.ops.numpy")
-    op["class_name"] = op["registered_name"] = "Tile"
-
-
-def _float64(layers):
-    layer = next(layer for layer in layers if layer["class_name"] == "DepthwiseConv2D")
-    layer["config"]["dtype"]["config"]["name"] = "float64"
-
-
-def _depthwise_multiplier(layers):
-    layer = next(layer for layer in layers if layer["class_name"] == "DepthwiseConv2D")
-    layer["config"]["depth_multiplier"] = 4096
-
-
-@pytest.mark.parametrize("edit, message", [
-    (_constant_array, r"operation 'add(_\d+)?' takes \[\[\[3\.0, 3\.0, [0-9., ]*\.\.\., not a number\)"),
-    (_other_operation, r"keras\.src\.ops\.numpy\.Tile, which is not something skimgclf builds"),
-    (_depthwise_multiplier, r"sets depth_multiplier=4096"),
-    (_float64, r"a dtype policy of 'float64', not float32"),
-])
-def test_the_backbone_allowlist_admits_what_backbones_build_and_nothing_more(edit, message):
-    from skimgclf.errors import ModelFileError
-    from skimgclf.model.netcheck import check_network
-    from skimgclf.model.network import build_cnn
-
-    net = build_cnn((32, 32, 3), 2, backbone="mobilenet_v3_small", backbone_weights=None)
-    net.compile("adam", "sparse_categorical_crossentropy")
-    data = _keras_bytes(net)
-    check_network(data, "m", (32, 32, 3))
-    with pytest.raises(ModelFileError, match="the network cannot be loaded safely") as info:
-        check_network(_edit_operation(data, edit), "m", (32, 32, 3))
-    assert re.search(message, str(info.value)), info.value
-
-
-def test_what_builds_backbones_is_what_loading_accepts():
-    from skimgclf.model.netcheck import BACKBONE_LAYERS, LAYERS
-    from skimgclf.model.network import build_cnn
-    from skimgclf.model.params import BACKBONES
-
-    seen = set()
-    for backbone in BACKBONES:
-        net = build_cnn((16, 16, 1), 2, backbone=backbone, backbone_weights=None)
-        seen |= {type(layer).__name__ for layer in net.layers}
-    assert seen <= LAYERS | BACKBONE_LAYERS, seen - LAYERS - BACKBONE_LAYERS
-    assert BACKBONE_LAYERS - seen == set(), "an allowed layer no backbone builds"
 
 
 # ------------------------------------------------------------------- CLI

@@ -8,8 +8,11 @@ epochs) on scikit-learn's 8x8 digits.
 import json
 import os
 import re
+import resource
+import signal
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -19,6 +22,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
+
+import skimgclf
+from skimgclf import ModelFileError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SMALL_NET = ["--conv-blocks", "1", "--filters", "8", "--units", "16", "--batch-size", "32", "--no-augment"]
@@ -785,3 +791,108 @@ def test_ctrl_c_during_predict_exits_130_and_leaves_nothing(trained, digits_layo
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1] == "skimgclf: interrupted; no output file left half-written"
     assert list(out.parent.iterdir()) == []
+
+
+# -------------------------------------------------------------- command line
+def _cli(*args, timeout=300, **kwargs):
+    return subprocess.run([sys.executable, "-m", "skimgclf", *(os.fspath(a) for a in args)],
+                          capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def _error_line(result):
+    assert result.returncode != 0, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("skimgclf: error: "), result.stderr
+    return lines[0][len("skimgclf: error: "):]
+
+
+@pytest.fixture
+def scored(pipeline_file, tmp_path):
+    """A CSV of ids beside a copy of the model: (csv, model file, image folder)."""
+    csv = tmp_path / "test.csv"
+    pd.DataFrame({"id": pipeline_file[2]}).to_csv(csv, index=False)
+    copy = tmp_path / "model.skimgclf"
+    copy.write_bytes(Path(pipeline_file[0]).read_bytes())
+    return csv, copy, pipeline_file[1]
+
+
+def test_outputs_that_are_inputs_are_refused(scored, tmp_path):
+    csv, model_file, images = scored
+    kept = {p: p.read_bytes() for p in (csv, model_file)}
+    link = tmp_path / "hard-link-to-model"
+    os.link(model_file, link)
+    for out, what in ((model_file, "model file"), (link, "model file"), (csv, "input CSV")):
+        message = _error_line(_cli("predict", model_file, csv, "--images", images, "--out", out))
+        assert message.startswith(f"{out}: --out is the {what}") and "choose another file" in message
+    image = images / "0.png"
+    before = image.read_bytes()
+    message = _error_line(_cli("predict", model_file, csv, "--images", images, "--out", image))
+    assert message.startswith(f"{image}: --out is inside the image folder {images}")
+    message = _error_line(_cli("train", csv, "--images", images, "--model", csv))
+    assert message.startswith(f"{csv}: --model is the training CSV")
+    assert {p: p.read_bytes() for p in kept} == kept and image.read_bytes() == before
+
+
+def test_sigterm_during_predict_leaves_nothing(scored, tmp_path):
+    csv, model_file, images = scored
+    big = tmp_path / "big.csv"
+    pd.DataFrame({"id": np.tile(np.asarray(pd.read_csv(csv, dtype=str)["id"]), 2000)}).to_csv(big, index=False)
+    out = tmp_path / "out" / "pred.csv"
+    out.parent.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "skimgclf", "predict", model_file, big, "--images", images,
+                             "--out", out, "--chunk-size", "64", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not any(out.parent.iterdir()) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)  # until the temporary output exists: writing has begun
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "terminated (SIGTERM); no output file left half-written" in err
+    assert list(out.parent.iterdir()) == []
+
+
+def test_a_full_disk_names_the_output_file(scored, tmp_path):
+    csv, model_file, images = scored
+    big = tmp_path / "big.csv"
+    pd.DataFrame({"id": np.tile(np.asarray(pd.read_csv(csv, dtype=str)["id"]), 500)}).to_csv(big, index=False)
+    out = tmp_path / "pred.csv"
+
+    def small_disk():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000))
+
+    message = _error_line(_cli("predict", model_file, big, "--images", images, "--out", out,
+                               preexec_fn=small_disk))
+    assert message.startswith(f"{out}: cannot write it (File too large); nothing was written"), message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv", "model.skimgclf", "test.csv"]
+
+
+def test_a_truncated_model_file_gets_the_same_message_from_the_cli_and_the_api(scored, tmp_path):
+    csv, model_file, images = scored
+    cut = tmp_path / "cut.skimgclf"
+    cut.write_bytes(model_file.read_bytes()[:1000])
+    with pytest.raises(ModelFileError) as info:
+        skimgclf.load(cut)
+    assert _error_line(_cli("predict", cut, csv, "--images", images, "--out", tmp_path / "p.csv")) == str(info.value)
+
+
+def test_models_and_predictions_get_the_same_permissions(scored, tmp_path):
+    csv, model_file, images = scored
+    out = tmp_path / "p.csv"
+    result = _cli("predict", model_file, csv, "--images", images, "--out", out, "--quiet")
+    assert result.returncode == 0, result.stderr
+    saved = skimgclf.save(skimgclf.load(model_file), tmp_path / "again.skimgclf")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out.stat().st_mode & 0o777) == (Path(saved).stat().st_mode & 0o777) == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_a_csv_with_only_a_header_is_named(scored, tmp_path, command):
+    _, model_file, images = scored
+    csv = tmp_path / "header-only.csv"
+    csv.write_text("id,label\n")
+    extra = ["--out", tmp_path / "p.csv"] if command == "predict" else []
+    assert _error_line(_cli(command, model_file, csv, "--images", images, *extra)) == \
+        f"{csv}: the table has a header but no rows"

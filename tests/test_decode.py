@@ -20,11 +20,13 @@ import io
 import os
 import re
 import struct
+import subprocess
+import sys
 import time
 
 import numpy as np
 import pytest
-from conftest import RNG, noise
+from conftest import RNG, noise, write_images
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -532,3 +534,49 @@ def test_resize_shrinks_by_area_and_enlarges_bilinearly():
     one = np.zeros((10, 10, 1), np.uint8)
     assert _images._resize(one, (5, 6)).shape == (5, 6, 1)
     assert _images._resize(one, (10, 10)) is one
+
+
+# -------------------------------------------------------------------- images
+def _ico_with_a_big_png(side):
+    """An ICO whose directory says 16x16 but whose embedded PNG is side x side (mostly zeros)."""
+    buf = io.BytesIO()
+    Image.new("L", (side, side)).save(buf, "PNG")
+    png = buf.getvalue()
+    header = b"\x00\x00\x01\x00\x01\x00"
+    entry = bytes([16, 16, 0, 0]) + (1).to_bytes(2, "little") + (32).to_bytes(2, "little") \
+        + len(png).to_bytes(4, "little") + (6 + 16).to_bytes(4, "little")
+    return header + entry + png
+
+
+def test_an_icon_named_png_is_refused_before_its_image_is_decoded(tmp_path, monkeypatch):
+    (tmp_path / "icon.png").write_bytes(_ico_with_a_big_png(3000))
+    decoded = []
+    real_load = Image.Image.load
+    monkeypatch.setattr(Image.Image, "load", lambda self: (decoded.append(self.size), real_load(self))[1])
+    loader = ImageFolderLoader(tmp_path, verbose=0)
+    for call in (lambda: loader.fit(["icon"]),
+                 lambda: loader.set_params(color_mode="grayscale", target_size=None).transform(["icon"])):
+        with pytest.raises(ImageDecodeError, match=r"icon\.png: an ICO icon, not an image of an accepted format "
+                                                   r"\(PNG, JPEG, .*\); refused"):
+            call()
+    assert decoded == []
+
+
+def _in_a_child(code, timeout=60):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_named_pipe_named_like_an_image_is_refused_at_once(tmp_path):
+    write_images(tmp_path, [np.zeros((4, 4), np.uint8)], ids=["ok"])
+    os.mkfifo(tmp_path / "pipe.png")
+    code = (f"from skimgclf import ImageFolderLoader\n"
+            f"loader = ImageFolderLoader({str(tmp_path)!r}, color_mode='grayscale', target_size=None, verbose=0)\n"
+            "for call in (lambda: loader.transform(['ok', 'pipe']), lambda: ImageFolderLoader("
+            f"{str(tmp_path)!r}, verbose=0).fit(['pipe'])):\n"
+            "    try:\n        call()\n    except ValueError as exc:\n        print(exc)\n")
+    result = _in_a_child(code)  # a hang fails the test through the timeout
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 2, result.stderr
+    for line in lines:
+        assert "pipe.png: a named pipe, not an image file; only regular files are read" in line

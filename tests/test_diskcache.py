@@ -9,9 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from conftest import make_blobs_images, write_images
+from conftest import count_decodes, make_blobs_images, write_images
 from PIL import Image
 
+import skimgclf
 from skimgclf import ImageFolderLoader
 from skimgclf.io import diskcache as _diskcache
 from skimgclf.io import loader as _loader
@@ -174,3 +175,96 @@ def test_pipeline_trains_on_memory_mapped_images_batch_by_batch(folder, tmp_path
     history = pipe[-1].history_
     assert len(history["val_loss"]) >= 1 and len(history["loss"]) == len(history["val_loss"])
     assert np.mean(pipe.predict(ids) == y) >= 0.75
+
+
+# ---------------------------------------------------------------- disk cache
+def _photos(folder, n, seed=0, suffix=".jpg"):
+    rng = np.random.default_rng(seed)
+    arrays = rng.integers(0, 256, size=(n, 12, 12, 3), dtype=np.uint8)
+    return [str(i) for i in write_images(folder, arrays, ids=[f"p{seed}_{i}" for i in range(n)], suffix=suffix)]
+
+
+def _load(folder, ids, cache_dir=None):
+    skimgclf.clear_cache()
+    loader = ImageFolderLoader(folder, color_mode="rgb", target_size=(12, 12), cache_dir=cache_dir, verbose=0)
+    return np.array(loader.transform(ids))
+
+
+def test_a_truncated_cache_data_file_never_gives_zeros(tmp_path):
+    folder, cache = tmp_path / "images", tmp_path / "cache"
+    first, second = _photos(folder, 300, seed=1), _photos(folder, 300, seed=2)
+    truth = _load(folder, first + second)
+    _load(folder, first, cache)
+    (data,) = cache.glob("*/data-*.u8")
+    os.truncate(data, data.stat().st_size // 2)
+    with pytest.warns(RuntimeWarning, match=r"holds 150 of the 300 images its index lists \(truncated\?\)"):
+        np.testing.assert_array_equal(_load(folder, second, cache), truth[300:])
+    np.testing.assert_array_equal(_load(folder, first + second, cache), truth)
+    np.testing.assert_array_equal(_load(folder, first + second, cache), truth)  # now all from the cache
+
+
+def test_damaged_cache_bytes_are_decoded_again(tmp_path, monkeypatch):
+    folder, cache = tmp_path / "images", tmp_path / "cache"
+    ids = _photos(folder, 50)
+    truth = _load(folder, ids, cache)
+    (data,) = cache.glob("*/data-*.u8")
+    with open(data, "r+b") as fh:
+        fh.seek(10 * 12 * 12 * 3)
+        fh.write(bytes(5 * 12 * 12 * 3))  # rows 10-14 zeroed, sizes unchanged
+    decoded = count_decodes(monkeypatch)
+    np.testing.assert_array_equal(_load(folder, ids, cache), truth)
+    assert len(decoded) == 5  # the 45 intact rows are read from the cache, the 5 damaged ones decoded
+    decoded.clear()
+    np.testing.assert_array_equal(_load(folder, ids, cache), truth)
+    assert decoded == []  # and now all 50 come from the cache
+
+
+def test_pixels_are_on_disk_before_the_index_says_so(tmp_path, monkeypatch):
+    from skimgclf.io import diskcache
+
+    events = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(diskcache.os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
+    folder, cache = tmp_path / "images", tmp_path / "cache"
+    ids = _photos(folder, 20)
+    store = diskcache.DiskImageCache(cache, "rgb", (12, 12), None)
+
+    class Recording:
+        def __init__(self, db):
+            self.db = db
+
+        def execute(self, sql, *args):
+            events.append(sql.split()[0])
+            return self.db.execute(sql, *args)
+
+        def __getattr__(self, name):
+            return getattr(self.db, name)
+
+    store._db = Recording(store._db)
+    for i in ids:
+        path = os.path.realpath(folder / f"{i}.jpg")
+        store.add(path, skimgclf.io.memcache.stat_signature(os.stat(path)), np.zeros((12, 12, 3), np.uint8))
+    store.flush()
+    assert events.index("fsync") < events.index("COMMIT"), events
+
+
+@pytest.mark.parametrize("cache_dir", [False, True])
+def test_a_file_rewritten_with_its_size_and_times_put_back_is_not_served_stale(tmp_path, cache_dir):
+    folder = tmp_path / "images"
+    ids = _photos(folder, 3, suffix=".bmp")  # BMPs are cached image by image (not decoded on the fast path)
+    cache = tmp_path / "cache" if cache_dir else None
+    loader = ImageFolderLoader(folder, color_mode="rgb", target_size=(12, 12), cache_dir=cache, verbose=0)
+    skimgclf.clear_cache()
+    before = np.array(loader.transform(ids))
+    path = folder / f"{ids[1]}.bmp"
+    st = path.stat()
+    other = tmp_path / "other.bmp"  # another image of the same size: a BMP's size is its dimensions'
+    Image.fromarray(np.random.default_rng(100).integers(0, 256, (12, 12, 3), np.uint8)).save(other)
+    assert other.stat().st_size == st.st_size
+    path.write_bytes(other.read_bytes())
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    expected = np.asarray(Image.open(other).convert("RGB"), np.float32) / 255
+    after = np.array(loader.transform(ids[::-1]))[::-1]  # another batch: image by image from the caches
+    np.testing.assert_allclose(after[1], expected, atol=1e-6)
+    np.testing.assert_array_equal(after[[0, 2]], before[[0, 2]])

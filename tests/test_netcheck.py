@@ -47,20 +47,26 @@ Every message starts with the file, names the layer or dataset, and is one
 line without terminal escape codes.
 """
 
+import io
+import json
 import math
+import re
 import time
+import zipfile
 
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import (assert_one_clean_line, edit_network, make_blobs_images, model_members, network_file,
-                      write_images, write_model)
-from hypothesis import HealthCheck, given, settings
+from conftest import (
+    assert_one_clean_line, edit_network, make_blobs_images, model_members, network_file, write_images, write_model,
+)
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
+from sklearn.pipeline import make_pipeline
 
 import skimgclf
-from skimgclf import ImageFolderLoader, ModelFileError
+from skimgclf import CNNClassifier, ImageFolderLoader, ModelFileError
 from skimgclf.model import netcheck, persistence
 
 #: The bias of the output layer ('probabilities', the second Dense layer) in the weights file.
@@ -479,3 +485,218 @@ def test_numbers_a_float32_cannot_hold_are_refused(tmp_path, no_keras, case):
     members = model_members(network_file(tmp_path / "good.skimgclf", _operation_network()))
     message = refused(write_model(tmp_path / "m.skimgclf", edit_network(members, config=edit)))
     assert re.search(expected, message), message
+
+
+# ------------------------------------------------------------ safe loading
+def _keras_bytes(model):
+    from keras.src.saving import saving_lib
+
+    buffer = io.BytesIO()
+    saving_lib.save_model(model, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("backbone", ["mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0", "resnet50"])
+def test_netcheck_counts_every_backbone_weight_exactly(backbone):
+    from skimgclf.model.netcheck import check_network
+    from skimgclf.model.network import build_cnn
+
+    for shape in ((20, 24, 1), (40, 33, 3)):
+        net = build_cnn(shape, 3, backbone=backbone, backbone_weights=None)
+        net.compile("adam", "sparse_categorical_crossentropy")
+        assert check_network(_keras_bytes(net), "m", shape) == net.count_params()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    size=st.tuples(st.integers(4, 40), st.integers(4, 40)), channels=st.sampled_from([1, 3, 4]),
+    conv_blocks=st.integers(0, 3), filters=st.integers(1, 24), convs_per_block=st.integers(1, 2),
+    pool_after=st.sampled_from(["auto", 1, 2]), kernel_size=st.integers(1, 5),
+    padding=st.sampled_from(["auto", "same", "valid"]), pooling=st.sampled_from(["max", "avg", None]),
+    batch_norm=st.booleans(), global_pooling=st.sampled_from(["auto", "flatten", "avg", "max"]),
+    hidden_layers=st.integers(0, 2), units=st.integers(1, 40), n_classes=st.integers(2, 12),
+)
+def test_netcheck_counts_the_weights_keras_builds(size, channels, n_classes, **params):
+    from skimgclf.model.netcheck import check_network
+    from skimgclf.model.network import build_cnn
+
+    shape = (*size, channels)
+    try:
+        net = build_cnn(shape, n_classes, **params)
+    except ValueError:  # "valid" convolutions that leave nothing: Keras refuses to build them
+        reject()  # not a passed case: hypothesis draws another (and fails if it must reject too many)
+    net.compile("adam", "sparse_categorical_crossentropy")
+    assert check_network(_keras_bytes(net), "m", shape) == net.count_params()
+
+
+def _edit_operation(data, edit):
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    config = json.loads(members["config.json"])
+    edit(config["config"]["layers"])
+    members["config.json"] = json.dumps(config).encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for name, value in members.items():
+            zf.writestr(name, value)
+    return out.getvalue()
+
+
+def _constant_array(layers):
+    op = next(layer for layer in layers if layer["module"] == "keras.src.ops.numpy")
+    op["inbound_nodes"][0]["args"][1] = [[3.0] * 1000] * 1000
+
+
+def _other_operation(layers):
+    op = next(layer for layer in layers if layer["module"] == "keras.src.ops.numpy")
+    op["class_name"] = op["registered_name"] = "Tile"
+
+
+def _float64(layers):
+    layer = next(layer for layer in layers if layer["class_name"] == "DepthwiseConv2D")
+    layer["config"]["dtype"]["config"]["name"] = "float64"
+
+
+def _depthwise_multiplier(layers):
+    layer = next(layer for layer in layers if layer["class_name"] == "DepthwiseConv2D")
+    layer["config"]["depth_multiplier"] = 4096
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_constant_array, r"operation 'add(_\d+)?' takes \[\[\[3\.0, 3\.0, [0-9., ]*\.\.\., not a number\)"),
+    (_other_operation, r"keras\.src\.ops\.numpy\.Tile, which is not something skimgclf builds"),
+    (_depthwise_multiplier, r"sets depth_multiplier=4096"),
+    (_float64, r"a dtype policy of 'float64', not float32"),
+])
+def test_the_backbone_allowlist_admits_what_backbones_build_and_nothing_more(edit, message):
+    from skimgclf.errors import ModelFileError
+    from skimgclf.model.netcheck import check_network
+    from skimgclf.model.network import build_cnn
+
+    net = build_cnn((32, 32, 3), 2, backbone="mobilenet_v3_small", backbone_weights=None)
+    net.compile("adam", "sparse_categorical_crossentropy")
+    data = _keras_bytes(net)
+    check_network(data, "m", (32, 32, 3))
+    with pytest.raises(ModelFileError, match="the network cannot be loaded safely") as info:
+        check_network(_edit_operation(data, edit), "m", (32, 32, 3))
+    assert re.search(message, str(info.value)), info.value
+
+
+def test_what_builds_backbones_is_what_loading_accepts():
+    from skimgclf.model.netcheck import BACKBONE_LAYERS, LAYERS
+    from skimgclf.model.network import build_cnn
+    from skimgclf.model.params import BACKBONES
+
+    seen = set()
+    for backbone in BACKBONES:
+        net = build_cnn((16, 16, 1), 2, backbone=backbone, backbone_weights=None)
+        seen |= {type(layer).__name__ for layer in net.layers}
+    assert seen <= LAYERS | BACKBONE_LAYERS, seen - LAYERS - BACKBONE_LAYERS
+    assert BACKBONE_LAYERS - seen == set(), "an allowed layer no backbone builds"
+
+
+def test_a_config_asking_for_a_huge_layer_is_refused_before_keras_builds_it(model, tmp_path, monkeypatch):
+    import keras
+
+    def huge(config):
+        output = next(layer for layer in config["config"]["layers"] if layer["name"] == "probabilities")
+        output["config"]["units"] = 10_000_000  # consistent otherwise: nothing comes after it
+
+    path = write_model(tmp_path / "m.skimgclf", edit_network(model_members(model), huge))
+    monkeypatch.setattr(keras.saving, "load_model", lambda *a, **k: pytest.fail("Keras was asked to build it"))
+    start = time.perf_counter()
+    with pytest.raises(ModelFileError, match=r"the network cannot be loaded safely \(its output 'probabilities' "
+                                             r"has 10,000,000 units, more than 100,000 classes\); refused"):
+        skimgclf.load(path)
+    assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize("activation, named", [
+    ({"module": "keras.datasets.mnist", "class_name": "function", "config": "load_data",
+      "registered_name": "load_data"}, "keras.datasets.mnist.function"),
+    ("exponential", "activation 'exponential' is not one skimgclf builds"),
+])
+def test_an_activation_skimgclf_does_not_build_is_refused(model, tmp_path, monkeypatch, activation, named):
+    import keras
+
+    def foreign(config):
+        _layer(config, "Dense")["config"]["activation"] = activation
+
+    called = []
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", lambda *a, **k: called.append(1))
+    path = write_model(tmp_path / "m.skimgclf", edit_network(model_members(model), foreign))
+    with pytest.raises(ModelFileError, match=r"the network cannot be loaded safely \(.*" + named.replace(".", r"\.")):
+        skimgclf.load(path)
+    assert not called
+
+
+def test_network_input_must_be_the_classifiers_shape(model, tmp_path):
+    for side, message in ((20000, r"an input of 8x20000 pixels \(at most 16384 a side\)"),
+                          (9000, r"an input of shape \(8, 9000, 1\), but the classifier says \(8, 8, 1\)")):
+        def wider(config):
+            _layer(config, "InputLayer")["config"]["batch_shape"] = [None, 8, side, 1]
+
+        path = write_model(tmp_path / "m.skimgclf", edit_network(model_members(model), wider))
+        with pytest.raises(ModelFileError, match=message):
+            skimgclf.load(path)
+
+
+def _nest(config):
+    """The whole network again, as a layer of itself (Keras builds a nested model's layers)."""
+    inner = json.loads(json.dumps(config))
+    inner["name"] = inner["config"]["name"] = "inner"
+    dense = _layer(config, "Dense")
+    inner["inbound_nodes"] = dense["inbound_nodes"]
+    config["config"]["layers"].insert(config["config"]["layers"].index(dense), inner)
+
+
+def _rename(config):
+    _layer(config, "Flatten")["name"] = "elsewhere"
+
+
+def _rebuild(config):
+    _layer(config, "Dense")["build_config"] = {"input_shape": [None, 1_000_000_000]}
+
+
+def _upper_padding(config):
+    _layer(config, "Conv2D")["config"]["padding"] = "SAME"
+
+
+def _lora(config):
+    _layer(config, "Dense")["config"]["lora_rank"] = 100_000
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_nest, "layer 'inner' is a keras.src.models.functional.Functional, not a layer skimgclf builds"),
+    (_rename, "layer 'elsewhere' is named twice or two ways"),
+    (_rebuild, "is built for {'input_shape': [None, 1000000000]}"),
+    (_upper_padding, "has padding 'SAME'"),
+    (_lora, "sets lora_rank=100000"),
+])
+def test_configs_that_would_make_keras_build_more_than_counted_are_refused(model, tmp_path, monkeypatch, edit,
+                                                                           message):
+    import keras
+
+    monkeypatch.setattr(keras.saving, "load_model", lambda *a, **k: pytest.fail("Keras was asked to build it"))
+    path = write_model(tmp_path / "m.skimgclf", edit_network(model_members(model), edit))
+    with pytest.raises(ModelFileError) as info:
+        skimgclf.load(path)
+    assert "the network cannot be loaded safely" in str(info.value) and message in str(info.value), info.value
+
+
+def test_what_builds_the_networks_is_what_loading_accepts():
+    """The allow-list of layers is the builder's: every option combination builds only listed layers."""
+    from skimgclf.model.netcheck import LAYERS, _check_objects
+    from skimgclf.model.network import build_cnn
+
+    seen = set()
+    for params in ({}, {"pooling": "avg", "global_pooling": "max", "conv_dropout": 0.1, "random_rotation": 0.1,
+                        "random_zoom": 0.1, "random_flip": "horizontal"}, {"global_pooling": "avg", "hidden_layers": 0},
+                   {"batch_norm": False, "pooling": None, "activation": "gelu"}):
+        for shape in ((8, 8, 1), (32, 32, 3)):
+            net = build_cnn(shape, 3, **params)
+            seen |= {type(layer).__name__ for layer in net.layers}
+            _check_objects(json.loads(net.to_json()))
+    assert seen <= LAYERS, seen - LAYERS

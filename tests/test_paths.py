@@ -7,6 +7,7 @@ import pytest
 from conftest import make_blobs_images, write_images
 
 from skimgclf import ImageFolderLoader
+from skimgclf.errors import ImageDecodeError
 from skimgclf.io import paths
 
 
@@ -45,3 +46,24 @@ def test_chunks_of_a_large_folder_are_resolved_without_listing_it_again(tmp_path
     listings.clear()
     loader.transform(chunk)
     assert listings == []  # the sub-folder's extensions are remembered too
+
+
+def test_a_file_swapped_for_a_symlink_after_resolution_is_refused(tmp_path, monkeypatch):
+    from skimgclf.io import loader as _loader
+
+    outside = tmp_path / "secret"
+    write_images(outside, [np.full((4, 4), 9, np.uint8)], ids=["s"])
+    folder = tmp_path / "images"
+    write_images(folder, [np.zeros((4, 4), np.uint8)], ids=["a"])
+    real_resolve = _loader.resolve_paths
+
+    def resolve_then_swap(root, ids, suffix):
+        paths = real_resolve(root, ids, suffix)
+        os.unlink(paths[0])
+        os.symlink(outside / "s.png", paths[0])  # between the check and the open
+        return paths
+
+    monkeypatch.setattr(_loader, "resolve_paths", resolve_then_swap)
+    with pytest.raises(ImageDecodeError, match=r"a\.png: is now a symbolic link \(it was not when its id was "
+                                               r"resolved\); refused"):
+        ImageFolderLoader(folder, color_mode="grayscale", target_size=None, cache=False, verbose=0).transform(["a"])

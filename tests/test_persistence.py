@@ -582,3 +582,115 @@ def test_every_optimizer_state_skimgclf_writes_loads_back(tmp_path, optimizer, l
     clf = _cnn(optimizer=optimizer, lr_schedule=lr_schedule, verbose=0).fit(X, np.arange(16) % 2)
     loaded = skimgclf.load(skimgclf.save(clf, tmp_path / "m.skimgclf"))
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+def _edit_manifest(members, edit):
+    manifest = json.loads(members["skimgclf.json"])
+    edit(manifest)
+    return {**members, "skimgclf.json": json.dumps(manifest).encode()}
+
+
+# --------------------------------------------------------------- model files
+def test_a_member_the_manifest_does_not_name_is_refused_unread(pipeline_file, tmp_path, monkeypatch):
+    members = model_members(pipeline_file[0])
+    zeros = bytes(4 * 1024**2)  # compresses to a few KB: what a bomb looks like
+    path = write_model(tmp_path / "m.skimgclf", {**members, "model_7.keras": zeros, "model_8.keras": zeros})
+    read = []
+    real_read = zipfile.ZipFile.read
+    monkeypatch.setattr(zipfile.ZipFile, "read", lambda self, name, *a: (read.append(name), real_read(self, name, *a))[1])
+    with pytest.raises(ModelFileError, match=f"{path}: member model_7.keras is not named by the model description; "
+                                             "refused"):
+        skimgclf.load(path)
+    assert "model_7.keras" not in read and "model_8.keras" not in read
+
+
+def test_members_declaring_too_much_in_all_are_refused(pipeline_file, tmp_path, monkeypatch):
+    from skimgclf.model import persistence
+
+    members = model_members(pipeline_file[0])
+    largest = max(len(d) for d in members.values())
+    monkeypatch.setattr(persistence, "_MAX_MEMBER_BYTES", largest + 1)  # each one passes, not all together
+    with pytest.raises(ModelFileError, match=r"its members declare \d+ bytes in all, more than \d+ "
+                                             r"\(SKIMGCLF_MAX_MODEL_BYTES\); refused"):
+        skimgclf.load(pipeline_file[0])
+
+
+def test_running_out_of_memory_is_a_model_file_error(pipeline_file, monkeypatch):
+    def no_memory(self, name, *args):
+        raise MemoryError()
+
+    monkeypatch.setattr(zipfile.ZipFile, "read", no_memory)
+    with pytest.raises(ModelFileError, match="too large to load in this process's memory"):
+        skimgclf.load(pipeline_file[0])
+
+
+def test_loader_settings_in_a_model_file_are_not_trusted(pipeline_file, tmp_path):
+    evil_cache = tmp_path / "planted-cache"
+
+    def plant(manifest):
+        params = manifest["estimator"]["steps"][0][1]["params"]
+        params.update(cache_dir=str(evil_cache), max_pixels=None, n_jobs=64)
+
+    path = write_model(tmp_path / "m.skimgclf", _edit_manifest(model_members(pipeline_file[0]), plant))
+    pipe = skimgclf.load(path)
+    assert pipe[0].get_params()["cache_dir"] is None
+    assert pipe[0].get_params()["max_pixels"] == 64_000_000
+    assert pipe[0].get_params()["n_jobs"] is None
+    pipe.predict(pipeline_file[2][:4])
+    assert not evil_cache.exists()
+
+    def huge(manifest):
+        manifest["estimator"]["steps"][0][1]["params"]["target_size"] = {"__tuple__": [16000, 16000]}
+
+    path = write_model(tmp_path / "huge.skimgclf", _edit_manifest(model_members(pipeline_file[0]), huge))
+    with pytest.raises(ModelFileError, match=r"target_size \(16000, 16000\) has more pixels than a model file may "
+                                             r"ask for \(64,000,000\); refused"):
+        skimgclf.load(path)
+    with pytest.raises(ModelFileError, match=r"cannot save estimator: the loader's target_size \(9000, 9000\) has "
+                                             r"more pixels than a model file may ask for"):
+        skimgclf.save(ImageFolderLoader(tmp_path, target_size=(9000, 9000)), tmp_path / "big.skimgclf")
+
+
+@pytest.mark.parametrize("where, value, message", [
+    ("classes", {"dtype": "|O", "values": [1, 2]}, "unexpected dtype '|O' for class labels"),
+    ("params", {"units": {"__set__": [1]}}, "unexpected object in parameters"),
+])
+def test_malformed_values_name_the_file(pipeline_file, tmp_path, where, value, message):
+    def edit(manifest):
+        node = manifest["estimator"]["steps"][1][1]
+        if where == "classes":
+            node["fitted"]["classes"] = value
+        else:
+            node["params"].update(value)
+
+    path = write_model(tmp_path / "m.skimgclf", _edit_manifest(model_members(pipeline_file[0]), edit))
+    with pytest.raises(ModelFileError) as info:
+        skimgclf.load(path)
+    assert str(info.value).startswith(f"{path}: ") and message in str(info.value)
+
+
+def test_save_uses_no_system_temporary_folder_and_stale_partials_are_cleaned(pipeline_file, tmp_path, monkeypatch):
+    import tempfile
+
+    pipe = skimgclf.load(pipeline_file[0])
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
+    seen = []
+    real_save = pipe[-1].model_.save
+    monkeypatch.setattr(type(pipe[-1].model_), "save",
+                        lambda self, file, *a, **k: (seen.append(sorted(os.listdir(system_tmp))),
+                                                     seen.append(sorted(os.listdir(os.path.dirname(
+                                                         os.path.dirname(file))))), real_save(file, *a, **k))[2])
+    target = tmp_path / "out" / "m.skimgclf"
+    target.parent.mkdir()
+    stale = target.parent / ".m.skimgclf.999999-abc.partial"  # a dead process's folder
+    stale.mkdir()
+    (stale / "model_0.keras").write_bytes(b"left over")
+    fresh = target.parent / ".m.skimgclf.999998-abc.partial"  # as dead, but too recent to be sure of
+    fresh.write_bytes(b"")
+    os.utime(stale, (time.time() - 3600,) * 2)
+    skimgclf.save(pipe, target)
+    assert seen[0] == []  # nothing of skimgclf's in the system's temporary folder while saving
+    assert any(name.startswith(".m.skimgclf.") and name.endswith(".partial") for name in seen[1])
+    assert sorted(p.name for p in target.parent.iterdir()) == [fresh.name, "m.skimgclf"]
