@@ -896,3 +896,19 @@ def test_a_csv_with_only_a_header_is_named(scored, tmp_path, command):
     extra = ["--out", tmp_path / "p.csv"] if command == "predict" else []
     assert _error_line(_cli(command, model_file, csv, "--images", images, *extra)) == \
         f"{csv}: the table has a header but no rows"
+
+
+def test_cli_help_warns_that_joblib_files_run_code(capsys):
+    cli = pytest.importorskip("skimgclf.cli")
+    from skimgclf.cli.parser import MODEL_FILES_HELP
+
+    # The warning's meaning (docs/security.rst): joblib and pickle files are refused, for loading one runs
+    # code; a model of one's own is re-saved with skimgclf.save. Its wording is the parser's to choose.
+    warning = " ".join(MODEL_FILES_HELP.split())
+    for phrase in ("joblib", "pickle", "not accepted", "code", "skimgclf.save"):
+        assert phrase in warning, phrase
+    for name in ("train", "predict", "evaluate"):  # the help each command prints, as a user asks for it
+        with pytest.raises(SystemExit) as exited:
+            cli.build_parser().parse_args([name, "--help"])
+        assert exited.value.code == 0
+        assert warning in " ".join(capsys.readouterr().out.split()), name

@@ -23,6 +23,7 @@ import struct
 import subprocess
 import sys
 import time
+import zlib
 
 import numpy as np
 import pytest
@@ -30,7 +31,7 @@ from conftest import RNG, noise, write_images
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from PIL import Image, ImageOps, PngImagePlugin
+from PIL import Image, ImageFile, ImageOps, PngImagePlugin
 
 from skimgclf import ImageFolderLoader
 from skimgclf.errors import ImageDecodeError
@@ -580,3 +581,72 @@ def test_a_named_pipe_named_like_an_image_is_refused_at_once(tmp_path):
     assert len(lines) == 2, result.stderr
     for line in lines:
         assert "pipe.png: a named pipe, not an image file; only regular files are read" in line
+
+
+# --------------------------------------------------------- decompression bombs
+def _png(path, arr):
+    Image.fromarray(np.asarray(arr, dtype=np.uint8)).save(path)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """``tmp_path/images`` with two valid 8x8 PNGs, ``0`` and ``1``."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(2):
+        _png(images / f"{i}.png", np.full((8, 8), 40 * i))
+    return images
+
+
+def _loader(images, **kw):
+    kw.setdefault("target_size", (8, 8))
+    return ImageFolderLoader(images, verbose=0, cache=False, **kw)
+
+
+def _png_header_only(path, width, height):
+    """A valid PNG signature and IHDR declaring ``width x height``, one tiny IDAT, IEND."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) \
+        + chunk(b"IEND", b"")
+    path.write_bytes(data)
+    return path
+
+
+def _forbid_decoding_larger_than(monkeypatch, n_pixels):
+    real_load = ImageFile.ImageFile.load
+
+    def load(self):
+        if self.size[0] * self.size[1] > n_pixels:
+            pytest.fail(f"pixel data of a {self.size} image decoded")
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+
+
+@pytest.mark.parametrize("side, expected", [
+    (9_000, ("image of 9000x9000 pixels exceeds max_pixels=64000000 (possible decompression bomb); "
+             "refused before decoding")),
+    (100_000, ("Image size (10000000000 pixels) exceeds limit of 178956970 pixels, could be decompression "
+               "bomb DOS attack. (possible decompression bomb; Pillow's limit, PIL.Image.MAX_IMAGE_PIXELS, "
+               "applies whatever max_pixels is); refused before decoding")),
+])
+def test_png_declaring_huge_dimensions_is_refused_before_decoding(folder, monkeypatch, side, expected):
+    path = _png_header_only(folder / "bomb.png", side, side)
+    assert path.stat().st_size < 200
+    _forbid_decoding_larger_than(monkeypatch, 64)
+    with pytest.raises(ImageDecodeError) as info:
+        _loader(folder).fit_transform(["0", "bomb"])
+    assert str(info.value) == f"row 1: id 'bomb': {path}: {expected}"
+
+
+def test_lowered_max_pixels_refuses_a_real_image_before_decoding(folder, monkeypatch):
+    _png(folder / "big.png", np.zeros((16, 16)))
+    assert _loader(folder, target_size=None).fit_transform(["big"]).shape == (1, 16, 16, 1)
+    _forbid_decoding_larger_than(monkeypatch, 64)
+    with pytest.raises(ImageDecodeError,
+                       match=r"big\.png: image of 16x16 pixels exceeds max_pixels=100 "
+                             r"\(possible decompression bomb\); refused before decoding"):
+        _loader(folder, max_pixels=100).fit_transform(["big"])

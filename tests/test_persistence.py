@@ -35,6 +35,8 @@ Cases (real files, real subprocesses; ``...`` stands for the temporary folder):
   writing): no predictions file appears, only its hidden temporary file.
 """
 
+import hashlib
+import io
 import json
 import os
 import pathlib
@@ -694,3 +696,209 @@ def test_save_uses_no_system_temporary_folder_and_stale_partials_are_cleaned(pip
     assert seen[0] == []  # nothing of skimgclf's in the system's temporary folder while saving
     assert any(name.startswith(".m.skimgclf.") and name.endswith(".partial") for name in seen[1])
     assert sorted(p.name for p in target.parent.iterdir()) == [fresh.name, "m.skimgclf"]
+
+
+# ----------------------------------------------------------------- model files
+def _write_model_zip(path, manifest, extra=None):
+    """A skimgclf model file with checksums recomputed, as an attacker would."""
+    members = {"skimgclf.json": json.dumps(manifest).encode()}
+    members.update(extra or {})
+    sums = "".join(f"{hashlib.sha256(d).hexdigest()}  {n}\n" for n, d in members.items())
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("SHA256SUMS", sums)
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def _manifest(estimator):
+    return {"format": "skimgclf-model", "format_version": 1, "estimator": estimator}
+
+
+def _fitted_node(model_member="model_0.keras"):
+    return {"class": "CNNClassifier", "params": {},
+            "fitted": {"model": model_member, "classes": {"dtype": "str", "values": ["a", "b"]},
+                       "image_shape": [4, 4, 1], "history": {}}}
+
+
+def test_unknown_estimator_class_is_refused(tmp_path):
+    path = _write_model_zip(tmp_path / "m.skimgclf", _manifest(
+        {"class": "Popen", "params": {"args": ["touch", str(tmp_path / "pwned")]}}))
+    with pytest.raises(ModelFileError, match=r"unknown estimator 'Popen'; a skimgclf model file may only "
+                                             r"name \['CNNClassifier', 'ImageFolderLoader', 'Pipeline'\]"):
+        skimgclf.load(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_pipeline_memory_parameter_is_refused(tmp_path):
+    loader = {"class": "ImageFolderLoader", "params": {}}
+    path = _write_model_zip(tmp_path / "m.skimgclf", _manifest(
+        {"class": "Pipeline", "params": {"memory": str(tmp_path)}, "steps": [["load", loader]]}))
+    with pytest.raises(ModelFileError, match=r"unknown parameters \['memory'\] for Pipeline; refused"):
+        skimgclf.load(path)
+
+
+def test_unknown_estimator_parameter_is_refused(tmp_path):
+    path = _write_model_zip(tmp_path / "m.skimgclf", _manifest(
+        {"class": "ImageFolderLoader", "params": {"__class__": "x"}}))
+    with pytest.raises(ModelFileError, match=r"unknown parameters \['__class__'\] for ImageFolderLoader"):
+        skimgclf.load(path)
+
+
+@pytest.fixture(scope="module")
+def lambda_keras(tmp_path_factory):
+    """A .keras network with a Lambda layer that creates a marker file when it runs."""
+    import keras
+
+    tmp = tmp_path_factory.mktemp("lambda")
+    marker = tmp / "lambda_ran"
+    fn = eval(f"lambda x: (__import__('pathlib').Path({str(marker)!r}).touch(), x)[1]")
+    inputs = keras.Input((4, 4, 1))
+    x = keras.layers.Lambda(fn)(inputs)
+    x = keras.layers.Flatten()(x)
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
+    marker.unlink()  # building the model ran it once
+    file = tmp / "evil.keras"
+    model.save(file)
+    assert not marker.exists()
+    return file, marker
+
+
+def test_lambda_layer_control_runs_code_without_safe_mode(lambda_keras):
+    """The crafted network really does run code when loaded unsafely (so the next test can fail)."""
+    import keras
+
+    file, marker = lambda_keras
+    keras.saving.load_model(file, safe_mode=False)
+    assert marker.exists()
+    marker.unlink()
+
+
+def test_lambda_layer_is_refused_by_safe_mode(lambda_keras, tmp_path):
+    file, marker = lambda_keras
+    path = _write_model_zip(tmp_path / "m.skimgclf", _manifest(_fitted_node()),
+                            {"model_0.keras": file.read_bytes()})
+    with pytest.raises(ModelFileError, match=r"the network cannot be loaded safely \(it names "
+                                             r"keras\.layers\.Lambda, which is not something skimgclf builds\)"):
+        skimgclf.load(path)
+    assert not marker.exists()
+
+
+def test_lambda_layer_is_refused_by_keras_safe_mode_too(lambda_keras, tmp_path, monkeypatch):
+    """Second line of defence: with skimgclf's own config check switched off, Keras' safe mode refuses."""
+    from skimgclf.model import netcheck
+
+    monkeypatch.setattr(netcheck, "_check", lambda *args: 0)
+    file, marker = lambda_keras
+    path = _write_model_zip(tmp_path / "m.skimgclf", _manifest(_fitted_node()),
+                            {"model_0.keras": file.read_bytes()})
+    with pytest.raises(ModelFileError) as info:
+        skimgclf.load(path)
+    msg = str(info.value)
+    assert "the network cannot be loaded safely" in msg and "Lambda" in msg and "safe_mode" in msg
+    assert not marker.exists()
+
+
+def test_keras_config_naming_a_foreign_function_is_refused(tmp_path):
+    import keras
+
+    inputs = keras.Input((4, 4, 1))
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(inputs)))
+    good = io.BytesIO()
+    model.save(tmp_path / "good.keras")
+    with zipfile.ZipFile(tmp_path / "good.keras") as zf:
+        parts = {n: zf.read(n) for n in zf.namelist()}
+    config = json.loads(parts["config.json"])
+    dense = next(layer for layer in config["config"]["layers"] if layer["class_name"] == "Dense")
+    marker = tmp_path / "pwned"
+    dense["config"]["activation"] = {"module": "os", "class_name": "function", "config": "system",
+                                     "registered_name": "system"}
+    dense["config"]["kernel_initializer"] = {"module": "subprocess", "class_name": "Popen",
+                                             "config": {"args": ["touch", str(marker)]}}
+    parts["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(good, "w") as zf:
+        for name, data in parts.items():
+            zf.writestr(name, data)
+    path = _write_model_zip(tmp_path / "m.skimgclf", _manifest(_fitted_node()),
+                            {"model_0.keras": good.getvalue()})
+    with pytest.raises(ModelFileError, match="the network cannot be loaded safely"):
+        skimgclf.load(path)
+    assert not marker.exists()
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("compress", [0, 3])
+def test_joblib_file_is_refused_without_unpickling(tmp_path, compress):
+    import joblib
+
+    marker = str(tmp_path / "unpickled")
+    path = tmp_path / "model.joblib"
+    joblib.dump(_Payload(marker), path, compress=compress)
+    with pytest.raises(ModelFileError) as info:
+        skimgclf.load(path)
+    msg = str(info.value)
+    assert "not a skimgclf model file" in msg
+    assert "looks like a pickle or joblib file" in msg and "runs code from the file" in msg
+    assert not os.path.exists(marker)
+    joblib.load(path)  # control: joblib does run the payload
+    assert os.path.exists(marker)
+
+
+def test_docstrings_warn_that_joblib_load_executes_code():
+    for func in (skimgclf.save, skimgclf.load):
+        doc = " ".join(func.__doc__.split())
+        assert "joblib.load" in doc and "execute code" in doc, func.__name__
+
+
+def test_safe_mode_holds_even_after_keras_unsafe_deserialization_was_enabled(lambda_keras, tmp_path):
+    """``keras.config.enable_unsafe_deserialization()`` (by any library) must not open the door."""
+    from keras.src.saving import serialization_lib
+
+    file, marker = lambda_keras
+    path = _write_model_zip(tmp_path / "m.skimgclf", _manifest(_fitted_node()),
+                            {"model_0.keras": file.read_bytes()})
+    before = serialization_lib.in_safe_mode()
+    import keras
+
+    keras.config.enable_unsafe_deserialization()
+    try:
+        with pytest.raises(ModelFileError, match="the network cannot be loaded safely"):
+            skimgclf.load(path)
+        assert serialization_lib.in_safe_mode() is False  # the caller's setting is given back
+    finally:
+        serialization_lib.global_state.set_global_attribute("safe_mode_saving", before)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("estimator", [
+    {"class": "Pipeline", "params": {}, "steps": "not a list"},
+    {"class": "ImageFolderLoader", "params": {"target_size": {"__set__": []}}},
+    {"class": "ImageFolderLoader", "params": ["not", "a", "dict"]},
+    {"class": ["ImageFolderLoader"], "params": {}},
+    "ImageFolderLoader",
+    {"class": "CNNClassifier", "params": {}, "fitted": {"model": "model_0.keras"}},
+])
+def test_malformed_model_descriptions_are_refused(tmp_path, estimator):
+    path = _write_model_zip(tmp_path / "m.skimgclf", _manifest(estimator))
+    with pytest.raises(ModelFileError):
+        skimgclf.load(path)
+
+
+def test_deeply_nested_manifest_is_refused(tmp_path):
+    nested = "[" * 100_000 + "]" * 100_000
+    members = {"skimgclf.json": ('{"format": "skimgclf-model", "format_version": 1, "estimator": {"class": '
+                                 '"ImageFolderLoader", "params": {"suffix": ' + nested + '}}}').encode()}
+    sums = "".join(f"{hashlib.sha256(d).hexdigest()}  {n}\n" for n, d in members.items())
+    path = tmp_path / "m.skimgclf"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("SHA256SUMS", sums)
+        zf.writestr("skimgclf.json", members["skimgclf.json"])
+    with pytest.raises(ModelFileError, match="unreadable manifest|malformed model description"):
+        skimgclf.load(path)
