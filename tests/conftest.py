@@ -215,3 +215,43 @@ def pipeline_file(tmp_path_factory):
                          CNNClassifier(conv_blocks=1, filters=4, units=8, epochs=1, random_state=0))
     pipe.fit(pd.DataFrame({"id": ids}), np.where(y == 0, "a", "b"))
     return skimgclf.save(pipe, folder / "model.skimgclf"), folder / "images", [str(i) for i in ids]
+
+
+# ---------------------------------------------------- small estimators, and a pipeline trained once a module
+def small_cnn(**kw):
+    """A CNNClassifier small enough to train in a second (one block, one epoch, no validation split)."""
+    from skimgclf import CNNClassifier
+
+    params = {"conv_blocks": 1, "filters": 8, "units": 16, "epochs": 1, "random_state": 0,
+              "validation_split": 0.0}
+    params.update(kw)
+    return CNNClassifier(**params)
+
+
+def gray_loader(folder, **kw):
+    """An ImageFolderLoader of ``folder`` giving 8x8 grayscale images, quiet (``kw`` overrides)."""
+    from skimgclf import ImageFolderLoader
+
+    kw.setdefault("target_size", (8, 8))
+    kw.setdefault("color_mode", "grayscale")
+    return ImageFolderLoader(folder, verbose=0, **kw)
+
+
+@pytest.fixture
+def images(tmp_path):
+    """``tmp_path/images`` with 0.png ... 5.png (8x8 grayscale, value 40*i)."""
+    write_images(tmp_path / "images", [np.full((8, 8), 40 * i) for i in range(6)])
+    return tmp_path / "images"
+
+
+@pytest.fixture(scope="module")
+def blobs_pipeline(tmp_path_factory):
+    """One tiny pipeline trained on 8x8 grayscale blobs: (pipeline, its image folder, the images)."""
+    from sklearn.pipeline import make_pipeline
+
+    folder = tmp_path_factory.mktemp("fitted")
+    X, y = make_blobs_images(24, size=8)
+    ids = write_images(folder, X[..., 0])
+    labels = np.where(y == 0, "left", "right")
+    pipe = make_pipeline(gray_loader(folder), small_cnn()).fit(pd.DataFrame({"id": ids}), labels)
+    return pipe, folder, X

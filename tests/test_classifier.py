@@ -1,8 +1,11 @@
 """CNNClassifier: the scikit-learn contract, with real (short) training."""
 
+import re
+
 import numpy as np
+import pandas as pd
 import pytest
-from conftest import make_blobs_images
+from conftest import gray_loader, make_blobs_images, small_cnn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone, is_classifier
@@ -11,6 +14,7 @@ from sklearn.ensemble import StackingClassifier, VotingClassifier
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, check_cv, cross_val_score
+from sklearn.pipeline import make_pipeline
 
 from skimgclf import CNNClassifier
 
@@ -413,3 +417,50 @@ def test_auto_defaults_follow_the_images(channels):
     assert explicit.epochs_ == len(explicit.history_["loss"]) == 2
     assert [type(layer).__name__ for layer in explicit.model_.layers if type(layer).__name__ in
             ("Conv2D", "MaxPooling2D")] == ["Conv2D"] * (2 if colour else 1) + ["MaxPooling2D"]
+
+
+# ---------------------------------------- labels, and shapes at prediction time
+def test_csv_single_class(tmp_path, images):
+    path = tmp_path / "train.csv"
+    path.write_text("id,label\n0,cat\n1,cat\n2,cat\n")
+    df = pd.read_csv(path)
+    with pytest.raises(ValueError, match=re.escape("y has only 1 class ('cat'); a classifier needs at least 2")):
+        make_pipeline(gray_loader(images), small_cnn()).fit(df, df["label"])
+
+
+def test_labels_mixing_text_and_numbers(images):
+    with pytest.raises(ValueError, match=re.escape(
+            "y mixes text labels and labels of type int (row 1: 1); use one type for all labels")):
+        make_pipeline(gray_loader(images), small_cnn()).fit(["0", "1", "2"], np.array(["a", 1, "b"], dtype=object))
+
+
+@pytest.mark.parametrize("shape", [(2, 9, 8, 1), (2, 8, 8, 3)])
+def test_classifier_wrong_shape_names_both_shapes(blobs_pipeline, shape):
+    clf = blobs_pipeline[0][-1]
+    n = int(np.prod(shape[1:]))
+    with pytest.raises(ValueError, match=re.escape(
+            f"X has {n} features, but CNNClassifier is expecting 64 features as input: its images have "
+            f"shape {shape[1:]} (height, width, channels) and the network was trained on (8, 8, 1); "
+            "load them with the same target_size and color_mode")):
+        clf.predict(np.zeros(shape, np.float32))
+
+
+@pytest.mark.parametrize("shape", [(3, 0, 8, 1), (3, 8, 0, 1), (3, 8, 8, 0), (3, 0, 0, 0)])
+@pytest.mark.parametrize("method", ["fit", "predict", "predict_proba"])
+def test_classifier_empty_image_dimension_is_a_clear_error(blobs_pipeline, shape, method):
+    """Images with no rows, columns or channels never reach TensorFlow."""
+    clf = blobs_pipeline[0][-1]
+    X = np.zeros(shape, np.float32)
+    call = (lambda: clone(clf).fit(X, [0, 1, 0])) if method == "fit" else (lambda: getattr(clf, method)(X))
+    with pytest.raises(ValueError, match=re.escape(
+            f"X has images of shape {shape[1:]} (height, width, channels), but every dimension must be "
+            "at least 1")):
+        call()
+
+
+def test_classifier_3d_array_gets_a_hint(blobs_pipeline):
+    with pytest.raises(ValueError, match=re.escape(
+            "X must be a 4-D array (n_samples, height, width, channels); got 3-D shape (8, 8, 1). "
+            "Reshape your data to (n_samples, height, width, channels). For a single image use "
+            "X[np.newaxis]")):
+        blobs_pipeline[0][-1].predict(np.zeros((8, 8, 1), np.float32))

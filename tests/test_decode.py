@@ -27,7 +27,7 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import RNG, noise, write_images
+from conftest import RNG, gray_loader, noise, write_images
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -537,7 +537,7 @@ def test_resize_shrinks_by_area_and_enlarges_bilinearly():
     assert _images._resize(one, (10, 10)) is one
 
 
-# -------------------------------------------------------------------- images
+# -------------------- files named like images that are not (icons, named pipes)
 def _ico_with_a_big_png(side):
     """An ICO whose directory says 16x16 but whose embedded PNG is side x side (mostly zeros)."""
     buf = io.BytesIO()
@@ -650,3 +650,102 @@ def test_lowered_max_pixels_refuses_a_real_image_before_decoding(folder, monkeyp
                        match=r"big\.png: image of 16x16 pixels exceeds max_pixels=100 "
                              r"\(possible decompression bomb\); refused before decoding"):
         _loader(folder, max_pixels=100).fit_transform(["big"])
+
+
+# ------------------ damaged files, bit depths, palettes, colour modes, rotation
+def _png_bytes(arr):
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(arr, dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_truncated_image(images, cache):
+    data = _png_bytes(np.random.default_rng(0).integers(0, 255, (8, 8)))
+    (images / "cut.png").write_bytes(data[: len(data) - 30])
+    with pytest.raises(ImageDecodeError, match=re.escape(
+            f"row 0: id 'cut': {images / 'cut.png'}: cannot decode image (image file is truncated)")):
+        gray_loader(images, cache=cache).fit_transform(["cut"])
+
+
+def _chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_corrupt_pixel_data(images, cache):
+    """A structurally valid PNG (right chunks and CRCs) whose compressed pixel data is garbage."""
+    ihdr = struct.pack(">IIBBBBB", 8, 8, 8, 0, 0, 0, 0)
+    garbage = bytes(np.random.default_rng(1).integers(0, 256, 40, dtype=np.uint8))
+    (images / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", garbage)
+                                     + _chunk(b"IEND", b""))
+    with pytest.raises(ImageDecodeError) as info:
+        gray_loader(images, cache=cache).fit_transform(["0", "bad"])
+    assert str(info.value).startswith(f"row 1: id 'bad': {images / 'bad.png'}: cannot decode image (")
+
+
+def test_text_file_named_png(images):
+    (images / "notes.png").write_text("id,label\nthis is not an image\n")
+    with pytest.raises(ImageDecodeError, match=re.escape(
+            f"row 0: id 'notes': {images / 'notes.png'}: not a readable image file")):
+        gray_loader(images).fit_transform(["notes"])
+
+
+def test_zero_byte_file(images):
+    (images / "empty.png").write_bytes(b"")
+    with pytest.raises(ImageDecodeError, match=re.escape(
+            f"row 0: id 'empty': {images / 'empty.png'}: empty file (0 bytes), not an image")):
+        gray_loader(images).fit_transform(["empty"])
+
+
+def test_16bit_png_is_scaled_not_clipped(images):
+    values = np.array([[0, 257, 32768, 65535]], dtype=np.uint16).repeat(2, axis=0)
+    Image.fromarray(values).save(images / "deep.png")
+    assert Image.open(images / "deep.png").mode.startswith("I")
+    X = gray_loader(images, target_size=None).fit_transform(["deep"])
+    np.testing.assert_allclose(X[0, 0, :, 0], values[0] / 65535, atol=1 / 255)
+    assert 0.45 < X[0, 0, 2, 0] < 0.55  # clipping at 255 would give 1.0
+
+
+def test_palette_png_uses_palette_colours(images):
+    img = Image.fromarray(np.array([[0, 1], [2, 1]], dtype=np.uint8), mode="P")
+    img.putpalette([0, 0, 0, 255, 0, 0, 0, 0, 255] + [0] * 759)
+    img.save(images / "pal.png")
+    assert Image.open(images / "pal.png").mode == "P"
+    X = gray_loader(images, target_size=None, color_mode="rgb", scale=None).fit_transform(["pal"])
+    assert X[0, 0, 1].tolist() == [255, 0, 0] and X[0, 1, 0].tolist() == [0, 0, 255]
+    gray = gray_loader(images, target_size=None, scale=None).fit_transform(["pal"])
+    assert gray[0, 0, 1, 0] == 76  # luminance of pure red (ITU-R 601-2), not the index 1
+
+
+def test_rgba_png(images):
+    arr = np.zeros((4, 4, 4), np.uint8)
+    arr[..., 1] = 200
+    arr[..., 3] = 128
+    Image.fromarray(arr, mode="RGBA").save(images / "alpha.png")
+    rgba = gray_loader(images, target_size=None, color_mode="rgba", scale=None).fit_transform(["alpha"])
+    assert rgba.shape == (1, 4, 4, 4) and rgba[0, 0, 0].tolist() == [0, 200, 0, 128]
+    rgb = gray_loader(images, target_size=None, color_mode="rgb", scale=None).fit_transform(["alpha"])
+    assert rgb.shape == (1, 4, 4, 3) and rgb[0, 0, 0].tolist() == [0, 200, 0]
+
+
+def test_cmyk_jpeg(images):
+    Image.new("CMYK", (8, 8), (0, 255, 255, 0)).save(images / "red.jpg", quality=95)
+    assert Image.open(images / "red.jpg").mode == "CMYK"
+    X = gray_loader(images, target_size=None, color_mode="rgb", scale=None, suffix=".jpg").fit_transform(["red"])
+    r, g, b = X[0, 4, 4]
+    assert r > 240 and g < 15 and b < 15
+
+
+def test_exif_rotated_jpeg(images):
+    arr = np.zeros((8, 16), np.uint8)  # 16 wide, 8 high; bright left half
+    arr[:, :8] = 255
+    img = Image.fromarray(arr)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    img.save(images / "rot.jpg", exif=exif, quality=95)
+    X = gray_loader(images, target_size=None, scale=None, suffix=".jpg").fit_transform(["rot"])
+    assert X.shape == (1, 16, 8, 1)  # displayed portrait
+    assert X[0, :6, :, 0].mean() > 200 and X[0, 10:, :, 0].mean() < 50  # left half is now on top
+    X = gray_loader(images, target_size=(4, 2), scale=None, suffix=".jpg").fit_transform(["rot"])
+    assert X[0, 0, :, 0].mean() > 200 and X[0, 3, :, 0].mean() < 50

@@ -6,14 +6,17 @@ network builder or the command line drift from the declarations.
 
 import inspect
 import os
+import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from conftest import gray_loader, small_cnn
 from numpydoc.docscrape import ClassDoc
 from sklearn.utils._param_validation import InvalidParameterError, validate_parameter_constraints
 
-from skimgclf import CNNClassifier
+from skimgclf import CNNClassifier, ImageFolderLoader
 from skimgclf.model import params
 from skimgclf.model.network import build_cnn
 
@@ -76,3 +79,107 @@ def test_command_line_refuses_values_outside_the_declared_range(tmp_path):
     out = subprocess.run([sys.executable, "-m", "skimgclf", "train", "x.csv", "--activation", "nope"],
                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert out.returncode == 2 and "invalid choice: 'nope'" in out.stderr
+
+
+# ------------------------------------------------------------------ parameters
+LOADER_BAD = {
+    "image_dir": ["does-not-exist", 3],
+    "id_column": [None, 1.5],
+    "suffix": [5, b".png"],
+    "target_size": [(0, 8), (8,), "8x8", (8.0, 8), (True, 8), (20000, 8)],
+    "color_mode": ["cmyk", None],
+    "scale": ["minmax", 255],
+    "cache": ["yes"],
+    "cache_dir": [3, ["a"]],
+    "max_pixels": [0, 1.5],
+    "n_jobs": [0, 1.5],
+    "verbose": [-1, "loud"],
+}
+
+
+CNN_BAD = {
+    "backbone": ["mobilenet", "resnet"],
+    "backbone_weights": [3, ["imagenet"]],
+    "freeze_epochs": [-1, "half"],
+    "fine_tune_fraction": [1.5, -0.1],
+    "fine_tune_learning_rate": [0, "fast"],
+    "conv_blocks": [-1, 1.5],
+    "filters": [0, [8, 8], "8"],
+    "convs_per_block": [0],
+    "pool_after": [0, "first"],
+    "kernel_size": [0],
+    "padding": ["full", None],
+    "pooling": ["min"],
+    "batch_norm": ["yes"],
+    "conv_dropout": [1.0, -0.1],
+    "global_pooling": ["sum"],
+    "hidden_layers": [-1],
+    "units": [0, [16, 16]],
+    "activation": ["foo", None],
+    "dropout": [1.0],
+    "random_shift": [2.0, "on"],
+    "random_rotation": [-1, "Auto"],
+    "random_zoom": [1.0, None],
+    "random_flip": ["diagonal"],
+    "optimizer": ["lbfgs"],
+    "learning_rate": [0, -1e-3],
+    "lr_schedule": ["step"],
+    "label_smoothing": [1.0, -0.1, "0.1"],
+    "precision": ["float16", "bf16", None],
+    "warm_start": ["yes", 2],
+    "epochs": [0],
+    "batch_size": [0],
+    "validation_split": [1.0],
+    "early_stopping": ["no"],
+    "patience": [-1],
+    "class_weight": ["auto"],
+    "test_time_flip": ["yes", 2],
+    "random_state": ["seed"],
+    "verbose": [-1],
+}
+
+
+def _cases(table):
+    return [pytest.param(name, value, id=f"{name}={value!r}") for name, values in table.items() for value in values]
+
+
+def test_every_public_parameter_has_an_invalid_value_case():
+    from skimgclf import CNNClassifier
+
+    assert set(LOADER_BAD) == set(ImageFolderLoader().get_params())
+    assert set(CNN_BAD) == set(CNNClassifier().get_params())
+
+
+def _expect_param_error(name, cls_name, call):
+    with pytest.raises(ValueError) as info:  # InvalidParameterError is a ValueError
+        call()
+    msg = str(info.value)
+    assert msg.startswith(f"The '{name}' parameter of {cls_name} must be "), msg
+    assert re.search(r"Got .* instead\.$", msg), msg
+
+
+@pytest.mark.parametrize("name, value", _cases(LOADER_BAD))
+def test_invalid_loader_parameter_rejected_at_fit(images, monkeypatch, name, value):
+    monkeypatch.chdir(images)
+    loader = ImageFolderLoader(**{"image_dir": images, name: value})  # __init__ only stores
+    assert loader.get_params()[name] == value
+    _expect_param_error(name, "ImageFolderLoader", lambda: loader.fit(["0"]))
+    _expect_param_error(name, "ImageFolderLoader", lambda: loader.transform(["0"]))
+
+
+@pytest.mark.parametrize("name, value", _cases(CNN_BAD))
+def test_invalid_classifier_parameter_rejected_at_fit(name, value):
+    X = np.zeros((4, 8, 8, 1), np.float32)
+    clf = small_cnn(**{name: value})
+    _expect_param_error(name, "CNNClassifier", lambda: clf.fit(X, [0, 1, 0, 1]))
+    assert not hasattr(clf, "model_")
+
+
+def test_invalid_parameter_message_is_sklearns(images):
+    with pytest.raises(InvalidParameterError, match=re.escape(
+            "The 'color_mode' parameter of ImageFolderLoader must be a str among")):
+        gray_loader(images, color_mode="cmyk").fit(["0"])
+    with pytest.raises(ValueError, match=re.escape(
+            f"The 'image_dir' parameter of ImageFolderLoader must be an existing folder. "
+            f"Got '{images / 'nope'}' instead.")):
+        gray_loader(images / "nope").fit(["0"])

@@ -20,10 +20,11 @@ Paths (``ImageFolderLoader``; every id is resolved before any file is opened)
 
 import builtins
 import os
+import re
 
 import numpy as np
 import pytest
-from conftest import make_blobs_images, write_images
+from conftest import gray_loader, make_blobs_images, write_images
 from PIL import Image
 
 from skimgclf import ImageFolderLoader
@@ -219,3 +220,14 @@ def test_file_swapped_for_an_outside_link_after_a_cached_load(folder):
     os.symlink(folder.parent / "secret.png", folder / "5.png")
     with pytest.raises(ValueError, match=r"row 5: id '5' resolves to .*secret\.png, outside the image folder"):
         loader.fit_transform(ids)
+
+
+# --------------------------------------------------------------- missing images
+@pytest.mark.parametrize("cache", [True, False])
+def test_missing_image_names_row_id_and_path(images, cache):
+    with pytest.raises(ImageDecodeError, match=re.escape(
+            f"row 1: no image for id 'nope': no file nope or nope.<image extension> in {images}")):
+        gray_loader(images, cache=cache).fit_transform(["0", "nope"])
+    with pytest.raises(ImageDecodeError, match=re.escape(  # a suffix given: the one file it names
+            f"row 1: no image for id 'nope': {images / 'nope.png'} does not exist")):
+        gray_loader(images, cache=cache, suffix=".png").fit_transform(["0", "nope"])

@@ -9,6 +9,8 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import write_images
+from PIL import Image
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import make_pipeline
 
@@ -109,3 +111,32 @@ def test_default_pipeline_on_mnist10k(mnist10k):
     accuracy = float((pipe.predict(test) == truth["label"].to_numpy()).mean())
     print(f"mnist10k default pipeline: test accuracy {accuracy:.4f}, fit {fit_s:.0f} s")
     assert accuracy >= 0.985
+
+
+# ----------------------------------- other sizes and colours at prediction time
+def test_pipeline_converts_other_sizes_and_colours(blobs_pipeline, tmp_path):
+    pipe, _, X = blobs_pipeline
+    other = tmp_path / "other"
+    noise = np.random.default_rng(0).integers(-40, 40, size=(16, 16))  # so that the 4 pixels shrunk into one differ
+    big = [np.clip(np.kron(X[i, ..., 0], np.ones((2, 2))) + noise, 0, 255).astype(np.uint8) for i in range(4)]
+    # 16x16 RGB instead of 8x8 grayscale, its channels unequal (so that the weights of the conversion count)
+    big_rgb = [np.stack([b, 255 - b, (b // 3 + 7 * np.arange(16)).astype(np.uint8)], axis=2) for b in big]
+    write_images(other, big_rgb)
+    # Pillow's own conversion to grayscale, then the documented shrink (an area average), scaled to 0..1
+    expected = []
+    for i in range(4):
+        with Image.open(other / f"{i}.png") as img:
+            gray = np.asarray(img.convert("L"), dtype=np.float32)
+        expected.append(gray.reshape(8, 2, 8, 2).mean(axis=(1, 3))[..., None] / 255)
+    expected = np.stack(expected)
+    assert not np.allclose(expected[..., 0], X[:4, ..., 0] / 255, atol=0.01)  # converted, not the originals
+    pipe.set_params(imagefolderloader__image_dir=other)
+    try:
+        pixels = pipe[:-1].transform([0, 1, 2, 3])
+        pred = pipe.predict([0, 1, 2, 3])
+    finally:
+        pipe.set_params(imagefolderloader__image_dir=blobs_pipeline[1])
+    assert pixels.shape == (4, 8, 8, 1)
+    np.testing.assert_allclose(pixels, expected, atol=1 / 255)  # cv2's area average rounds to uint8
+    assert pred.shape == (4,) and set(pred) <= {"left", "right"}
+    np.testing.assert_array_equal(pred, pipe[-1].predict(pixels))  # predicted from those pixels

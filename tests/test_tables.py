@@ -25,11 +25,12 @@ import string
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import gray_loader, small_cnn, write_images
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from sklearn.neighbors import KNeighborsClassifier
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from skimgclf import ImageFolderLoader
@@ -289,3 +290,119 @@ def test_generated_tables_are_read_verbatim_and_name_the_real_line(tmp_path_fact
     with pytest.raises(TableError) as info:
         _predict(folder, csv_path, tmp, chunk_size=table["chunk"])
     assert str(info.value).startswith(f"{csv_path} line {lines[k]}: no image for id {shown(ids[k])}")
+
+
+# ------------------------------------------------------------------ CSV tables
+def _tables():
+    return pytest.importorskip("skimgclf.io.tables")
+
+
+def test_csv_empty_file(tmp_path):
+    tables = _tables()
+    path = tmp_path / "train.csv"
+    path.write_bytes(b"")
+    with pytest.raises(tables.TableError, match=re.escape(
+            f"{path}: the file is empty (expected a header line such as 'id,label')")):
+        tables.read_table(path, label_column="label")
+    with pytest.raises(tables.TableError, match="the file is empty"):
+        list(tables.iter_table(path))
+
+
+def test_csv_header_only(tmp_path, images):
+    tables = _tables()
+    path = tmp_path / "train.csv"
+    path.write_text("id,label\n")
+    with pytest.raises(tables.TableError, match=re.escape(f"{path}: the table has a header but no rows")):
+        tables.read_table(path, label_column="label")
+    with pytest.raises(tables.TableError, match="the table has a header but no rows"):
+        list(tables.iter_table(path))
+    df = pd.read_csv(path)  # the Python API: a detecting loader has nothing to decide from
+    with pytest.raises(ValueError, match=re.escape("cannot decide color_mode and target_size")):
+        make_pipeline(ImageFolderLoader(images), small_cnn()).fit(df, df["label"])
+    # one told the settings loads nothing, and the classifier refuses an empty training set
+    with pytest.raises(ValueError, match=re.escape("X holds no images (0 samples)")):
+        make_pipeline(gray_loader(images), small_cnn()).fit(df, df["label"])
+
+
+def test_csv_missing_id_column(tmp_path, images):
+    tables = _tables()
+    path = tmp_path / "train.csv"
+    path.write_text("name,label\n0,a\n1,b\n")
+    with pytest.raises(tables.TableError, match=re.escape(
+            f"{path}: no column 'id'; the columns are ['name', 'label'] (choose one with --id-column)")):
+        tables.read_table(path, label_column="label")
+    with pytest.raises(ValueError, match=re.escape(
+            "the id column 'id' is not in the table; its columns are ['name', 'label'] "
+            "(set id_column=... to choose another)")):
+        gray_loader(images).fit_transform(pd.read_csv(path))
+    assert gray_loader(images, id_column="name").fit_transform(pd.read_csv(path)).shape == (2, 8, 8, 1)
+
+
+def test_csv_missing_label_column_for_training(tmp_path):
+    tables = _tables()
+    path = tmp_path / "train.csv"
+    path.write_text("id\n0\n1\n")
+    with pytest.raises(tables.TableError, match=re.escape(
+            f"{path}: no column 'label'; the columns are ['id'] (choose one with --label-column)")):
+        tables.read_table(path, label_column="label")
+    assert len(tables.read_table(path)) == 2  # fine for prediction
+
+
+def test_csv_duplicate_ids_each_row_gets_its_image_and_prediction(blobs_pipeline):
+    pipe, folder, X = blobs_pipeline
+    ids = ["3", "3", "0", "3"]
+    images = gray_loader(folder, scale=None).fit_transform(ids)
+    assert images.shape == (4, 8, 8, 1)
+    np.testing.assert_array_equal(images[0], images[1])
+    np.testing.assert_array_equal(images[0, ..., 0], X[3, ..., 0])
+    pred = pipe.predict(pd.DataFrame({"id": ids}))
+    assert pred.shape == (4,) and pred[0] == pred[1] == pred[3]
+
+
+def test_csv_empty_or_nan_label_names_the_row(tmp_path, images):
+    tables = _tables()
+    path = tmp_path / "train.csv"
+    path.write_text("id,label\n0,a\n1,\n2,b\n")
+    with pytest.raises(tables.TableError, match=re.escape(f"{path} line 3: the label is empty")):
+        tables.read_table(path, label_column="label")
+    df = pd.read_csv(path)  # pandas reads the empty cell as NaN
+    assert df["label"].isna().sum() == 1
+    pipe = make_pipeline(gray_loader(images), small_cnn())
+    with pytest.raises(ValueError, match=re.escape(
+            "y has a missing or empty label at row 1 (nan); every training image needs a label")):
+        pipe.fit(df, df["label"])
+    for blank in ("", "  "):
+        with pytest.raises(ValueError, match="y has a missing or empty label at row 2"):
+            pipe.fit(df, ["a", "b", blank])
+    with pytest.raises(ValueError, match=re.escape("y has a missing label (NaN) at row 1")):
+        pipe.fit(df, [0.0, np.nan, 1.0])
+
+
+def test_csv_ids_with_surrounding_spaces_are_kept(tmp_path, images):
+    path = tmp_path / "test.csv"
+    path.write_text("id\n 1\n2 \n\t3 \n")
+    for name, value in ((" 1", 200), ("2 ", 210), ("\t3 ", 220)):
+        write_images(images, [np.full((8, 8), value)], ids=[name])
+    X = gray_loader(images, scale=None).fit_transform(pd.read_csv(path, dtype=str))
+    assert X[:, 0, 0, 0].tolist() == [200, 210, 220]
+    tables = _tables()
+    X = gray_loader(images, scale=None).fit_transform(tables.read_table(path))
+    assert X[:, 0, 0, 0].tolist() == [200, 210, 220]
+    with pytest.raises(ValueError, match=re.escape("row 1: the id is only whitespace ('   ')")):
+        gray_loader(images).fit_transform(["1", "   "])
+
+
+def test_csv_not_utf8(tmp_path):
+    tables = _tables()
+    path = tmp_path / "train.csv"
+    path.write_bytes("id,label\n0,caf\u00e9\n1,b\n".encode("latin-1"))
+    with pytest.raises(tables.TableError) as info:
+        tables.read_table(path, label_column="label")
+    assert str(info.value) == f"{path} line 2: not UTF-8 text (invalid continuation byte at byte 14)"
+    with pytest.raises(tables.TableError, match=re.escape(f"{path} line 2: not UTF-8 text")):
+        list(tables.iter_table(path, label_column="label"))
+
+
+def test_id_bytes_not_utf8(images):
+    with pytest.raises(ValueError, match=re.escape("row 0: id b'\\xff' is not valid UTF-8")):
+        gray_loader(images).fit_transform(np.array([b"\xff"], dtype=object))
