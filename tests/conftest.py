@@ -20,12 +20,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 #: The files whose tests exercise what skimgclf uses of each dependency (marked ``compat``):
-#: OpenCV and Pillow decoding, pandas tables, scikit-learn's checks and tags, Keras' saving,
-#: pickling, matplotlib's figures, the private names. .ci/run runs ``-m compat`` at the
-#: oldest and the newest dependency versions.
-COMPAT_FILES = {"test_fast_path.py", "test_loader.py", "test_sklearn_checks.py", "test_persistence.py",
-                "test_pickling.py", "test_plots.py", "test_private_names.py", "test_packaging.py", "test_docs.py",
-                "test_progress.py"}
+#: OpenCV and Pillow decoding, the batch cache, pandas tables, scikit-learn's checks and tags,
+#: Keras' saving, pickling, matplotlib's figures, the private names. A test elsewhere joins
+#: with ``@pytest.mark.compat`` (the traced inference, TensorFlow's side). .ci/run runs
+#: ``-m compat`` at the oldest and the newest dependency versions.
+COMPAT_FILES = {"test_decode.py", "test_memcache.py", "test_loader.py", "test_sklearn_checks.py",
+                "test_persistence.py", "test_pickling.py", "test_plots.py", "test_private_names.py",
+                "test_packaging.py", "test_docs.py", "test_progress.py"}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -247,6 +247,7 @@ def test_a_model_file_whose_network_makes_much_of_small_images_predicts_in_small
     np.testing.assert_allclose(proba, one_by_one, atol=2e-5)
 
 
+@pytest.mark.compat
 def test_folded_inference_matches_keras_and_follows_new_weights(monkeypatch):
     """predict folds batch norm into the layer before it: same numbers as Keras' own predict.
 
@@ -276,6 +277,7 @@ def test_folded_inference_matches_keras_and_follows_new_weights(monkeypatch):
     np.testing.assert_allclose(clf.predict_proba(X), clf.model_.predict(X, verbose=0), atol=1e-5)
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("n", [1, 7, 16, 17, 40])
 def test_inference_in_sub_batches_gives_every_row(monkeypatch, n):
     """Sub-batches of the traced inference: fewer rows than one, exactly some, and a remainder."""
@@ -294,6 +296,7 @@ def test_inference_in_sub_batches_gives_every_row(monkeypatch, n):
     np.testing.assert_allclose(proba[-1:], clf.predict_proba(X[-1:]), atol=1e-6)  # a row alone, the same
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("shape, params, windows", [
     # 14 -> pool -> 7 -> the second convolution computes only the 6x6 the pooling reads
     ((14, 14, 1), dict(conv_blocks=2, padding="same"), [None, (7, 7, [[0, 0], [1, 0], [1, 0], [0, 0]])]),
@@ -324,6 +327,7 @@ def test_inference_skips_outputs_the_pooling_drops(monkeypatch, shape, params, w
     np.testing.assert_allclose(clf.predict_proba(X), clf.model_.predict(X, verbose=0), atol=1e-5)
 
 
+@pytest.mark.compat
 @pytest.mark.slow
 def test_predicting_with_many_networks_does_not_warn_of_retracing(caplog, monkeypatch):
     """One traced inference graph per network (a grid search fits many): no TensorFlow warning."""

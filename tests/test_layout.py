@@ -91,3 +91,70 @@ def test_light_modules_never_import_the_backend(module):
     """The loader, the tables, the parser and the declarations work without TensorFlow or Keras."""
     heavy = {d for d in GRAPH[module] if d.split(".")[0] in ("tensorflow", "keras", "scikeras")}
     assert heavy == set()
+
+
+# ------------------------------------------------------------- tests mirror the package
+TESTS = Path(__file__).resolve().parent
+
+#: Modules tested in a test module of another name: {module: (test module, why)}.
+TESTED_IN = {
+    "skimgclf.io.ids": ("test_tables.py", "ids are the cells of a table: read and written with the tables"),
+    "skimgclf.io.watch": ("test_memcache.py", "inotify answers whether the batch cache may be reused"),
+}
+
+#: Modules with logic but no test module of their own: {module: why}.
+NO_TEST_MODULE = {
+    "skimgclf": "the lazy public names: every test imports them",
+    "skimgclf._backend": "TensorFlow imported without its start-up lines: test_persistence loads a model quietly "
+                         "in a plain script",
+    "skimgclf._files": "outputs that appear whole or not at all: test_cli (full disk, closed pipe, Ctrl-C, "
+                       "unwritable folders) and test_persistence (killed saves)",
+    "skimgclf._pipelines": "a loader first, a classifier last: through test_cli, test_scoring and test_persistence",
+    "skimgclf.datasets": "the sample data: conftest's digits_layout, test_docs and test_cli's demo",
+    "skimgclf.errors": "the error types: each is raised and matched in the tests of the module that raises it",
+}
+
+#: Test modules that mirror no module: end-to-end runs and checks of the whole project.
+WHOLE_PROJECT = {
+    "test_layout.py": "the package's layout (this file)",
+    "test_pipeline.py": "the loader and the classifier together (end to end)",
+    "test_notebook.py": "a real notebook run by a real kernel (end to end)",
+    "test_readme.py": "the README's example, run",
+    "test_docs.py": "what the documentation shows, run",
+    "test_packaging.py": "the declared dependency floors",
+    "test_sklearn_checks.py": "scikit-learn's estimator checks on both estimators",
+    "test_private_names.py": "the private names of other libraries skimgclf uses",
+    "test_pickling.py": "pickle, joblib and deepcopy of fitted estimators, in fresh processes",
+}
+
+
+def _has_logic(module):
+    """A function, or a class with a method: something a test can exercise."""
+    path = PACKAGE.parent / Path(*module.split("."))
+    path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+    return any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+               or (isinstance(n, ast.ClassDef) and any(isinstance(m, ast.FunctionDef) for m in n.body))
+               for n in ast.parse(path.read_text()).body)
+
+
+def _test_modules_for(module):
+    """``skimgclf.a.b``: tests/test_b.py, or test_a.py (its subpackage's); leading underscores dropped."""
+    parts = [p.lstrip("_") for p in module.split(".")[1:]]
+    return [f"test_{p}.py" for p in reversed(parts)]
+
+
+def test_every_module_with_logic_has_a_test_module():
+    missing = []
+    for module in sorted(m for m in GRAPH if _has_logic(m) and m not in NO_TEST_MODULE):
+        names = [TESTED_IN[module][0]] if module in TESTED_IN else _test_modules_for(module)
+        if not any((TESTS / name).is_file() for name in names):
+            missing.append(f"{module} (no {' or '.join(names)})")
+    assert missing == [], "add the test module, or list the module in TESTED_IN or NO_TEST_MODULE with a reason"
+    assert set(NO_TEST_MODULE) <= set(GRAPH) and set(TESTED_IN) <= set(GRAPH), "a listed module is gone"
+
+
+def test_every_test_module_mirrors_a_module_or_the_whole_project():
+    """No test file named after a round of work: each is a module's, or checks the project as a whole."""
+    mirrored = {name for m in GRAPH for name in _test_modules_for(m)} | {t for t, _ in TESTED_IN.values()}
+    strays = sorted(p.name for p in TESTS.glob("test_*.py") if p.name not in mirrored | set(WHOLE_PROJECT))
+    assert strays == [], "name a test module after the module it tests, or list it in WHOLE_PROJECT"

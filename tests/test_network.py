@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 
+@pytest.mark.compat
 def test_seed_architecture_is_expressible():
     """padding="valid" and per-convolution filters give the seed tutorial's network exactly."""
     from skimgclf.model.network import build_cnn
