@@ -1,4 +1,4 @@
-"""Past memory: the loader's on-disk image cache and bounded-memory scoring (no Dask needed)."""
+"""Past memory: the loader's on-disk image cache (``skimgclf.io.diskcache``), also when damaged, and memory maps."""
 
 import os
 import subprocess

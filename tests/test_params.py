@@ -1,7 +1,9 @@
 """The classifier's parameters are declared once (skimgclf.model.params); everything else follows.
 
 These tests fail when the constructor, the constraints, the docstring, the
-network builder or the command line drift from the declarations.
+network builder or the command line drift from the declarations. Below them:
+an invalid value of every public parameter of both estimators is refused at
+``fit``, in scikit-learn's words.
 """
 
 import inspect

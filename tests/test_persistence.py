@@ -27,7 +27,7 @@ Cases (real files, real subprocesses; ``...`` stands for the temporary folder):
   file -> ``...: not a skimgclf model file (a zip archive without
   skimgclf.json and SHA256SUMS; a bare Keras .keras file is not a skimgclf
   model)``; a missing file -> ``FileNotFoundError``. (Pickle/joblib files and
-  files that name a Lambda layer or a foreign class: ``test_security.py``.)
+  files that name a Lambda layer or a foreign class: below, from docs/security.rst.)
 - Killed save: a process SIGKILLed while ``skimgclf.save`` writes leaves no
   file at the target path, only a hidden ``.model.skimgclf.<pid>-<random>.partial``,
   which the next save to that path removes.

@@ -127,7 +127,7 @@ CLASSIFIER_CANNOT = {
 LOADER_CANNOT = {
     "check_estimators_nan_inf":
         "the adapter cannot write NaN or infinity into an image file; bad ids and bad files are "
-        "checked in test_bad_input.py",
+        "checked in test_paths.py and test_decode.py",
     "check_dataframe_column_names_consistency":
         "the loader reads ids from one column (id_column), not features from named columns",
 }
