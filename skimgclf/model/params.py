@@ -143,8 +143,7 @@ AUTO_RULES = {
     "test_time_flip": "``True`` when the network is trained with horizontal flips",
 }
 #: When early stopping acts (``validation_split`` and ``MIN_MONITORED``), in words.
-EARLY_STOPPING_RULE = (f"it acts only when at least {MIN_MONITORED} images are held out "
-                       "(``validation_split > 0``); on fewer it is off, with a warning")
+EARLY_STOPPING_RULE = f"it acts only when at least {MIN_MONITORED} images are held out; on fewer it is off, with a warning"
 
 
 def colour(channels):
@@ -481,8 +480,8 @@ PARAMETERS = (
         worth more as training images than as a stopping signal.""", "training"),
     Parameter("early_stopping", True, ("boolean",), "bool", f"""
         Stop when the validation loss has not improved for ``patience`` epochs
-        and restore the best weights; {EARLY_STOPPING_RULE}, because the
-        "best" epoch would be chance.""", "training"),
+        and restore the best weights. It needs ``validation_split > 0``, and
+        {EARLY_STOPPING_RULE}, because the "best" epoch would be chance.""", "training"),
     Parameter("patience", 4, (_int(0),), "int", "Epochs without improvement before early stopping.", "training",
               "--patience", "epochs without a lower monitored validation loss before stopping"),
     Parameter("class_weight", None, (dict, StrOptions({"balanced"}), None), 'dict, "balanced" or None',
