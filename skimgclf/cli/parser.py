@@ -134,11 +134,11 @@ def _plain(text):
 
 
 def _default(parameter):
-    """The ``(default: ...)`` of a declared parameter's help: for ``"auto"``, its rule (params.AUTO_RULES)."""
+    """The end of a declared parameter's help: its default, after its rule where that is ``"auto"``."""
     from ..model.params import AUTO_RULES
 
     if parameter.default == "auto" and parameter.name in AUTO_RULES:
-        return f"(default: auto, {_plain(AUTO_RULES[parameter.name])})"
+        return f"(auto: {_plain(AUTO_RULES[parameter.name])}) (default: auto)"
     return f"(default: {parameter.default})"
 
 

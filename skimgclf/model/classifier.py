@@ -283,9 +283,9 @@ class CNNClassifier(KerasClassifier):
         more as training images than as a stopping signal.
     early_stopping : bool, default=True
         Stop when the validation loss has not improved for ``patience`` epochs
-        and restore the best weights; it acts only when at least 100 images are
-        held out (``validation_split > 0``); on fewer it is off, with a
-        warning, because the "best" epoch would be chance.
+        and restore the best weights. It needs ``validation_split > 0``, and it
+        acts only when at least 100 images are held out; on fewer it is off,
+        with a warning, because the "best" epoch would be chance.
     patience : int, default=4
         Epochs without improvement before early stopping.
     class_weight : dict, "balanced" or None, default=None
