@@ -106,9 +106,10 @@ def test_each_parameter_docstring_states_its_auto_rule():
 def test_the_user_guide_quotes_every_auto_rule():
     guide = (Path(__file__).resolve().parent.parent / "docs" / "user_guide" / "architecture.rst").read_text()
     guide = _plain(guide)
-    for name, rule in params.AUTO_RULES.items():
-        assert _plain(rule) in guide, f"architecture.rst does not quote the rule of {name}: {_plain(rule)!r}"
-    assert _plain(params.EARLY_STOPPING_RULE) in guide
+    for name in params.AUTO_RULES:
+        entry = _plain(f"``{name}`` {params._auto(name)}.")  # the whole entry, so that no part is left out
+        assert entry in guide, f"architecture.rst does not quote the rule of {name}: {entry!r}"
+    assert _plain(params.EARLY_STOPPING_RULE) + "." in guide
 
 
 def test_command_line_help_quotes_the_rules():
@@ -117,9 +118,12 @@ def test_command_line_help_quotes_the_rules():
     parser = build_parser()
     train = parser._subparsers._group_actions[0].choices["train"]  # argparse has no public accessor
     text = " ".join(train.format_help().split())
-    for name in ("epochs", "batch_size", "random_shift", "random_rotation", "random_zoom", "random_flip"):
-        assert _plain(params.AUTO_RULES[name]) in text, name
-    assert _plain(params.EARLY_STOPPING_RULE) in text
+    for p in params.PARAMETERS:
+        if p.cli and p.default == "auto":
+            assert f"(auto: {_plain(params.AUTO_RULES[p.name])}) (default: auto)" in text, p.name
+    for name in ("random_shift", "random_rotation", "random_zoom", "random_flip"):  # --no-augment, --flip
+        assert _plain(params.AUTO_RULES[name]) + (")" if name == "random_flip" else ";") in text, name
+    assert _plain(params.EARLY_STOPPING_RULE) + " (default: 0" in text
     assert f"at least {params.MIN_MONITORED} images" in text
 
 
