@@ -1,9 +1,10 @@
 """The ``skimgclf`` command line's parser: commands, options, their types and help.
 
 Network options are made from the classifier's parameter declarations
-(:mod:`skimgclf.model.params`): their types, ranges, defaults and help are
-never written twice. Importing this module imports neither TensorFlow nor
-the estimators.
+(:mod:`skimgclf.model.params`): their types, ranges, defaults and help,
+and the words of each ``"auto"`` rule (``AUTO_RULES``,
+``EARLY_STOPPING_RULE``), are never written twice. Importing this module
+imports neither TensorFlow nor the estimators.
 """
 
 from __future__ import annotations
