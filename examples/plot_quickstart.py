@@ -63,10 +63,11 @@ train_part, valid_part = train_test_split(
 # [0, 1]. :class:`~skimgclf.CNNClassifier` is the network; the tutorial's
 # questions "how many layers, which activation, how many units" are its
 # parameters. These images are tiny, so one convolution block and one hidden
-# layer suffice. The classifier's training-time augmentation (random shifts,
-# rotations and zooms) helps on photos and scans of 16 pixels and more; its
-# default, ``"auto"``, leaves it off for images as small as these 8x8 digits,
-# where moving a digit by a fraction of its size only blurs it.
+# layer suffice. The classifier's training-time augmentation (random shifts
+# and flips for photos, shifts, rotations and zooms for grayscale scans; see
+# the architecture guide for the rules of ``"auto"``) is off for images as
+# small as these 8x8 digits, where moving a digit by a fraction of its size
+# only blurs it.
 from sklearn.pipeline import make_pipeline
 
 from skimgclf import CNNClassifier, ImageFolderLoader

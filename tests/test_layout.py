@@ -5,6 +5,12 @@ functions), so a lazy import that would close a cycle counts too.
 """
 
 import ast
+import io
+import os
+import re
+import subprocess
+import sys
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -158,3 +164,80 @@ def test_every_test_module_mirrors_a_module_or_the_whole_project():
     mirrored = {name for m in GRAPH for name in _test_modules_for(m)} | {t for t, _ in TESTED_IN.values()}
     strays = sorted(p.name for p in TESTS.glob("test_*.py") if p.name not in mirrored | set(WHOLE_PROJECT))
     assert strays == [], "name a test module after the module it tests, or list it in WHOLE_PROJECT"
+
+
+# ------------------------------------------------------- numbers out of the code
+#: Names of the development data sets: the package must not need them.
+DEV_DATA = re.compile(r"cifar|mnist10k|tutorial|seed recipe|clothing photos", re.I)
+#: Benchmark figures: accuracies reached, relative costs, percentages of gain or loss.
+FIGURES = [
+    re.compile(r"\b(reached|scored|fell from|rose from|kept)\s+(about\s+)?0\.\d{2,}", re.I),
+    re.compile(r"\d\s?%\s+(less|more|shorter|longer|faster|slower|of (validation|test|the) )", re.I),
+    re.compile(r"(?<![\w.])[+-]\d+(\.\d+)?\s?%", re.I),
+    re.compile(r"\d(\.\d+)?\s+times\s+as\s+(long|fast|slow)", re.I),
+    re.compile(r"\d(\.\d+)?(-\d+(\.\d+)?)?x\s+(as fast|faster|slower|shorter|the speed)", re.I),
+    re.compile(r"\b\d+(\.\d+)?(-\d+(\.\d+)?)?\s?(s|ms|seconds)\s+once\b", re.I),
+    re.compile(r"(validation|test|held-out)\s+accuracy\s+(of\s+)?0\.\d{2,}", re.I),
+]
+
+
+def _prose(path):
+    """``(line, text)`` of every comment and string literal (docstrings included) of ``path``."""
+    source = path.read_text()
+    out = [(tok.start[0], tok.string) for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+           if tok.type == tokenize.COMMENT]
+    out += [(node.lineno, node.value) for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+    return out
+
+
+def _prose_findings(paths):
+    found = []
+    for path in paths:
+        for line, text in _prose(path):
+            flat = " ".join(text.split())
+            for pattern in [DEV_DATA, *FIGURES]:
+                match = pattern.search(flat)
+                if match:
+                    found.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {match.group(0)!r}")
+    return found
+
+
+def test_no_benchmark_figures_or_development_data_in_the_code():
+    """Measurements live in docs/performance.rst and benchmarks/; the code states the rule and one reason."""
+    assert _prose_findings(sorted(PACKAGE.rglob("*.py"))) == []
+
+
+def test_the_figure_check_finds_figures(tmp_path):
+    """The patterns above catch the kinds of figures the code once held."""
+    sample = tmp_path / "skimgclf" / "sample.py"
+    sample.parent.mkdir()
+    sample.write_text('"""On cifar10k two blocks reached 0.74."""\n'
+                      "# costs 44 % less per epoch; 40 filters took 1.8 times as long\n"
+                      "# reflected: +1.5 % against black\n"
+                      "x = 1  # the README's example scored 0.44\n")
+    found = [p.pattern for _, text in _prose(sample) for p in [DEV_DATA, *FIGURES] if p.search(" ".join(text.split()))]
+    assert len(found) >= 6, found
+
+
+def test_the_classifier_imports_under_python_OO():
+    """Under -OO docstrings are None: nothing may format or parse them at import."""
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = subprocess.run([sys.executable, "-OO", "-c", "import skimgclf.model.classifier, skimgclf.cli.parser"],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
+#: Functions the RULES part split; the whole package is the STRUCTURE part's test.
+SPLIT = {"skimgclf/model/network.py", "skimgclf/model/backbones.py", "skimgclf/cli/parser.py",
+         "skimgclf/model/params.py", "skimgclf/model/training.py"}
+
+
+def test_no_function_of_the_builders_and_parser_is_over_80_lines():
+    long = []
+    for rel in sorted(SPLIT):
+        path = PACKAGE.parent / rel
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 80:
+                long.append(f"{rel}:{node.lineno} {node.name}: {node.end_lineno - node.lineno + 1} lines")
+    assert long == []

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -185,3 +186,75 @@ def test_invalid_parameter_message_is_sklearns(images):
             f"The 'image_dir' parameter of ImageFolderLoader must be an existing folder. "
             f"Got '{images / 'nope'}' instead.")):
         gray_loader(images / "nope").fit(["0"])
+
+
+# ------------------------------------------------------------ the "auto" rules
+def _plain(text):
+    return " ".join(text.replace("``", "").split())
+
+
+AUTO_PARAMETERS = [p.name for p in params.PARAMETERS if p.default == "auto"]
+
+
+def test_every_auto_parameter_has_one_rule_and_the_resolver_decides_it():
+    assert list(params.AUTO_RULES) == AUTO_PARAMETERS
+    resolved = params.resolve({}, image_shape=(32, 32, 3), n_rows=500)
+    assert set(resolved) == set(AUTO_PARAMETERS)
+    assert "auto" not in resolved.values()
+    given = {"epochs": 7, "batch_size": 5, "padding": "valid", "random_flip": None, "label_smoothing": 0.2}
+    assert params.resolve(given, image_shape=(32, 32, 3), n_rows=500).items() >= given.items()
+
+
+def test_classifier_docstring_is_the_declarations_literally():
+    """The section is literal text (IDEs, -OO); ci/sync_docstring.py rewrites it from numpydoc()."""
+    assert "{parameters}" not in CNNClassifier.__doc__
+    assert "    Parameters\n    ----------\n" + params.numpydoc() + "\n\n    Attributes\n" in CNNClassifier.__doc__, (
+        "CNNClassifier's docstring drifted from skimgclf.model.params: run python ci/sync_docstring.py")
+
+
+def test_each_parameter_docstring_states_its_auto_rule():
+    docs = {p.name: _plain(p.doc) for p in params.PARAMETERS}
+    for name, rule in params.AUTO_RULES.items():
+        assert _plain(rule) in docs[name], name
+    assert _plain(params.EARLY_STOPPING_RULE) in docs["early_stopping"]
+
+
+def test_the_user_guide_quotes_every_auto_rule():
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "user_guide" / "architecture.rst").read_text()
+    guide = _plain(guide)
+    for name in params.AUTO_RULES:
+        entry = _plain(f"``{name}`` {params._auto(name)}.")  # the whole entry, so that no part is left out
+        assert entry in guide, f"architecture.rst does not quote the rule of {name}: {entry!r}"
+    assert _plain(params.EARLY_STOPPING_RULE) + "." in guide
+
+
+def test_command_line_help_quotes_the_rules():
+    from skimgclf.cli.parser import build_parser
+
+    parser = build_parser()
+    train = parser._subparsers._group_actions[0].choices["train"]  # argparse has no public accessor
+    text = " ".join(train.format_help().split())
+    for p in params.PARAMETERS:
+        if p.cli and p.default == "auto":
+            assert f"(auto: {_plain(params.AUTO_RULES[p.name])}) (default: auto)" in text, p.name
+    for name in ("random_shift", "random_rotation", "random_zoom", "random_flip"):  # --no-augment, --flip
+        assert _plain(params.AUTO_RULES[name]) + (")" if name == "random_flip" else ";") in text, name
+    assert _plain(params.EARLY_STOPPING_RULE) + " (default: 0" in text
+    assert f"at least {params.MIN_MONITORED} images" in text
+
+
+@pytest.mark.parametrize("shape", [(8, 8, 1), (28, 28, 1), (32, 32, 3), (64, 48, 3)])
+def test_the_network_is_built_by_the_resolver(shape):
+    """build_cnn's "auto" layers are what resolve() says, for grayscale and colour, tiny and larger images."""
+    import keras
+
+    rules = params.resolve({}, image_shape=shape)
+    model = build_cnn(shape, 3, seed=0)
+    names = {layer.name for layer in model.layers}
+    for name, layer in (("random_shift", "augment_shift"), ("random_rotation", "augment_rotation"),
+                        ("random_zoom", "augment_zoom")):
+        assert (layer in names) == bool(rules[name]), (shape, name)
+    assert ("augment_flip" in names) == (rules["random_flip"] is not None)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert len(convs) == params.defaults()["conv_blocks"] * rules["convs_per_block"]
+    assert convs[0].padding == rules["padding"]

@@ -1,9 +1,10 @@
 """The ``skimgclf`` command line's parser: commands, options, their types and help.
 
 Network options are made from the classifier's parameter declarations
-(:mod:`skimgclf.model.params`): their types, ranges, defaults and help are
-never written twice. Importing this module imports neither TensorFlow nor
-the estimators.
+(:mod:`skimgclf.model.params`): their types, ranges, defaults and help,
+and the words of each ``"auto"`` rule (``AUTO_RULES``,
+``EARLY_STOPPING_RULE``), are never written twice. Importing this module
+imports neither TensorFlow nor the estimators.
 """
 
 from __future__ import annotations
@@ -128,8 +129,22 @@ def _option_type(parameter):
     raise TypeError(f"no command-line type for {parameter.name}")  # pragma: no cover - declarations
 
 
+def _plain(text):
+    """reStructuredText of the declarations as help text: without the ````literal```` markup."""
+    return " ".join(text.replace("``", "").split())
+
+
+def _default(parameter):
+    """The end of a declared parameter's help: its default, after its rule where that is ``"auto"``."""
+    from ..model.params import AUTO_RULES
+
+    if parameter.default == "auto" and parameter.name in AUTO_RULES:
+        return f"(auto: {_plain(AUTO_RULES[parameter.name])}) (default: auto)"
+    return f"(default: {parameter.default})"
+
+
 def _network_parent():
-    from ..model.params import PARAMETERS
+    from ..model.params import AUTO_RULES, BACKBONES, EARLY_STOPPING_RULE, PARAMETERS
 
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("network (CNNClassifier)")
@@ -139,8 +154,9 @@ def _network_parent():
         kind, metavar, choices = _option_type(p)
         text = p.cli_help + (f": {', '.join(choices)}" if choices else "")
         group.add_argument(p.cli, dest=f"net_{p.name}", type=kind, metavar=metavar, choices=choices,
-                           help=f"{text} (default: {p.default})")
-    from ..model.params import BACKBONES
+                           help=f"{text} {_default(p)}")
+    augment = "; ".join(f"{name.removeprefix('random_')} {_plain(AUTO_RULES[name])}"
+                        for name in ("random_shift", "random_rotation", "random_zoom", "random_flip"))
 
     group.add_argument("--backbone", dest="net_backbone", choices=BACKBONES, metavar="NAME",
                        help="fine-tune a pretrained keras.applications network instead of training the "
@@ -152,15 +168,13 @@ def _network_parent():
     group.add_argument("--monitor-split", dest="net_validation_split", type=_fraction, default=0.0,
                        metavar="X",
                        help="fraction of the training images the network watches every epoch (early "
-                            "stopping, and the validation curves of --report); early stopping is off when "
-                            "that is fewer than 100 images (default: 0, every image trains)")
+                            f"stopping, and the validation curves of --report); early stopping: "
+                            f"{_plain(EARLY_STOPPING_RULE)} (default: 0, every image trains)")
     group.add_argument("--no-augment", action="store_true",
-                       help="no random shifts, rotations, zooms and flips while training "
-                            "(default: shift 0.1, rotation 0.03 turn, zoom 0.1 for images of at "
-                            "least 16 pixels, none for smaller ones; horizontal flips for colour images)")
+                       help=f"no random shifts, rotations, zooms and flips while training (default: {augment})")
     group.add_argument("--flip", choices=["auto", "none", "horizontal", "vertical", "horizontal_and_vertical"],
-                       help="random flips while training (default: auto, horizontal for colour images "
-                            "and none for grayscale: digits and text must not be flipped)")
+                       help=f"random flips while training (default: auto, {_plain(AUTO_RULES['random_flip'])}: "
+                            "digits and text must not be flipped)")
     group.add_argument("--seed", type=int, default=0,
                        help="seed of the splits, weights, shuffling and augmentation (default: 0)")
     return parent
@@ -209,10 +223,27 @@ Run 'skimgclf COMMAND --help' for the options of a command.
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     common = _common_parent()
-    labels = "column of labels (default: label); labels are text, or integers when all are plain integers"
+    commands = {
+        "train": _add_train(sub, common),
+        "predict": _add_predict(sub, common),
+        "evaluate": _add_evaluate(sub, common),
+        "search": _add_search(sub, common),
+        "demo": _add_demo(sub, common),
+        "info": _add_info(sub),
+    }
+    for name, command in commands.items():
+        command.set_defaults(command=name)
+    return parser
 
+
+#: The help of the label column of the commands that train.
+_LABELS = "column of labels (default: label); labels are text, or integers when all are plain integers"
+
+
+def _add_train(sub, common):
+    """The ``train`` command: train a model on a labelled CSV of image ids."""
     train = sub.add_parser(
-        "train", parents=[common, _table_parent(labels), _loader_parent(), _network_parent()],
+        "train", parents=[common, _table_parent(_LABELS), _loader_parent(), _network_parent()],
         formatter_class=_formatter, help="train a model on a labelled CSV of image ids",
         description="Train a CNN on a labelled CSV (id,label) and a folder of images, print the accuracy "
                     "on a stratified validation split, and write the model (the loader and the network "
@@ -246,7 +277,11 @@ instead, in about twice the time; --refit no writes the first model as it is).
     train.add_argument("--report", metavar="DIR",
                        help="write learning_curves.png, confusion_matrix.png (validation rows) and "
                             "metrics.json into DIR")
+    return train
 
+
+def _add_predict(sub, common):
+    """The ``predict`` command: write predictions for a CSV of image ids."""
     predict = sub.add_parser(
         "predict", parents=[common, _table_parent("name of the label column written (default: label)"),
                             _loader_parent(for_model=True)],
@@ -270,7 +305,11 @@ examples:
     predict.add_argument("--chunk-size", type=_positive_int, default=4096, metavar="N",
                          help="rows loaded and predicted at a time (default: 4096)")
     _add_dask_options(predict, "each chunk is scored on a worker")
+    return predict
 
+
+def _add_evaluate(sub, common):
+    """The ``evaluate`` command: score a model on a labelled CSV."""
     evaluate = sub.add_parser(
         "evaluate", parents=[common, _table_parent("column of true labels (default: label)"),
                              _loader_parent(for_model=True)],
@@ -296,9 +335,13 @@ examples:
                                "mistakes) into DIR")
     evaluate.add_argument("--chunk-size", type=_positive_int, default=4096, metavar="N",
                           help="rows loaded and predicted at a time (default: 4096)")
+    return evaluate
 
+
+def _add_search(sub, common):
+    """The ``search`` command: grid-search network settings by cross-validation."""
     search = sub.add_parser(
-        "search", parents=[common, _table_parent(labels), _loader_parent(), _network_parent()],
+        "search", parents=[common, _table_parent(_LABELS), _loader_parent(), _network_parent()],
         formatter_class=_formatter, help="grid-search network settings by cross-validation",
         description="Cross-validate every combination of a parameter grid (scikit-learn's GridSearchCV "
                     "over the loader + network pipeline), print them ranked, save the best model "
@@ -340,7 +383,11 @@ examples:
                              "machine; with N > 1 each process gets cores/N TensorFlow threads and its "
                              "own copy of the images in memory")
     _add_dask_options(search, "every fold of every candidate is fitted on a worker")
+    return search
 
+
+def _add_demo(sub, common):
+    """The ``demo`` command: train, predict and evaluate on an embedded sample data set."""
     demo = sub.add_parser(
         "demo", parents=[common], formatter_class=_formatter,
         help="run train -> predict -> evaluate on an embedded sample data set",
@@ -357,6 +404,11 @@ examples:
                       help="folder to write into (default: skimgclf-demo)")
     demo.add_argument("--epochs", type=_positive_int, default=15, metavar="N",
                       help="training epochs (default: 15)")
+    return demo
+
+
+def _add_info(sub):
+    """The ``info`` command: versions and the devices TensorFlow trains on."""
     info = sub.add_parser(
         "info", formatter_class=_formatter,
         help="show versions and the devices TensorFlow trains on (CPU, GPUs)",
@@ -370,10 +422,7 @@ examples:
 """,
     )
     info.add_argument("--json", action="store_true", help="print the same as one JSON object")
-    for name, command in (("train", train), ("predict", predict), ("evaluate", evaluate),
-                          ("search", search), ("demo", demo), ("info", info)):
-        command.set_defaults(command=name)
-    return parser
+    return info
 
 
 def option_names(parser):

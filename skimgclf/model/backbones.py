@@ -202,11 +202,9 @@ def build_transfer(input_shape, n_classes, *, backbone, backbone_weights, seed=N
     ours = [layer for layer in app.layers if not layer.name.startswith(_OWN_PREFIXES)]
     for layer in ours:
         if isinstance(layer, keras.layers.BatchNormalization):
-            # The applications use 0.999 (tuned for ImageNet's millions of steps); over the
-            # few thousand steps of a small data set the moving statistics lag far behind
-            # the weights (MobileNetV3Small trained from random weights on 8,000 cifar10k
-            # photos: 0.22 held-out accuracy after 30 epochs with 0.999, 0.54 after 8 with
-            # 0.9). 0.9 is the plain CNN's; it matters only where batch norm trains.
+            # The applications use 0.999, tuned for ImageNet's millions of steps: over the
+            # few thousand steps of a small data set the moving statistics would lag far
+            # behind the weights. 0.9 is the plain CNN's; it matters only where batch norm trains.
             layer.momentum = 0.9
     features = keras.layers.GlobalAveragePooling2D(name="head_pool")(app.output)
     features = head(features)
@@ -214,30 +212,39 @@ def build_transfer(input_shape, n_classes, *, backbone, backbone_weights, seed=N
     outputs = keras.layers.Dense(n_classes, activation="softmax", name="probabilities", kernel_initializer=init)(
         features)
     model = keras.Model(inputs, outputs, name=name)
-
-    _, _, scale, offset, bgr = _SPECS[backbone]
-    kernel = np.zeros((1, 1, c, 3), np.float32)
-    order = [2, 1, 0] if bgr else [0, 1, 2]
-    for out, source in enumerate(order):
-        kernel[0, 0, source if c >= 3 else 0, out] = scale  # gray: every output channel reads channel 0
-    affine.set_weights([kernel, np.asarray(offset, np.float32)])
+    _set_input_affine(affine, backbone, c)
     if reference is not None:
-        with_weights = [layer for layer in ours if layer.weights]
-        if len(with_weights) != len(reference):
-            raise BackboneWeightsError(
-                f"backbone_weights: {len(reference)} layers with weights, but {backbone} has {len(with_weights)}")
-        for layer, values in zip(with_weights, reference):
-            if isinstance(layer, keras.layers.Normalization) and _imagenet_normalization(values):
-                # EfficientNet's ImageNet weights expect its inputs divided by
-                # sqrt(stddev) once more after this layer (Keras adds a Rescaling
-                # only when it loads weights="imagenet" itself): fold that into the
-                # variance, as sqrt(var * stddev) = sqrt(var) * sqrt(stddev).
-                values = [values[0], values[1] * _IMAGENET_STDDEV.reshape(np.shape(values[1])), *values[2:]]
-            layer.set_weights(values)
-            if isinstance(layer, keras.layers.Normalization):
-                layer.finalize_state()  # it divides by copies of its variables, made when built
+        _load_reference(ours, reference, backbone)
     set_phase(model, 0.0)
     return model
+
+
+def _set_input_affine(affine, backbone, channels):
+    """Weights of the 1x1 convolution that maps [0, 1] images to what ``backbone`` expects (gray to RGB too)."""
+    _, _, scale, offset, bgr = _SPECS[backbone]
+    kernel = np.zeros((1, 1, channels, 3), np.float32)
+    order = [2, 1, 0] if bgr else [0, 1, 2]
+    for out, source in enumerate(order):
+        kernel[0, 0, source if channels >= 3 else 0, out] = scale  # gray: every output channel reads channel 0
+    affine.set_weights([kernel, np.asarray(offset, np.float32)])
+
+
+def _load_reference(layers, reference, backbone):
+    """Set the weights of the backbone's ``layers`` to ``reference`` (one list of arrays per layer with weights)."""
+    with_weights = [layer for layer in layers if layer.weights]
+    if len(with_weights) != len(reference):
+        raise BackboneWeightsError(
+            f"backbone_weights: {len(reference)} layers with weights, but {backbone} has {len(with_weights)}")
+    for layer, values in zip(with_weights, reference):
+        if isinstance(layer, keras.layers.Normalization) and _imagenet_normalization(values):
+            # EfficientNet's ImageNet weights expect its inputs divided by
+            # sqrt(stddev) once more after this layer (Keras adds a Rescaling
+            # only when it loads weights="imagenet" itself): fold that into the
+            # variance, as sqrt(var * stddev) = sqrt(var) * sqrt(stddev).
+            values = [values[0], values[1] * _IMAGENET_STDDEV.reshape(np.shape(values[1])), *values[2:]]
+        layer.set_weights(values)
+        if isinstance(layer, keras.layers.Normalization):
+            layer.finalize_state()  # it divides by copies of its variables, made when built
 
 
 def _imagenet_normalization(values):

@@ -32,8 +32,10 @@ from sklearn.utils.validation import check_consistent_length, column_or_1d  # no
 from .devices import configure_gpus  # noqa: E402
 from .inference import predict_proba  # noqa: E402
 from .backbones import backbone_layers, save_backbone_weights, set_phase  # noqa: E402
-from .network import build_cnn, resolve_flip  # noqa: E402
-from .params import NETWORK, constraints, numpydoc  # noqa: E402
+from .network import build_cnn  # noqa: E402
+from .params import (  # noqa: E402
+    MIN_MONITORED, NETWORK, auto_fine_tune_learning_rate, auto_freeze_epochs, auto_label_smoothing,
+    auto_test_time_flip, constraints, early_stopping_acts)
 from .training import (  # noqa: E402
     EpochBar, MappedBatches, SmoothedSparseCrossentropy, all_finite, auto_batch_size, auto_epochs, file_backed,
     resolve_precision, seeded, training_kernels)
@@ -43,11 +45,8 @@ __all__ = ["MIN_MONITORED", "CNNClassifier"]
 if keras.backend.backend() == "tensorflow":
     configure_gpus()  # memory growth: models fitted one after another share a GPU
 
-#: Fewest held-out images early stopping acts on. On fewer, the validation
-#: loss moves from one epoch to the next more by chance than by learning (the
-#: standard error of an accuracy measured on 20 images is about 0.1), and the
-#: "best" epoch would be a coin toss.
-MIN_MONITORED = 100
+# MIN_MONITORED (fewest held-out images early stopping acts on) is a rule of
+# params.py, importable from here as before.
 
 #: The key of a pickled classifier's state that holds its network, as the bytes of a .keras file.
 _NETWORK_STATE = "_network_keras_bytes"
@@ -127,7 +126,184 @@ class CNNClassifier(KerasClassifier):
 
     Parameters
     ----------
-{parameters}
+    backbone : {"mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0", "resnet50"} or None, default=None
+        A pretrained network of ``keras.applications`` (without its top) to
+        fine-tune instead of training the convolution blocks from scratch;
+        ``None`` is the plain CNN. With a backbone, the convolution parameters
+        (``conv_blocks`` to ``global_pooling``) are not used: the network is
+        the augmentation layers, the backbone, global average pooling,
+        ``hidden_layers`` dense layers and the softmax. Images whose shorter
+        side is below 32 pixels are resized up to 32 (aspect kept); grayscale
+        ones are repeated to three channels, and values are mapped from [0, 1]
+        to what each backbone expects. See the transfer-learning guide.
+    backbone_weights : "imagenet", path or None, default="imagenet"
+        The backbone's initial weights: ``"imagenet"`` (Keras downloads them
+        once into its cache; without a network and cache, ``fit`` fails at once
+        saying how to bring a file), ``None`` (random), or the path of a file
+        saved with ``save_weights`` from the same application built without its
+        top, e.g. ``keras.applications.MobileNetV3Small( include_top=False,
+        weights=None)``. Not used without a backbone.
+    conv_blocks : int, default=3
+        Number of convolution blocks.
+    filters : int or list of (int or list of int), default=32
+        Filters of the first block, doubled in each later block; or one value
+        per block; or, per block, a list of values, one per convolution of that
+        block (``[[32, 64]]`` is one block of two convolutions; ``[[32], [64,
+        64]]`` has one convolution, then two). Multiples of 16 run fastest on
+        CPUs.
+    convs_per_block : int or "auto", default="auto"
+        Convolution layers in each block. ``"auto"`` is 2 for colour images (3
+        channels or more) and 1 for grayscale ones. Photos need the second
+        convolution; digits are as accurate with one, at a third of the cost.
+    pool_after : int or "auto", default="auto"
+        Where each block pools: after this many of its convolutions (the rest
+        then run on the pooled, four times smaller map); a value at least
+        ``convs_per_block`` pools after the last. ``"auto"`` pools colour
+        blocks after their first convolution and grayscale ones after the last.
+        Pooling between two convolutions makes an epoch much cheaper, and
+        colour images reach the same accuracy in more, cheaper epochs.
+    kernel_size : int, default=3
+        Side of the square convolution kernels (reduced for tiny maps).
+    padding : {"auto", "same", "valid"}, default="auto"
+        ``"same"`` keeps the size of the feature maps through a convolution;
+        ``"valid"`` trims ``kernel_size - 1`` pixels (Keras' own default).
+        ``"auto"`` is ``"same"`` for colour images; for grayscale ones
+        ``"valid"`` while the output of the convolution is still at least
+        ``kernel_size`` wide, else ``"same"``: trimming costs photos accuracy,
+        saves digits computation at the same accuracy, and small images are not
+        convolved into nothing.
+    pooling : {"max", "avg"} or None, default="max"
+        2x2 pooling in each block (where ``pool_after`` says), skipped where
+        the map is smaller than 4. Max pooling comes right after its
+        convolution, before the normalisation and activation (which then run on
+        a quarter of the values); average pooling after the activation.
+    batch_norm : bool, default=True
+        Batch normalisation after each convolution and hidden dense layer.
+    conv_dropout : float, default=0.0
+        Dropout rate after each convolution block.
+    global_pooling : {"auto", "flatten", "avg", "max"}, default="auto"
+        How the last feature map becomes a vector. ``"auto"`` is ``"flatten"``
+        for maps of at most 64 positions and ``"avg"`` for larger ones, so that
+        large images do not make the dense layers huge.
+    hidden_layers : int, default=1
+        Number of dense hidden layers.
+    units : int or list of int, default=128
+        Units of each hidden layer (or one value per layer).
+    activation : str, default="relu"
+        Activation of the convolution and hidden layers: one of ``"relu"``,
+        ``"elu"``, ``"selu"``, ``"gelu"``, ``"silu"``, ``"swish"``, ``"tanh"``,
+        ``"sigmoid"``, ``"leaky_relu"``, ``"mish"``.
+    dropout : float, default=0.3
+        Dropout rate after each hidden dense layer.
+    random_shift : float or "auto", default="auto"
+        Training-time random translation, as a fraction of height and width.
+        ``"auto"`` is 0.1 for images of at least 16 pixels on their shorter
+        side and 0 (off) for smaller ones: there a fraction of the image is a
+        sub-pixel shift that only blurs it. What a shift (or rotation, or zoom)
+        brings into the frame is the image's border reflected for colour images
+        and black for grayscale ones (a digit's background).
+    random_rotation : float or "auto", default="auto"
+        Training-time random rotation, as a fraction of a full turn. ``"auto"``
+        is 0.03 (about 11 degrees) for grayscale images of at least 16 pixels
+        on their shorter side, and 0 (off) for smaller ones and for colour
+        images: rotation and zoom cost photos accuracy; they get flips and
+        shifts instead.
+    random_zoom : float or "auto", default="auto"
+        Training-time random zoom, as a fraction. ``"auto"`` is 0.1 for
+        grayscale images of at least 16 pixels on their shorter side, and 0
+        (off) for smaller ones and for colour images.
+    random_flip : {"auto", "horizontal", "vertical", "horizontal_and_vertical"} or None, default="auto"
+        Training-time random flips. ``"auto"`` is ``"horizontal"`` for colour
+        images and ``None`` (no flip) for grayscale ones: a photo's mirror
+        image shows the same thing, but digits and text must not be flipped.
+    optimizer : {"adam", "adamw", "nadam", "rmsprop", "sgd"}, default="adam"
+        Keras optimizer (SGD with Nesterov momentum 0.9).
+    learning_rate : float, default=0.003
+        Initial learning rate.
+    lr_schedule : {"cosine", "constant"}, default="cosine"
+        ``"cosine"`` decays the learning rate to zero over ``epochs``.
+    freeze_epochs : int or "auto", default="auto"
+        With a backbone: the first epochs of ``epochs`` train the new head
+        only, on the frozen backbone; the rest fine-tune the top
+        ``fine_tune_fraction`` of the backbone too, at
+        ``fine_tune_learning_rate``, each phase with its own cosine schedule.
+        ``"auto"`` is a third of ``epochs_`` (at least 1); a number is capped
+        at ``epochs_`` (then nothing is fine-tuned); the number used is
+        ``freeze_epochs_``. ``partial_fit`` counts its calls instead: the first
+        ``freeze_epochs_`` train the head. Not used without a backbone.
+    fine_tune_fraction : float, default=1.0
+        With a backbone: the fraction of the backbone's layers, counted from
+        its top, trained after ``freeze_epochs``; ``0`` keeps the backbone
+        frozen (features only), ``1`` (as fastai's ``fine_tune`` and Keras'
+        fine-tuning guide do) trains all of it. Batch normalisation layers stay
+        frozen throughout (in inference mode), as Keras' guide advises, unless
+        ``backbone_weights=None`` (random weights have no statistics to keep).
+        On small data sets, fine-tuning all layers did better than fine-tuning
+        the top few at a lower rate.
+    fine_tune_learning_rate : float or "auto", default="auto"
+        With a backbone: the initial learning rate of the fine-tuning phase.
+        ``"auto"`` is half of ``learning_rate`` (fastai's rate for the top
+        layers). Lower it for weights learnt on far more images than yours
+        (Keras' guide fine-tunes ImageNet weights at 1e-5).
+    label_smoothing : float or "auto", default="auto"
+        Label smoothing of the cross-entropy loss: the target of the true class
+        is ``1 - label_smoothing`` and the rest is shared by the other classes,
+        which keeps the network from growing over-confident. ``"auto"`` is 0.1
+        for colour images and 0 for grayscale ones.
+    precision : {"auto", "float32", "bfloat16"}, default="auto"
+        The arithmetic of training. ``"bfloat16"`` computes the layers in
+        bfloat16 with float32 weights (Keras' ``"mixed_bfloat16"``; the output
+        layer stays float32); ``"float32"`` computes everything in float32.
+        Prediction and model files are float32 either way. ``"auto"`` is
+        ``"bfloat16"`` when training on a CPU with native bfloat16 instructions
+        (Intel AMX or AVX512-BF16) and no GPU is visible, else ``"float32"``;
+        the value used is ``precision_``.
+    warm_start : bool, default=False
+        When True and the classifier is fitted, ``fit`` trains the fitted
+        network further (``epochs`` more epochs, on a new learning-rate
+        schedule from ``learning_rate``) instead of building a new one;
+        ``history_`` grows. The images must have the training shape and the
+        labels be among ``classes_``. As in scikit-learn, it is how a model
+        measured on part of the data can be trained on the rest without
+        starting over.
+    epochs : int or "auto", default="auto"
+        Maximum number of passes over the training data. ``"auto"`` is 10 for
+        grayscale images, 22 for colour ones and 12 with a pretrained
+        ``backbone`` (photos need more passes under flips and shifts); the
+        number used is ``epochs_``.
+    batch_size : int or "auto", default="auto"
+        Samples per gradient step. ``"auto"`` is 64, lowered on data sets of
+        fewer than 1,024 images so that an epoch has at least 16 steps (never
+        below 8); the size used is ``batch_size_``.
+    validation_split : float, default=0.0
+        Fraction of the training data held out, stratified and drawn with
+        ``random_state``, to monitor validation loss and accuracy (and for
+        early stopping). ``0`` trains on everything: with the cosine schedule
+        the last epoch is usually the best, and the images held out are worth
+        more as training images than as a stopping signal.
+    early_stopping : bool, default=True
+        Stop when the validation loss has not improved for ``patience`` epochs
+        and restore the best weights. It needs ``validation_split > 0``, and it
+        acts only when at least 100 images are held out; on fewer it is off,
+        with a warning, because the "best" epoch would be chance.
+    patience : int, default=4
+        Epochs without improvement before early stopping.
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in the loss, as in scikit-learn.
+    test_time_flip : bool or "auto", default="auto"
+        Predict each image as the average of its probabilities and those of its
+        mirror image (twice the work at prediction). ``"auto"`` is ``True``
+        when the network is trained with horizontal flips.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling, dropout, augmentation and the
+        validation split. The same value and data give identical predictions;
+        the seed does not leak into later fits.
+    verbose : int, default=1
+        ``0`` silent; ``1`` progress bars where a person watches (a terminal or
+        a Jupyter notebook; nothing in logs, pipes or CI): one over the epochs
+        with the latest metrics, and one over the images when a prediction
+        takes more than a second; ``2`` one line per epoch from Keras, wherever
+        the output goes (logs included).
 
     Attributes
     ----------
@@ -148,7 +324,7 @@ class CNNClassifier(KerasClassifier):
     epochs_ : int
         The number of epochs ``fit`` planned (``epochs``, or what ``"auto"``
         stood for on these images); early stopping may end sooner.
-    precision_ : {{"float32", "mixed_bfloat16"}}
+    precision_ : {"float32", "mixed_bfloat16"}
         The Keras dtype policy the network trained in (``precision``, or
         what ``"auto"`` stood for on this machine).
 
@@ -475,8 +651,7 @@ class CNNClassifier(KerasClassifier):
         lr = None
         if self.backbone is not None and any(layer.trainable and layer.weights for layer in backbone_layers(self.model_)):
             self._fine_tuning = True
-            lr = (float(self.learning_rate) / 2 if self.fine_tune_learning_rate == "auto"
-                  else float(self.fine_tune_learning_rate))
+            lr = auto_fine_tune_learning_rate(self.fine_tune_learning_rate, self.learning_rate)
         self.model_.compile(optimizer=self._make_optimizer(self.n_train_steps_, lr),
                             loss=self.model_.loss or self._loss(self.image_shape_), metrics=["accuracy"])
         return len(getattr(self, "history_", {}).get("loss", []))
@@ -484,8 +659,7 @@ class CNNClassifier(KerasClassifier):
     def _start_fine_tuning(self, steps):
         """Unfreeze the top of the backbone and recompile at the fine-tuning rate over ``steps`` steps."""
         set_phase(self.model_, self.fine_tune_fraction, batch_norm=self.backbone_weights is None)
-        lr = (float(self.learning_rate) / 2 if self.fine_tune_learning_rate == "auto"
-              else float(self.fine_tune_learning_rate))
+        lr = auto_fine_tune_learning_rate(self.fine_tune_learning_rate, self.learning_rate)
         # Keras applies trainable only at compile; a new optimizer starts the new phase's schedule.
         self.model_.compile(optimizer=self._make_optimizer(steps, lr), loss=self.model_.loss, metrics=["accuracy"])
 
@@ -528,17 +702,11 @@ class CNNClassifier(KerasClassifier):
 
     def _resolve_freeze_epochs(self):
         """What ``freeze_epochs`` stands for with ``epochs_`` epochs: at most ``epochs_`` (0 without a backbone)."""
-        if self.backbone is None:
-            return 0
-        if self.freeze_epochs == "auto":
-            return min(self.epochs_, max(1, self.epochs_ // 3))
-        return min(int(self.freeze_epochs), self.epochs_)
+        return auto_freeze_epochs(self.freeze_epochs, self.epochs_, self.backbone)
 
     def _label_smoothing(self, image_shape):
         """The label smoothing ``label_smoothing`` stands for on images of ``image_shape``."""
-        if self.label_smoothing == "auto":
-            return 0.1 if int(image_shape[-1]) >= 3 else 0.0
-        return float(self.label_smoothing)
+        return auto_label_smoothing(self.label_smoothing, image_shape[-1])
 
     def _make_optimizer(self, total_steps, learning_rate=None):
         lr = float(self.learning_rate if learning_rate is None else learning_rate)
@@ -653,10 +821,7 @@ class CNNClassifier(KerasClassifier):
 
     def _flips_at_prediction(self):
         """Whether predictions average each image with its mirror image (test_time_flip)."""
-        if self.test_time_flip == "auto":
-            flip = resolve_flip(self.random_flip, self.image_shape_[-1])
-            return flip in ("horizontal", "horizontal_and_vertical")
-        return bool(self.test_time_flip)
+        return auto_test_time_flip(self.test_time_flip, self.random_flip, self.image_shape_[-1])
 
     def _set_fitted(self, model, classes, image_shape, history):
         """Make this classifier fitted with a trained ``model`` (skimgclf.load), without training.
@@ -800,7 +965,7 @@ class CNNClassifier(KerasClassifier):
             args = (X, y)
         callbacks = [keras.callbacks.TerminateOnNaN()]
         if split is not None and self.early_stopping:
-            if len(split[1]) >= MIN_MONITORED:
+            if early_stopping_acts(self.early_stopping, len(split[1])):
                 stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience,
                                                          restore_best_weights=True)
                 callbacks.append(stopping)
@@ -899,5 +1064,3 @@ class CNNClassifier(KerasClassifier):
         proba = self._predict_raw(X, **kwargs)
         return self.classes_[np.argmax(proba, axis=1)]
 
-
-CNNClassifier.__doc__ = CNNClassifier.__doc__.format(parameters=numpydoc())

@@ -156,10 +156,10 @@ def _conv_window(steps, i, height, width):
 
 
 #: Pixels (images x height x width) a network is asked for before its
-#: inference is traced. Tracing and optimising the graph costs 0.5-1 s once;
-#: it then runs 1.4-1.8x as fast as an eager call (figures:
-#: docs/performance.rst), which pays from about this many pixels (~20,000
-#: 28x28 images or 16,000 32x32 photos). Smaller work -- a validation fold, a
+#: inference is traced. Tracing and optimising the graph costs a fixed time
+#: once; the traced graph then runs faster than an eager call, which pays from
+#: about this many pixels (~20,000 28x28 images or 16,000 32x32 photos;
+#: figures in docs/performance.rst). Smaller work -- a validation fold, a
 #: test set of a few thousand images -- is done eagerly.
 _TRACE_FROM_PIXELS = 2**24
 

@@ -1,5 +1,7 @@
 """The network: the Keras CNN that :class:`~skimgclf.CNNClassifier` trains, built from its parameters.
 
+What each ``"auto"`` stands for is decided by the rules of
+:mod:`skimgclf.model.params` (``auto_*``); this module only builds layers.
 Importing this module imports Keras.
 """
 
@@ -10,36 +12,36 @@ from types import SimpleNamespace
 import keras
 import numpy as np
 
-from .params import NETWORK, defaults
+from .params import (NETWORK, auto_augmentation, auto_convs_per_block, auto_flip, auto_global_pooling, auto_padding,
+                     auto_pool_after, colour, defaults)
 
 __all__ = ["build_cnn", "resolve_flip"]
 
 
-#: ``"auto"`` augmentation is on for images at least this many pixels on
-#: their shorter side: a tenth of an 8x8 image is a sub-pixel shift that only
-#: blurs it (see "How the defaults were chosen" in the architecture guide).
-_AUGMENT_FROM = 16
-#: What ``"auto"`` augmentation means for images large enough.
-_AUGMENT_AUTO = {"random_shift": 0.1, "random_rotation": 0.03, "random_zoom": 0.1}
-
-
 def _augmentation(name, value, height, width, channels):
-    """The rate ``value`` of augmentation ``name`` stands for on ``height x width x channels`` images."""
-    if value == "auto":
-        if name != "random_shift" and channels >= 3:
-            return 0.0  # photos: flips and shifts, no rotation or zoom
-        return _AUGMENT_AUTO[name] if min(height, width) >= _AUGMENT_FROM else 0.0
-    return float(value)
+    """The rate ``value`` of augmentation ``name`` stands for (:func:`~skimgclf.model.params.auto_augmentation`)."""
+    return auto_augmentation(name, value, height, width, channels)
 
 
 def resolve_flip(random_flip, channels):
     """The flips ``random_flip`` stands for on images of ``channels`` channels (None: no flip).
 
-    ``"auto"`` is ``"horizontal"`` for colour images and None for grayscale ones.
+    The rule is :func:`skimgclf.model.params.auto_flip`'s.
     """
-    if random_flip == "auto":
-        return "horizontal" if channels >= 3 else None
-    return random_flip
+    return auto_flip(random_flip, channels)
+
+
+class _Seeds:
+    """One stream of seeds for every random layer and initializer of a network (None: Keras' global seeding)."""
+
+    def __init__(self, seed):
+        self.stream = None if seed is None else np.random.default_rng(seed)
+
+    def next(self):
+        return None if self.stream is None else int(self.stream.integers(2**31 - 1))
+
+    def init(self):
+        return keras.initializers.GlorotUniform(seed=self.next())
 
 
 def _pool(x, pooling, size_h, size_w):
@@ -48,6 +50,92 @@ def _pool(x, pooling, size_h, size_w):
         return x, size_h, size_w
     layer = keras.layers.MaxPooling2D if pooling == "max" else keras.layers.AveragePooling2D
     return layer(2)(x), size_h // 2, size_w // 2
+
+
+def _augment(x, p, shape, seeds):
+    """The training-time augmentation layers on ``x`` (Keras skips them in inference)."""
+    h, w, c = shape
+    rates = {name: auto_augmentation(name, getattr(p, name), h, w, c)
+             for name in ("random_shift", "random_rotation", "random_zoom")}
+    # What a shift, rotation or zoom brings into the frame: a photo's border
+    # reflected (photos have no background colour), a digit's black background.
+    fill = "reflect" if colour(c) else "constant"
+    if rates["random_shift"]:
+        x = keras.layers.RandomTranslation(rates["random_shift"], rates["random_shift"], fill_mode=fill,
+                                           seed=seeds.next(), name="augment_shift")(x)
+    if rates["random_rotation"]:
+        x = keras.layers.RandomRotation(rates["random_rotation"], fill_mode=fill, seed=seeds.next(),
+                                        name="augment_rotation")(x)
+    if rates["random_zoom"]:
+        x = keras.layers.RandomZoom(rates["random_zoom"], fill_mode=fill, seed=seeds.next(), name="augment_zoom")(x)
+    flip = auto_flip(p.random_flip, c)
+    if flip:
+        x = keras.layers.RandomFlip(flip, seed=seeds.next(), name="augment_flip")(x)
+    return x
+
+
+def _head(x, p, seeds):
+    """The dense hidden layers (with batch normalisation, activation and dropout) on the feature vector ``x``."""
+    layer_units = list(p.units) if isinstance(p.units, (list, tuple)) else [int(p.units)] * p.hidden_layers
+    for i, u in enumerate(layer_units):
+        x = keras.layers.Dense(u, use_bias=not p.batch_norm, kernel_initializer=seeds.init(),
+                               name=f"head_dense_{i}")(x)
+        if p.batch_norm:
+            x = keras.layers.BatchNormalization(momentum=0.9, name=f"head_norm_{i}")(x)
+        x = keras.layers.Activation(p.activation, name=f"head_activation_{i}")(x)
+        if p.dropout:
+            x = keras.layers.Dropout(p.dropout, seed=seeds.next(), name=f"head_dropout_{i}")(x)
+    return x
+
+
+def _conv(x, p, n_filters, channels, size_h, size_w, pool_here, seeds):
+    """One convolution with its normalisation, activation and (``pool_here``) pooling: ``(x, height, width)``."""
+    k = min(int(p.kernel_size), size_h, size_w) if size_h > 1 and size_w > 1 else 1
+    pad = auto_padding(p.padding, channels, size_h, size_w, k)
+    x = keras.layers.Conv2D(int(n_filters), k, padding=pad, use_bias=not p.batch_norm,
+                            kernel_initializer=seeds.init())(x)
+    if pad == "valid":
+        size_h, size_w = size_h - k + 1, size_w - k + 1
+    # Max pooling right after the convolution: normalisation and activation
+    # then run on a quarter of the values. Average pooling stays after the activation.
+    if pool_here and p.pooling == "max":
+        x, size_h, size_w = _pool(x, p.pooling, size_h, size_w)
+    if p.batch_norm:
+        x = keras.layers.BatchNormalization(momentum=0.9)(x)
+    x = keras.layers.Activation(p.activation)(x)
+    if pool_here and p.pooling != "max":
+        x, size_h, size_w = _pool(x, p.pooling, size_h, size_w)
+    return x, size_h, size_w
+
+
+def _conv_blocks(x, p, shape, seeds):
+    """The ``conv_blocks`` convolution blocks on ``x``: ``(x, height, width)`` of the last feature map."""
+    size_h, size_w, c = shape
+    convs_per_block = auto_convs_per_block(p.convs_per_block, c)
+    block_filters = list(p.filters) if isinstance(p.filters, (list, tuple)) else [
+        int(p.filters) * 2**b for b in range(p.conv_blocks)
+    ]
+    pool_after = auto_pool_after(p.pool_after, c)
+    for b in range(p.conv_blocks):
+        conv_filters = block_filters[b]
+        if not isinstance(conv_filters, (list, tuple)):
+            conv_filters = [conv_filters] * convs_per_block
+        pool_at = len(conv_filters) if pool_after is None else min(pool_after, len(conv_filters))
+        for i, n_filters in enumerate(conv_filters):
+            x, size_h, size_w = _conv(x, p, n_filters, c, size_h, size_w, i + 1 == pool_at, seeds)
+        if p.conv_dropout:
+            x = keras.layers.Dropout(p.conv_dropout, seed=seeds.next())(x)
+    return x, size_h, size_w
+
+
+def _to_vector(x, global_pooling, size_h, size_w):
+    """The last ``size_h x size_w`` feature map ``x`` as a vector: flattened or pooled globally."""
+    pooling = auto_global_pooling(global_pooling, size_h, size_w)
+    if pooling == "flatten":
+        return keras.layers.Flatten()(x)
+    if pooling == "avg":
+        return keras.layers.GlobalAveragePooling2D()(x)
+    return keras.layers.GlobalMaxPooling2D()(x)
 
 
 def build_cnn(input_shape, n_classes, *, seed=None, name="cnn", **params):
@@ -87,104 +175,23 @@ def build_cnn(input_shape, n_classes, *, seed=None, name="cnn", **params):
     if unknown:
         raise TypeError(f"build_cnn() got unexpected network parameters {sorted(unknown)}")
     p = SimpleNamespace(**{**defaults("network"), **params})
-    stream = None if seed is None else np.random.default_rng(seed)
-
-    def next_seed():
-        return None if stream is None else int(stream.integers(2**31 - 1))
-
-    def init():
-        return keras.initializers.GlorotUniform(seed=next_seed())
-    h, w, c = (int(v) for v in input_shape)
-    colour = c >= 3
+    seeds = _Seeds(seed)
+    shape = tuple(int(v) for v in input_shape)
 
     def augment(x):
-        # Augmentation layers are active only in training (Keras skips them in
-        # inference), so predictions are never perturbed.
-        random_shift = _augmentation("random_shift", p.random_shift, h, w, c)
-        random_rotation = _augmentation("random_rotation", p.random_rotation, h, w, c)
-        random_zoom = _augmentation("random_zoom", p.random_zoom, h, w, c)
-        # What a shift, rotation or zoom brings into the frame: a photo's
-        # border reflected (cifar10k validation +0.3, +1.5 and +2.5 % on
-        # three splits against black), a digit's black background.
-        fill = "reflect" if colour else "constant"
-        if random_shift:
-            x = keras.layers.RandomTranslation(random_shift, random_shift, fill_mode=fill, seed=next_seed(),
-                                               name="augment_shift")(x)
-        if random_rotation:
-            x = keras.layers.RandomRotation(random_rotation, fill_mode=fill, seed=next_seed(),
-                                            name="augment_rotation")(x)
-        if random_zoom:
-            x = keras.layers.RandomZoom(random_zoom, fill_mode=fill, seed=next_seed(), name="augment_zoom")(x)
-        flip = resolve_flip(p.random_flip, c)
-        if flip:
-            x = keras.layers.RandomFlip(flip, seed=next_seed(), name="augment_flip")(x)
-        return x
+        return _augment(x, p, shape, seeds)
 
     def head(x):
-        layer_units = list(p.units) if isinstance(p.units, (list, tuple)) else [int(p.units)] * p.hidden_layers
-        for i, u in enumerate(layer_units):
-            x = keras.layers.Dense(u, use_bias=not p.batch_norm, kernel_initializer=init(), name=f"head_dense_{i}")(x)
-            if p.batch_norm:
-                x = keras.layers.BatchNormalization(momentum=0.9, name=f"head_norm_{i}")(x)
-            x = keras.layers.Activation(p.activation, name=f"head_activation_{i}")(x)
-            if p.dropout:
-                x = keras.layers.Dropout(p.dropout, seed=next_seed(), name=f"head_dropout_{i}")(x)
-        return x
+        return _head(x, p, seeds)
 
     if p.backbone is not None:
         from .backbones import build_transfer
 
-        return build_transfer((h, w, c), n_classes, backbone=p.backbone, backbone_weights=p.backbone_weights,
-                              seed=next_seed(), name=name, augment=augment, head=head)
-    inputs = keras.Input(shape=(h, w, c), name="images")
-    x = augment(inputs)
-    convs_per_block = (2 if colour else 1) if p.convs_per_block == "auto" else int(p.convs_per_block)
-    block_filters = list(p.filters) if isinstance(p.filters, (list, tuple)) else [
-        int(p.filters) * 2**b for b in range(p.conv_blocks)
-    ]
-    pool_after = (1 if colour else None) if p.pool_after == "auto" else int(p.pool_after)
-    size_h, size_w = h, w
-    for b in range(p.conv_blocks):
-        conv_filters = block_filters[b]
-        if not isinstance(conv_filters, (list, tuple)):
-            conv_filters = [conv_filters] * convs_per_block
-        pool_at = len(conv_filters) if pool_after is None else min(pool_after, len(conv_filters))
-        for i, n_filters in enumerate(conv_filters):
-            k = min(int(p.kernel_size), size_h, size_w) if size_h > 1 and size_w > 1 else 1
-            pad = p.padding
-            if pad == "auto" and colour:
-                pad = "same"
-            elif pad == "auto":
-                # Trim the border while the map stays at least a kernel wide.
-                pad = "valid" if min(size_h, size_w) - k + 1 >= k else "same"
-            x = keras.layers.Conv2D(int(n_filters), k, padding=pad, use_bias=not p.batch_norm,
-                                    kernel_initializer=init())(x)
-            if pad == "valid":
-                size_h, size_w = size_h - k + 1, size_w - k + 1
-            # Max-pooling right after the convolution: normalisation and
-            # activation then run on a quarter of the values (epochs a quarter
-            # shorter on 32x32 photos, at the same accuracy; docs/user_guide/
-            # architecture.rst). Average pooling stays after the activation.
-            pool_here = i + 1 == pool_at
-            if pool_here and p.pooling == "max":
-                x, size_h, size_w = _pool(x, p.pooling, size_h, size_w)
-            if p.batch_norm:
-                x = keras.layers.BatchNormalization(momentum=0.9)(x)
-            x = keras.layers.Activation(p.activation)(x)
-            if pool_here and p.pooling != "max":
-                x, size_h, size_w = _pool(x, p.pooling, size_h, size_w)
-        if p.conv_dropout:
-            x = keras.layers.Dropout(p.conv_dropout, seed=next_seed())(x)
-
-    pooling = p.global_pooling
-    if pooling == "auto":
-        pooling = "flatten" if size_h * size_w <= 64 else "avg"
-    if pooling == "flatten":
-        x = keras.layers.Flatten()(x)
-    elif pooling == "avg":
-        x = keras.layers.GlobalAveragePooling2D()(x)
-    else:
-        x = keras.layers.GlobalMaxPooling2D()(x)
-    x = head(x)
-    outputs = keras.layers.Dense(n_classes, activation="softmax", name="probabilities", kernel_initializer=init())(x)
+        return build_transfer(shape, n_classes, backbone=p.backbone, backbone_weights=p.backbone_weights,
+                              seed=seeds.next(), name=name, augment=augment, head=head)
+    inputs = keras.Input(shape=shape, name="images")
+    x, size_h, size_w = _conv_blocks(augment(inputs), p, shape, seeds)
+    x = head(_to_vector(x, p.global_pooling, size_h, size_w))
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="probabilities",
+                                 kernel_initializer=seeds.init())(x)
     return keras.Model(inputs, outputs, name=name)

@@ -11,6 +11,11 @@ command line exposes it, its option. From this one list come:
   default and help);
 - the keyword arguments :func:`~skimgclf.model.network.build_cnn` takes.
 
+What each ``"auto"`` stands for on given data is decided here too, once:
+one function per rule, :func:`resolve` for all of them, and
+:data:`AUTO_RULES` saying each in words for the docstring, the command
+line's help and the user guide.
+
 ``CNNClassifier.__init__`` lists the same names and defaults explicitly, as
 scikit-learn requires; a test fails if it drifts from this list.
 
@@ -20,6 +25,7 @@ command line reads it without TensorFlow.
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import textwrap
@@ -27,8 +33,11 @@ from dataclasses import dataclass
 
 from sklearn.utils._param_validation import Interval, StrOptions
 
-__all__ = ["ACTIVATIONS", "BACKBONES", "NETWORK", "OPTIMIZERS", "PARAMETERS", "Parameter", "constraints", "defaults",
-           "numpydoc"]
+__all__ = ["ACTIVATIONS", "AUTO_EPOCHS", "AUTO_RULES", "BACKBONES", "EARLY_STOPPING_RULE", "MIN_MONITORED", "NETWORK",
+           "OPTIMIZERS", "PARAMETERS", "Parameter", "auto_augmentation", "auto_batch_size", "auto_convs_per_block",
+           "auto_epochs", "auto_fine_tune_learning_rate", "auto_flip", "auto_freeze_epochs", "auto_global_pooling",
+           "auto_label_smoothing", "auto_padding", "auto_pool_after", "auto_precision", "auto_test_time_flip",
+           "constraints", "defaults", "early_stopping_acts", "numpydoc", "resolve"]
 
 ACTIVATIONS = ("relu", "elu", "selu", "gelu", "silu", "swish", "tanh", "sigmoid", "leaky_relu", "mish")
 #: Pretrained networks of ``keras.applications`` that ``backbone`` may name.
@@ -79,6 +88,232 @@ def _int(low):
 _FRACTION = Interval(numbers.Real, 0, 1, closed="left")
 _AUTO = StrOptions({"auto"})
 
+# ------------------------------------------------------------ the "auto" rules
+# Each "auto" rule is stated once: its constants and function here, its prose
+# in AUTO_RULES (built from the same constants). The network, the classifier,
+# the docstring and the command line's help all use these; a test checks that
+# the user guide quotes AUTO_RULES. How the values were chosen (measurements)
+# is in docs/performance.rst, "How the defaults were chosen".
+
+#: Images of at least this many channels are colour images; fewer, grayscale.
+COLOUR_CHANNELS = 3
+#: ``"auto"`` augmentation is on for images at least this many pixels on their
+#: shorter side: a fraction of a smaller image is a sub-pixel shift that only blurs it.
+AUGMENT_FROM = 16
+#: The rate of each ``"auto"`` augmentation where it is on.
+AUGMENT_AUTO = {"random_shift": 0.1, "random_rotation": 0.03, "random_zoom": 0.1}
+#: What ``epochs="auto"`` stands for: grayscale images, colour images, any images under a backbone.
+AUTO_EPOCHS = {"grayscale": 10, "colour": 22, "backbone": 12}
+#: ``batch_size="auto"``: this size, lowered so that an epoch has at least
+#: ``AUTO_MIN_STEPS`` steps, never below ``AUTO_MIN_BATCH``.
+AUTO_BATCH, AUTO_MIN_STEPS, AUTO_MIN_BATCH = 64, 16, 8
+#: ``global_pooling="auto"`` flattens maps of at most this many positions and averages larger ones.
+FLATTEN_UP_TO = 64
+#: ``label_smoothing="auto"`` for colour images (grayscale ones: 0).
+AUTO_SMOOTHING = 0.1
+#: Fewest held-out images early stopping acts on. On fewer, the validation
+#: loss moves from one epoch to the next more by chance than by learning, and
+#: the "best" epoch would be a coin toss.
+MIN_MONITORED = 100
+
+#: The rule of each ``"auto"``, in words: what ``"auto"`` is (reStructuredText).
+AUTO_RULES = {
+    "convs_per_block": "2 for colour images (3 channels or more) and 1 for grayscale ones",
+    "pool_after": "pools colour blocks after their first convolution and grayscale ones after the last",
+    "padding": ('``"same"`` for colour images; for grayscale ones ``"valid"`` while the output of the '
+                'convolution is still at least ``kernel_size`` wide, else ``"same"``'),
+    "global_pooling": f'``"flatten"`` for maps of at most {FLATTEN_UP_TO} positions and ``"avg"`` for larger ones',
+    "random_shift": (f"{AUGMENT_AUTO['random_shift']} for images of at least {AUGMENT_FROM} pixels on their "
+                     "shorter side and 0 (off) for smaller ones"),
+    "random_rotation": (f"{AUGMENT_AUTO['random_rotation']} (about 11 degrees) for grayscale images of at least "
+                        f"{AUGMENT_FROM} pixels on their shorter side, and 0 (off) for smaller ones and for colour "
+                        "images"),
+    "random_zoom": (f"{AUGMENT_AUTO['random_zoom']} for grayscale images of at least {AUGMENT_FROM} pixels on "
+                    "their shorter side, and 0 (off) for smaller ones and for colour images"),
+    "random_flip": '``"horizontal"`` for colour images and ``None`` (no flip) for grayscale ones',
+    "freeze_epochs": "a third of ``epochs_`` (at least 1)",
+    "fine_tune_learning_rate": "half of ``learning_rate``",
+    "label_smoothing": f"{AUTO_SMOOTHING} for colour images and 0 for grayscale ones",
+    "precision": ('``"bfloat16"`` when training on a CPU with native bfloat16 instructions (Intel AMX or '
+                  'AVX512-BF16) and no GPU is visible, else ``"float32"``'),
+    "epochs": (f"{AUTO_EPOCHS['grayscale']} for grayscale images, {AUTO_EPOCHS['colour']} for colour ones and "
+               f"{AUTO_EPOCHS['backbone']} with a pretrained ``backbone``"),
+    "batch_size": (f"{AUTO_BATCH}, lowered on data sets of fewer than {AUTO_BATCH * AUTO_MIN_STEPS:,} images so "
+                   f"that an epoch has at least {AUTO_MIN_STEPS} steps (never below {AUTO_MIN_BATCH})"),
+    "test_time_flip": "``True`` when the network is trained with horizontal flips",
+}
+#: When early stopping acts (``validation_split`` and ``MIN_MONITORED``), in words.
+EARLY_STOPPING_RULE = f"it acts only when at least {MIN_MONITORED} images are held out; on fewer it is off, with a warning"
+
+
+def colour(channels):
+    """Whether images of ``channels`` channels are colour images (the "auto" rules treat them apart)."""
+    return int(channels) >= COLOUR_CHANNELS
+
+
+def auto_augmentation(name, value, height, width, channels):
+    """The rate augmentation ``name`` (``"random_shift"``, ...) stands for on ``height x width x channels`` images."""
+    if value != "auto":
+        return float(value)
+    if name != "random_shift" and colour(channels):
+        return 0.0  # photos: flips and shifts, no rotation or zoom
+    return AUGMENT_AUTO[name] if min(int(height), int(width)) >= AUGMENT_FROM else 0.0
+
+
+def auto_flip(random_flip, channels):
+    """The flips ``random_flip`` stands for on images of ``channels`` channels (None: no flip)."""
+    if random_flip == "auto":
+        return "horizontal" if colour(channels) else None
+    return random_flip
+
+
+def auto_test_time_flip(test_time_flip, random_flip, channels):
+    """Whether predictions average each image with its mirror image."""
+    if test_time_flip == "auto":
+        return auto_flip(random_flip, channels) in ("horizontal", "horizontal_and_vertical")
+    return bool(test_time_flip)
+
+
+def auto_convs_per_block(convs_per_block, channels):
+    """The convolutions in each block ``convs_per_block`` stands for."""
+    return (2 if colour(channels) else 1) if convs_per_block == "auto" else int(convs_per_block)
+
+
+def auto_pool_after(pool_after, channels):
+    """After how many convolutions of a block it pools; None: after the last."""
+    return (1 if colour(channels) else None) if pool_after == "auto" else int(pool_after)
+
+
+def auto_padding(padding, channels, size_h, size_w, kernel):
+    """The padding of a convolution of ``kernel`` pixels on a ``size_h x size_w`` map."""
+    if padding != "auto":
+        return padding
+    if colour(channels):
+        return "same"
+    # Trim the border while the map stays at least a kernel wide.
+    return "valid" if min(size_h, size_w) - kernel + 1 >= kernel else "same"
+
+
+def auto_global_pooling(global_pooling, size_h, size_w):
+    """How the last ``size_h x size_w`` feature map becomes a vector."""
+    if global_pooling != "auto":
+        return global_pooling
+    return "flatten" if size_h * size_w <= FLATTEN_UP_TO else "avg"
+
+
+def auto_label_smoothing(label_smoothing, channels):
+    """The label smoothing ``label_smoothing`` stands for on images of ``channels`` channels."""
+    if label_smoothing == "auto":
+        return AUTO_SMOOTHING if colour(channels) else 0.0
+    return float(label_smoothing)
+
+
+def auto_epochs(epochs, channels, backbone=None):
+    """The number of epochs ``epochs`` stands for on images of ``channels`` channels."""
+    if epochs != "auto":
+        return int(epochs)
+    if backbone is not None:
+        return AUTO_EPOCHS["backbone"]
+    return AUTO_EPOCHS["colour" if colour(channels) else "grayscale"]
+
+
+def auto_batch_size(batch_size, n_rows):
+    """The batch size ``batch_size`` stands for when training on ``n_rows`` images.
+
+    The largest power of two at most ``n_rows / AUTO_MIN_STEPS``, between
+    ``AUTO_MIN_BATCH`` and ``AUTO_BATCH``: an epoch of too few steps does not
+    learn in the epochs ``"auto"`` gives.
+    """
+    if batch_size != "auto":
+        return int(batch_size)
+    steps_of = max(1, int(n_rows) // AUTO_MIN_STEPS)
+    return int(min(AUTO_BATCH, max(AUTO_MIN_BATCH, 2 ** int(math.floor(math.log2(steps_of))))))
+
+
+def auto_freeze_epochs(freeze_epochs, epochs, backbone):
+    """The epochs trained on the frozen backbone, of ``epochs`` (0 without a backbone)."""
+    if backbone is None:
+        return 0
+    if freeze_epochs == "auto":
+        return min(epochs, max(1, epochs // 3))
+    return min(int(freeze_epochs), epochs)
+
+
+def auto_fine_tune_learning_rate(fine_tune_learning_rate, learning_rate):
+    """The initial learning rate of the fine-tuning phase."""
+    if fine_tune_learning_rate == "auto":
+        return float(learning_rate) / 2
+    return float(fine_tune_learning_rate)
+
+
+def auto_precision(precision, native_bfloat16):
+    """``"bfloat16"`` or ``"float32"``: what ``precision`` stands for where ``native_bfloat16`` tells the machine.
+
+    ``native_bfloat16``: the CPU computes bfloat16 natively and no GPU is
+    visible (elsewhere bfloat16 is emulated, or the GPU is left to float32).
+    """
+    if precision == "auto":
+        return "bfloat16" if native_bfloat16 else "float32"
+    return precision
+
+
+def early_stopping_acts(early_stopping, n_held_out):
+    """Whether early stopping acts with ``n_held_out`` images held out (at least ``MIN_MONITORED``)."""
+    return bool(early_stopping) and n_held_out >= MIN_MONITORED
+
+
+def resolve(params, *, image_shape, n_rows=None, native_bfloat16=False):
+    """What every ``"auto"`` of ``params`` stands for on the given data: the one resolver.
+
+    Parameters
+    ----------
+    params : dict
+        Classifier parameters; those left out take their defaults.
+    image_shape : tuple of int
+        ``(height, width, channels)`` of the training images.
+    n_rows : int or None, default=None
+        Images trained on (``batch_size`` is left out when None).
+    native_bfloat16 : bool, default=False
+        Whether the machine computes bfloat16 natively with no GPU visible.
+
+    Returns
+    -------
+    dict
+        ``{name: value}`` for every data-level rule: ``convs_per_block``,
+        ``pool_after`` (None: after the last convolution), the three
+        augmentation rates, ``random_flip``, ``test_time_flip``,
+        ``label_smoothing``, ``epochs``, ``freeze_epochs``,
+        ``fine_tune_learning_rate``, ``precision``, ``batch_size``, and
+        ``padding`` and ``global_pooling`` of the input-sized map (the
+        network applies those two to each map with :func:`auto_padding`
+        and :func:`auto_global_pooling`).
+    """
+    p = {**defaults(), **params}
+    h, w, c = (int(v) for v in image_shape)
+    epochs = auto_epochs(p["epochs"], c, p["backbone"])
+    out = {
+        "convs_per_block": auto_convs_per_block(p["convs_per_block"], c),
+        "pool_after": auto_pool_after(p["pool_after"], c),
+        "padding": auto_padding(p["padding"], c, h, w, int(p["kernel_size"])),
+        "global_pooling": auto_global_pooling(p["global_pooling"], h, w),
+        **{name: auto_augmentation(name, p[name], h, w, c) for name in AUGMENT_AUTO},
+        "random_flip": auto_flip(p["random_flip"], c),
+        "test_time_flip": auto_test_time_flip(p["test_time_flip"], p["random_flip"], c),
+        "label_smoothing": auto_label_smoothing(p["label_smoothing"], c),
+        "epochs": epochs,
+        "freeze_epochs": auto_freeze_epochs(p["freeze_epochs"], epochs, p["backbone"]),
+        "fine_tune_learning_rate": auto_fine_tune_learning_rate(p["fine_tune_learning_rate"], p["learning_rate"]),
+        "precision": auto_precision(p["precision"], native_bfloat16),
+    }
+    if n_rows is not None:
+        out["batch_size"] = auto_batch_size(p["batch_size"], n_rows)
+    return out
+
+
+def _auto(name):
+    """The sentence of a parameter's docstring that states its ``"auto"`` rule."""
+    return f'``"auto"`` is {AUTO_RULES[name]}' if name != "pool_after" else f'``"auto"`` {AUTO_RULES[name]}'
+
 PARAMETERS = (
     # ------------------------------------------------------------ the network
     Parameter("backbone", None, (StrOptions(set(BACKBONES)), None), "{" + ", ".join(f'"{b}"' for b in BACKBONES)
@@ -106,38 +341,28 @@ PARAMETERS = (
     Parameter("filters", 32, (_int(1), list, tuple), "int or list of (int or list of int)", """
         Filters of the first block, doubled in each later block; or one value
         per block; or, per block, a list of values, one per convolution of
-        that block (``[[32, 64]]`` is the seed tutorial's block;
+        that block (``[[32, 64]]`` is one block of two convolutions;
         ``[[32], [64, 64]]`` has one convolution, then two). Multiples of 16
-        run fastest on CPUs (40 filters took 1.8 times as long per epoch as
-        32 on cifar10k).""", "network",
+        run fastest on CPUs.""", "network",
               "--filters", "filters of the first block, doubled in each later block"),
-    Parameter("convs_per_block", "auto", (_int(1), _AUTO), 'int or "auto"', """
-        Convolution layers in each block. ``"auto"`` is 2 for colour images
-        (3 channels or more) and 1 for grayscale ones: on validation splits
-        of cifar10k's photos two convolutions per block (with ``"same"``
-        padding) reached 0.74 where one reached 0.58-0.61, while one is as
-        accurate on digits at a third of the cost.""", "network"),
-    Parameter("pool_after", "auto", (_int(1), _AUTO), 'int or "auto"', """
+    Parameter("convs_per_block", "auto", (_int(1), _AUTO), 'int or "auto"', f"""
+        Convolution layers in each block. {_auto("convs_per_block")}. Photos
+        need the second convolution; digits are as accurate with one, at a
+        third of the cost.""", "network"),
+    Parameter("pool_after", "auto", (_int(1), _AUTO), 'int or "auto"', f"""
         Where each block pools: after this many of its convolutions (the
         rest then run on the pooled, four times smaller map); a value at
-        least ``convs_per_block`` pools after the last. ``"auto"`` pools
-        colour blocks after their first convolution and grayscale ones after
-        the last. On a validation split of cifar10k, blocks pooling after both
-        convolutions reached 0.741 in 13 epochs; blocks pooling between them
-        cost 44 % less per epoch and reached 0.746 in 22 epochs, in less
-        time.""", "network"),
+        least ``convs_per_block`` pools after the last. {_auto("pool_after")}.
+        Pooling between two convolutions makes an epoch much cheaper, and
+        colour images reach the same accuracy in more, cheaper epochs.""", "network"),
     Parameter("kernel_size", 3, (_int(1),), "int",
               "Side of the square convolution kernels (reduced for tiny maps).", "network"),
-    Parameter("padding", "auto", (StrOptions({"auto", "same", "valid"}),), '{"auto", "same", "valid"}', """
+    Parameter("padding", "auto", (StrOptions({"auto", "same", "valid"}),), '{"auto", "same", "valid"}', f"""
         ``"same"`` keeps the size of the feature maps through a convolution;
         ``"valid"`` trims ``kernel_size - 1`` pixels (Keras' own default).
-        ``"auto"`` is ``"same"`` for colour images (trimming cost cifar10k
-        photos 4 % of validation accuracy); for grayscale ones it trims while
-        the output of the convolution is still at least ``kernel_size`` wide
-        and keeps the size of smaller maps: on 28x28
-        digits every convolution trims (as accurate as ``"same"`` on a
-        validation split of MNIST, with 40 % less computation), while 8x8
-        images are not convolved into nothing.""", "network"),
+        {_auto("padding")}: trimming costs photos accuracy, saves digits
+        computation at the same accuracy, and small images are not convolved
+        into nothing.""", "network"),
     Parameter("pooling", "max", (StrOptions({"max", "avg"}), None), '{"max", "avg"} or None',
               """
         2x2 pooling in each block (where ``pool_after`` says), skipped where
@@ -150,9 +375,9 @@ PARAMETERS = (
     Parameter("conv_dropout", 0.0, (_FRACTION,), "float", "Dropout rate after each convolution block.",
               "network"),
     Parameter("global_pooling", "auto", (StrOptions({"auto", "flatten", "avg", "max"}),),
-              '{"auto", "flatten", "avg", "max"}', """
-        How the last feature map becomes a vector. ``"auto"`` flattens maps of
-        at most 64 positions and averages larger ones.""", "network"),
+              '{"auto", "flatten", "avg", "max"}', f"""
+        How the last feature map becomes a vector. {_auto("global_pooling")},
+        so that large images do not make the dense layers huge.""", "network"),
     Parameter("hidden_layers", 1, (_int(0),), "int", "Number of dense hidden layers.", "network",
               "--hidden-layers", "dense hidden layers after the convolutions"),
     Parameter("units", 128, (_int(1), list, tuple), "int or list of int",
@@ -164,29 +389,26 @@ PARAMETERS = (
               "--activation", "activation of the convolution and hidden layers"),
     Parameter("dropout", 0.3, (_FRACTION,), "float", "Dropout rate after each hidden dense layer.", "network",
               "--dropout", "dropout rate after each dense hidden layer"),
-    Parameter("random_shift", "auto", (Interval(numbers.Real, 0, 1, closed="both"), _AUTO), 'float or "auto"', """
+    Parameter("random_shift", "auto", (Interval(numbers.Real, 0, 1, closed="both"), _AUTO), 'float or "auto"', f"""
         Training-time random translation, as a fraction of height and width.
-        ``"auto"`` is 0.1 for images of at least 16 pixels on their shorter
-        side and 0 (off) for smaller ones, where a fraction of the image is a
+        {_auto("random_shift")}: there a fraction of the image is a
         sub-pixel shift that only blurs it. What a shift (or rotation, or
         zoom) brings into the frame is the image's border reflected for
         colour images and black for grayscale ones (a digit's
         background).""", "network"),
     Parameter("random_rotation", "auto", (Interval(numbers.Real, 0, 1, closed="both"), _AUTO),
-              'float or "auto"', """
-        Training-time random rotation, as a fraction of a full turn; ``"auto"``
-        is 0.03 (about 11 degrees) for grayscale images, off below 16 pixels
-        and for colour images (with rotation and zoom, cifar10k's validation
-        accuracy fell from 0.74 to 0.67: photos get flips and shifts).""", "network"),
-    Parameter("random_zoom", "auto", (_FRACTION, _AUTO), 'float or "auto"', """
-        Training-time random zoom, as a fraction; ``"auto"`` is 0.1 for
-        grayscale images, off below 16 pixels and for colour images.""", "network"),
+              'float or "auto"', f"""
+        Training-time random rotation, as a fraction of a full turn.
+        {_auto("random_rotation")}: rotation and zoom cost photos accuracy;
+        they get flips and shifts instead.""", "network"),
+    Parameter("random_zoom", "auto", (_FRACTION, _AUTO), 'float or "auto"', f"""
+        Training-time random zoom, as a fraction. {_auto("random_zoom")}.""", "network"),
     Parameter("random_flip", "auto",
               (StrOptions({"auto", "horizontal", "vertical", "horizontal_and_vertical"}), None),
-              '{"auto", "horizontal", "vertical", "horizontal_and_vertical"} or None', """
-        Training-time random flips. ``"auto"`` flips colour images
-        horizontally (a photo's mirror image shows the same thing) and
-        grayscale ones not at all (digits and text must not be flipped).""", "network"),
+              '{"auto", "horizontal", "vertical", "horizontal_and_vertical"} or None', f"""
+        Training-time random flips. {_auto("random_flip")}: a photo's mirror
+        image shows the same thing, but digits and text must not be
+        flipped.""", "network"),
     # ------------------------------------------------------------- training
     Parameter("optimizer", "adam", (StrOptions(set(OPTIMIZERS)),), "{" + ", ".join(f'"{o}"' for o in OPTIMIZERS) + "}",
               "Keras optimizer (SGD with Nesterov momentum 0.9).", "training",
@@ -195,12 +417,12 @@ PARAMETERS = (
               "Initial learning rate.", "training", "--learning-rate", "initial learning rate"),
     Parameter("lr_schedule", "cosine", (StrOptions({"cosine", "constant"}),), '{"cosine", "constant"}',
               '``"cosine"`` decays the learning rate to zero over ``epochs``.', "training"),
-    Parameter("freeze_epochs", "auto", (_int(0), _AUTO), 'int or "auto"', """
+    Parameter("freeze_epochs", "auto", (_int(0), _AUTO), 'int or "auto"', f"""
         With a backbone: the first epochs of ``epochs`` train the new head
         only, on the frozen backbone; the rest fine-tune the top
         ``fine_tune_fraction`` of the backbone too, at
         ``fine_tune_learning_rate``, each phase with its own cosine schedule.
-        ``"auto"`` is a third of ``epochs_`` (at least 1); a number is capped
+        {_auto("freeze_epochs")}; a number is capped
         at ``epochs_`` (then nothing is fine-tuned); the number used is
         ``freeze_epochs_``. ``partial_fit`` counts its calls instead: the
         first ``freeze_epochs_`` train the head. Not used without a
@@ -212,31 +434,27 @@ PARAMETERS = (
         fine-tuning guide do) trains all of it. Batch normalisation layers
         stay frozen throughout (in inference mode), as Keras' guide advises,
         unless ``backbone_weights=None`` (random weights have no statistics
-        to keep). On the transfer-learning example's digits (50 images),
-        fine-tuning all layers at half the rate reached 0.81 test accuracy,
-        the top 30 % at a tenth of the rate 0.49.""", "training"),
+        to keep). On small data sets, fine-tuning all layers did better than
+        fine-tuning the top few at a lower rate.""", "training"),
     Parameter("fine_tune_learning_rate", "auto", (Interval(numbers.Real, 0, None, closed="neither"), _AUTO),
-              'float or "auto"', """
-        With a backbone: the initial learning rate of the fine-tuning phase;
-        ``"auto"`` is half of ``learning_rate`` (fastai's rate for the top
-        layers; on the example's digits, fine-tuning all layers reached 0.81
-        at half the rate against 0.71 at a tenth).
+              'float or "auto"', f"""
+        With a backbone: the initial learning rate of the fine-tuning phase.
+        {_auto("fine_tune_learning_rate")} (fastai's rate for the top
+        layers).
         Lower it for weights learnt on far more images than yours
         (Keras' guide fine-tunes ImageNet weights at 1e-5).""", "training"),
-    Parameter("label_smoothing", "auto", (_FRACTION, _AUTO), 'float or "auto"', """
+    Parameter("label_smoothing", "auto", (_FRACTION, _AUTO), 'float or "auto"', f"""
         Label smoothing of the cross-entropy loss: the target of the true
         class is ``1 - label_smoothing`` and the rest is shared by the other
         classes, which keeps the network from growing over-confident.
-        ``"auto"`` is 0.1 for colour images and 0 for grayscale ones.""", "training"),
+        {_auto("label_smoothing")}.""", "training"),
     Parameter("precision", "auto", (StrOptions({"auto", "float32", "bfloat16"}),), '{"auto", "float32", "bfloat16"}',
-              """
+              f"""
         The arithmetic of training. ``"bfloat16"`` computes the layers in
         bfloat16 with float32 weights (Keras' ``"mixed_bfloat16"``; the
         output layer stays float32); ``"float32"`` computes everything in
         float32. Prediction and model files are float32 either way.
-        ``"auto"`` is ``"bfloat16"`` when training on a CPU with native
-        bfloat16 instructions (Intel AMX or AVX512-BF16) and no GPU is
-        visible, else ``"float32"``; the value used is ``precision_``.""", "training"),
+        {_auto("precision")}; the value used is ``precision_``.""", "training"),
     Parameter("warm_start", False, ("boolean",), "bool", """
         When True and the classifier is fitted, ``fit`` trains the fitted
         network further (``epochs`` more epochs, on a new learning-rate
@@ -245,37 +463,33 @@ PARAMETERS = (
         labels be among ``classes_``. As in scikit-learn, it is how a model
         measured on part of the data can be trained on the rest without
         starting over.""", "training"),
-    Parameter("epochs", "auto", (_int(1), _AUTO), 'int or "auto"', """
-        Maximum number of passes over the training data. ``"auto"`` is 10
-        for grayscale images and 22 for colour ones (photos need more passes
-        under flips and shifts; see "How the defaults were chosen"), and 12
-        with a pretrained ``backbone``; the number used is ``epochs_``.""", "training",
-              "--epochs", "maximum passes over the training images (auto: 10 for grayscale, 22 for colour, "
-                          "12 with a backbone)"),
-    Parameter("batch_size", "auto", (_int(1), _AUTO), 'int or "auto"', """
-        Samples per gradient step. ``"auto"`` is 64, lowered on data sets of
-        fewer than 1,024 images so that an epoch has at least 16 steps (never
-        below 8); the size used is ``batch_size_``.""", "training",
+    Parameter("epochs", "auto", (_int(1), _AUTO), 'int or "auto"', f"""
+        Maximum number of passes over the training data. {_auto("epochs")}
+        (photos need more passes under flips and shifts); the number used is
+        ``epochs_``.""", "training",
+              "--epochs", "maximum passes over the training images"),
+    Parameter("batch_size", "auto", (_int(1), _AUTO), 'int or "auto"', f"""
+        Samples per gradient step. {_auto("batch_size")}; the size used
+        is ``batch_size_``.""", "training",
               "--batch-size", "images per gradient step"),
     Parameter("validation_split", 0.0, (_FRACTION,), "float", """
         Fraction of the training data held out, stratified and drawn with
         ``random_state``, to monitor validation loss and accuracy (and for
         early stopping). ``0`` trains on everything: with the cosine schedule
-        the last epoch is usually the best, and on mnist10k the 10 % more
-        training images beat early stopping on a held-out tenth.""", "training"),
-    Parameter("early_stopping", True, ("boolean",), "bool", """
+        the last epoch is usually the best, and the images held out are
+        worth more as training images than as a stopping signal.""", "training"),
+    Parameter("early_stopping", True, ("boolean",), "bool", f"""
         Stop when the validation loss has not improved for ``patience`` epochs
-        and restore the best weights. It needs ``validation_split > 0`` and
-        acts only when at least 100 images are held out; on fewer it is off,
-        with a warning, because the "best" epoch would be chance.""", "training"),
+        and restore the best weights. It needs ``validation_split > 0``, and
+        {EARLY_STOPPING_RULE}, because the "best" epoch would be chance.""", "training"),
     Parameter("patience", 4, (_int(0),), "int", "Epochs without improvement before early stopping.", "training",
               "--patience", "epochs without a lower monitored validation loss before stopping"),
     Parameter("class_weight", None, (dict, StrOptions({"balanced"}), None), 'dict, "balanced" or None',
               "Weights of the classes in the loss, as in scikit-learn.", "training"),
-    Parameter("test_time_flip", "auto", ("boolean", StrOptions({"auto"})), 'bool or "auto"', """
+    Parameter("test_time_flip", "auto", ("boolean", StrOptions({"auto"})), 'bool or "auto"', f"""
         Predict each image as the average of its probabilities and those of
-        its mirror image (twice the work at prediction). ``"auto"``: when the
-        network is trained with horizontal flips.""", "prediction"),
+        its mirror image (twice the work at prediction).
+        {_auto("test_time_flip")}.""", "prediction"),
     # ------------------------------------------------------------ estimator
     Parameter("random_state", None, ("random_state",), "int, RandomState instance or None", """
         Seeds weight initialisation, shuffling, dropout, augmentation and the

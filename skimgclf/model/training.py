@@ -14,68 +14,13 @@ import keras
 import numpy as np
 
 from .._progress import bar, in_notebook
+from .params import AUTO_EPOCHS, auto_batch_size, auto_epochs, auto_precision
+
+# AUTO_EPOCHS, auto_batch_size and auto_epochs are the "auto" rules of
+# params.py, importable from here as before.
 
 __all__ = ["AUTO_EPOCHS", "EpochBar", "MappedBatches", "SmoothedSparseCrossentropy", "all_finite", "auto_batch_size",
            "auto_epochs", "continue_epochs", "file_backed", "Pace", "resolve_precision", "seeded", "training_kernels"]
-
-
-def auto_batch_size(batch_size, n_rows):
-    """The batch size ``batch_size`` stands for when training on ``n_rows`` images.
-
-    ``"auto"`` is 64, lowered on small data sets so that an epoch still
-    takes at least 16 gradient steps: the largest power of two at most
-    ``n_rows / 16``, and never below 8. A few hundred photos in batches of
-    64 gave the network 2 to 4 steps an epoch, too few to learn in 10-15
-    epochs (the README's example scored 0.44 on two classes).
-
-    Parameters
-    ----------
-    batch_size : int or "auto"
-        The classifier's parameter.
-    n_rows : int
-        Images trained on.
-
-    Returns
-    -------
-    int
-    """
-    if batch_size != "auto":
-        return int(batch_size)
-    steps_of = max(1, int(n_rows) // 16)
-    return int(min(64, max(8, 2 ** int(math.floor(math.log2(steps_of))))))
-
-
-#: What ``epochs="auto"`` stands for: grayscale images, colour images, any images under a backbone.
-AUTO_EPOCHS = {"grayscale": 10, "colour": 22, "backbone": 12}
-
-
-def auto_epochs(epochs, channels, backbone=None):
-    """The number of epochs ``epochs`` stands for on images of ``channels`` channels.
-
-    ``"auto"`` is 10 for grayscale images and 22 for colour ones: on
-    validation splits of cifar10k, photos under flips and shifts were still
-    learning after 10 epochs (0.741 after 13, 0.746 after 22 with the
-    cheaper colour blocks), while digits were not.
-
-    Parameters
-    ----------
-    epochs : int or "auto"
-        The classifier's parameter.
-    channels : int
-        Channels of the training images.
-    backbone : str or None, default=None
-        The classifier's ``backbone``: a pretrained network needs fewer
-        passes (12, a third of them on the frozen backbone).
-
-    Returns
-    -------
-    int
-    """
-    if epochs != "auto":
-        return int(epochs)
-    if backbone is not None:
-        return AUTO_EPOCHS["backbone"]
-    return AUTO_EPOCHS["colour" if int(channels) >= 3 else "grayscale"]
 
 
 def continue_epochs(epochs):
@@ -101,8 +46,8 @@ def continue_epochs(epochs):
 def resolve_precision(precision):
     """The Keras dtype policy ``precision`` stands for on this machine: ``"float32"`` or ``"mixed_bfloat16"``.
 
-    ``"auto"`` is bfloat16 where the CPU computes it natively and no GPU is
-    visible (elsewhere bfloat16 is emulated, or the GPU is left to float32).
+    The rule is :func:`skimgclf.model.params.auto_precision`'s; this
+    function asks the machine what it computes natively.
 
     Parameters
     ----------
@@ -113,11 +58,12 @@ def resolve_precision(precision):
     -------
     str
     """
+    native = False
     if precision == "auto":
         from .devices import cpu_bfloat16, gpus
 
-        precision = "bfloat16" if cpu_bfloat16() and not gpus() else "float32"
-    return "mixed_bfloat16" if precision == "bfloat16" else "float32"
+        native = cpu_bfloat16() and not gpus()
+    return "mixed_bfloat16" if auto_precision(precision, native) == "bfloat16" else "float32"
 
 
 #: The attribute of a network that holds the optimizer it was compiled with and
