@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from conftest import gray_loader, small_cnn
 from numpydoc.docscrape import ClassDoc
 from sklearn.utils._param_validation import InvalidParameterError, validate_parameter_constraints
@@ -258,3 +260,24 @@ def test_the_network_is_built_by_the_resolver(shape):
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert len(convs) == params.defaults()["conv_blocks"] * rules["convs_per_block"]
     assert convs[0].padding == rules["padding"]
+
+
+_SIDES = st.one_of(st.integers(28, 36), st.integers(1, 300))  # dense around the 32-pixel edge
+
+
+@settings(max_examples=80, deadline=None)
+@given(h=_SIDES, w=_SIDES, channels=st.sampled_from([1, 2, 3, 4]), backbone=st.sampled_from([None, "mobilenet_v3_small"]))
+@example(h=32, w=32, channels=3, backbone=None)
+@example(h=20, w=33, channels=3, backbone=None)
+def test_auto_epochs_follow_the_image_size_and_colour(h, w, channels, backbone):
+    """Colour thumbnails (at most 32 px on the longer side) train for 22 epochs, larger colour
+    images for 16, grayscale ones for 10 at any size, any image under a backbone for 12."""
+    epochs = params.resolve({"backbone": backbone}, image_shape=(h, w, channels))["epochs"]
+    if backbone is not None:
+        expected = 12
+    elif channels < 3:
+        expected = 10
+    else:
+        expected = 22 if max(h, w) <= 32 else 16
+    assert epochs == expected
+    assert params.resolve({"epochs": 5, "backbone": backbone}, image_shape=(h, w, channels))["epochs"] == 5

@@ -58,15 +58,15 @@ def _positive_ints(value):
     )
 
 
-def _channels(X):
-    """Channels of images ``X`` (the last axis), or 1 when ``X`` is no 4-D array (refused later)."""
+def _image_shape(X):
+    """``(height, width, channels)`` of images ``X``, or ``(1, 1, 1)`` when ``X`` is no 4-D array (refused later)."""
     shape = getattr(X, "shape", None)
     if shape is None:
         try:  # np.asarray, not np.shape: array-likes may refuse NumPy's array functions
             shape = np.asarray(X).shape
         except Exception:  # noqa: BLE001 - not images; validation says so
-            return 1
-    return int(shape[-1]) if len(shape) == 4 else 1
+            return (1, 1, 1)
+    return tuple(int(v) for v in shape[1:]) if len(shape) == 4 else (1, 1, 1)
 
 
 def _network_bytes(model):
@@ -268,7 +268,8 @@ class CNNClassifier(KerasClassifier):
         starting over.
     epochs : int or "auto", default="auto"
         Maximum number of passes over the training data. ``"auto"`` is 10 for
-        grayscale images, 22 for colour ones and 12 with a pretrained
+        grayscale images, 22 for colour images of at most 32 pixels on their
+        longer side, 16 for larger colour images and 12 with a pretrained
         ``backbone`` (photos need more passes under flips and shifts); the
         number used is ``epochs_``.
     batch_size : int or "auto", default="auto"
@@ -755,7 +756,7 @@ class CNNClassifier(KerasClassifier):
         # before scikeras drops the rows of weight 0: count what will train.
         n_rows = self._rows_trained(X, y, sample_weight)
         self.batch_size_ = auto_batch_size(self.batch_size, n_rows)
-        self.epochs_ = auto_epochs(self.epochs, _channels(X), self.backbone)
+        self.epochs_ = auto_epochs(self.epochs, _image_shape(X), self.backbone)
         self.freeze_epochs_ = self._resolve_freeze_epochs()
         self.precision_ = resolve_precision(self.precision)
         self.n_train_steps_ = math.ceil(n_rows / self.batch_size_) * self.epochs_
@@ -805,7 +806,7 @@ class CNNClassifier(KerasClassifier):
         self._check_params()
         if not hasattr(self, "model_"):
             self.n_train_steps_ = None  # no schedule: the number of calls is unknown
-            self.epochs_ = auto_epochs(self.epochs, _channels(X), self.backbone)
+            self.epochs_ = auto_epochs(self.epochs, _image_shape(X), self.backbone)
             self.freeze_epochs_ = self._resolve_freeze_epochs()
             self.precision_ = resolve_precision(self.precision)
         if sample_weight is not None:
@@ -836,7 +837,7 @@ class CNNClassifier(KerasClassifier):
         self.X_shape_ = (None,) + self.image_shape_
         self.X_dtype_ = np.dtype(np.float32)
         self.history_ = {k: [float(v) for v in values] for k, values in history.items()}
-        self.epochs_ = auto_epochs(self.epochs, self.image_shape_[-1], self.backbone)
+        self.epochs_ = auto_epochs(self.epochs, self.image_shape_, self.backbone)
         self.freeze_epochs_ = self._resolve_freeze_epochs()
         self.precision_ = resolve_precision(self.precision)
         self.target_type_ = "multiclass" if self.n_classes_ > 2 else "binary"

@@ -102,8 +102,12 @@ COLOUR_CHANNELS = 3
 AUGMENT_FROM = 16
 #: The rate of each ``"auto"`` augmentation where it is on.
 AUGMENT_AUTO = {"random_shift": 0.1, "random_rotation": 0.03, "random_zoom": 0.1}
-#: What ``epochs="auto"`` stands for: grayscale images, colour images, any images under a backbone.
-AUTO_EPOCHS = {"grayscale": 10, "colour": 22, "backbone": 12}
+#: What ``epochs="auto"`` stands for: grayscale images, colour thumbnails (at
+#: most ``THUMBNAIL_SIDE`` pixels on the longer side), larger colour images, any
+#: images under a backbone. Thumbnails keep gaining from more passes for longer
+#: than larger photos, whose passes also cost more.
+AUTO_EPOCHS = {"grayscale": 10, "thumbnail": 22, "colour": 16, "backbone": 12}
+THUMBNAIL_SIDE = 32
 #: ``batch_size="auto"``: this size, lowered so that an epoch has at least
 #: ``AUTO_MIN_STEPS`` steps, never below ``AUTO_MIN_BATCH``.
 AUTO_BATCH, AUTO_MIN_STEPS, AUTO_MIN_BATCH = 64, 16, 8
@@ -136,8 +140,9 @@ AUTO_RULES = {
     "label_smoothing": f"{AUTO_SMOOTHING} for colour images and 0 for grayscale ones",
     "precision": ('``"bfloat16"`` when training on a CPU with native bfloat16 instructions (Intel AMX or '
                   'AVX512-BF16) and no GPU is visible, else ``"float32"``'),
-    "epochs": (f"{AUTO_EPOCHS['grayscale']} for grayscale images, {AUTO_EPOCHS['colour']} for colour ones and "
-               f"{AUTO_EPOCHS['backbone']} with a pretrained ``backbone``"),
+    "epochs": (f"{AUTO_EPOCHS['grayscale']} for grayscale images, {AUTO_EPOCHS['thumbnail']} for colour images of "
+               f"at most {THUMBNAIL_SIDE} pixels on their longer side, {AUTO_EPOCHS['colour']} for larger colour "
+               f"images and {AUTO_EPOCHS['backbone']} with a pretrained ``backbone``"),
     "batch_size": (f"{AUTO_BATCH}, lowered on data sets of fewer than {AUTO_BATCH * AUTO_MIN_STEPS:,} images so "
                    f"that an epoch has at least {AUTO_MIN_STEPS} steps (never below {AUTO_MIN_BATCH})"),
     "test_time_flip": "``True`` when the network is trained with horizontal flips",
@@ -208,13 +213,16 @@ def auto_label_smoothing(label_smoothing, channels):
     return float(label_smoothing)
 
 
-def auto_epochs(epochs, channels, backbone=None):
-    """The number of epochs ``epochs`` stands for on images of ``channels`` channels."""
+def auto_epochs(epochs, image_shape, backbone=None):
+    """The number of epochs ``epochs`` stands for on images of ``image_shape`` ``(height, width, channels)``."""
     if epochs != "auto":
         return int(epochs)
     if backbone is not None:
         return AUTO_EPOCHS["backbone"]
-    return AUTO_EPOCHS["colour" if colour(channels) else "grayscale"]
+    h, w, c = (int(v) for v in image_shape)
+    if not colour(c):
+        return AUTO_EPOCHS["grayscale"]
+    return AUTO_EPOCHS["thumbnail" if max(h, w) <= THUMBNAIL_SIDE else "colour"]
 
 
 def auto_batch_size(batch_size, n_rows):
@@ -290,7 +298,7 @@ def resolve(params, *, image_shape, n_rows=None, native_bfloat16=False):
     """
     p = {**defaults(), **params}
     h, w, c = (int(v) for v in image_shape)
-    epochs = auto_epochs(p["epochs"], c, p["backbone"])
+    epochs = auto_epochs(p["epochs"], (h, w, c), p["backbone"])
     out = {
         "convs_per_block": auto_convs_per_block(p["convs_per_block"], c),
         "pool_after": auto_pool_after(p["pool_after"], c),
