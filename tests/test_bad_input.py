@@ -62,10 +62,10 @@ Parameters
 Shapes at prediction time
 - through a pipeline, images of another size or colour mode are converted by
   the loader to the training ``target_size``/``color_mode``: predictions work.
-- ``CNNClassifier`` given arrays of another shape -> ``ValueError: X has 72
-  features, but CNNClassifier is expecting 64 features as input: its images
-  have shape (9, 8, 1) (height, width, channels) and the network was trained
-  on (8, 8, 1); load them with the same target_size and color_mode``; a 3-D
+- ``CNNClassifier`` given arrays of another shape -> ``ValueError: X has
+  images of shape (9, 8, 1) (height, width, channels), but CNNClassifier's
+  network was trained on images of shape (8, 8, 1); load them with the same
+  target_size and color_mode``; a 3-D
   array -> ``X must be a 4-D array (n_samples, height, width, channels); got
   3-D shape (8, 8, 1). Reshape your data to (n_samples, height, width,
   channels). For a single image use X[np.newaxis]; ...``; an empty dimension
@@ -491,11 +491,9 @@ def test_pipeline_converts_other_sizes_and_colours(fitted, tmp_path):
 @pytest.mark.parametrize("shape", [(2, 9, 8, 1), (2, 8, 8, 3)])
 def test_classifier_wrong_shape_names_both_shapes(fitted, shape):
     clf = fitted[0][-1]
-    n = int(np.prod(shape[1:]))
     with pytest.raises(ValueError, match=re.escape(
-            f"X has {n} features, but CNNClassifier is expecting 64 features as input: its images have "
-            f"shape {shape[1:]} (height, width, channels) and the network was trained on (8, 8, 1); "
-            "load them with the same target_size and color_mode")):
+            f"X has images of shape {shape[1:]} (height, width, channels), but CNNClassifier's network "
+            "was trained on images of shape (8, 8, 1); load them with the same target_size and color_mode")):
         clf.predict(np.zeros(shape, np.float32))
 
 

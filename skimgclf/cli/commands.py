@@ -26,9 +26,10 @@ from .._backend import import_backend
 from .._files import atomic_write, check_writable
 from .._pipelines import chunk_loader
 from .._progress import bar, interactive, lines_when_unwatched
-from ..errors import InputError, StreamError, TableError, speaking_cli
+from ..errors import (CLIError, InputError, SkimgclfError, StreamError, TableError, Terminated, UsageError,
+                      speaking_cli)
 from ..io.tables import RowLines, count_rows, default_image_dir, iter_table, labels_from_text, read_table
-from .parser import PROG, CLIError, UsageError, build_parser, option_names
+from .parser import PROG, build_parser, option_names
 
 __all__ = ["main"]
 
@@ -917,15 +918,11 @@ COMMANDS = {"train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate
             "demo": cmd_demo, "info": cmd_info}
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the program is, so that it unwinds as on Ctrl-C (temporary files removed)."""
-
-
 def _terminate_like_interrupt():
     """Make SIGTERM unwind like SIGINT while the command runs; returns what puts the old handler back."""
     def on_term(signum, frame):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second one must not cut the clean-up short
-        raise _Terminated()
+        raise Terminated()
 
     try:
         previous = signal.signal(signal.SIGTERM, on_term)
@@ -1042,7 +1039,7 @@ def _run(parser, argv, stdout):
         with contextlib.suppress(OSError):
             print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
-    except _Terminated:
+    except Terminated:
         print(f"{PROG}: terminated (SIGTERM); no output file left half-written", file=sys.stderr)
         return 128 + signal.SIGTERM
     except KeyboardInterrupt:
@@ -1051,8 +1048,8 @@ def _run(parser, argv, stdout):
     except CLIError as exc:
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
         return 2 if isinstance(exc, UsageError) else 1
-    except (ValueError, OSError, TableError) as exc:
-        # Bad input from the files: the API's errors name the row, id and path.
+    except (ValueError, OSError, SkimgclfError) as exc:
+        # Bad input from the files (the API's errors name the row, id and path), or a setup error.
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 - no traceback for users, one line

@@ -343,9 +343,9 @@ class CNNClassifier(KerasClassifier):
     def _check_images(self, X, reset):
         """``X`` as float32 images, checked; ``reset`` records the training shape.
 
-        The messages use scikit-learn's own words where its checks expect
-        them (sparse, complex, "Reshape your data", "0 feature(s)",
-        "X has N features, but ... is expecting M features").
+        The messages speak of images (shapes as height, width, channels);
+        scikit-learn's check suite, which passes tables, translates them to
+        its own wording in its test adapter.
         """
         name = type(self).__name__
         if hasattr(X, "columns") or (hasattr(X, "dtype") and getattr(X, "ndim", 0) == 1
@@ -382,16 +382,14 @@ class CNNClassifier(KerasClassifier):
         if 0 in shape:
             raise ValueError(
                 f"X has images of shape {shape} (height, width, channels), but every dimension must "
-                f"be at least 1: found array with 0 feature(s) (shape=({n}, 0)) while a minimum of 1 "
-                "is required."
+                "be at least 1: an image needs at least one row, one column and one channel"
             )
         expected = getattr(self, "image_shape_", None)
         if not reset and expected is not None and shape != tuple(expected):
             raise ValueError(
-                f"X has {int(np.prod(shape))} features, but {name} is expecting "
-                f"{int(np.prod(expected))} features as input: its images have shape {shape} (height, "
-                f"width, channels) and the network was trained on {tuple(expected)}; load them with the "
-                "same target_size and color_mode"
+                f"X has images of shape {shape} (height, width, channels), but {name}'s network was "
+                f"trained on images of shape {tuple(expected)}; load them with the same target_size and "
+                "color_mode"
             )
         if X.dtype == np.uint8:
             X = X.astype(np.float32) / np.float32(255)
