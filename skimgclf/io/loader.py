@@ -24,14 +24,13 @@ from .decode import (
     COLOR_MODES,
     DEFAULT_MAX_PIXELS,
     _decode_fast,
-    _read_file,
     decode_image,
     probe_image,
 )
 from .detect import decide, sample_rows
 from .ids import ids_from_table, raw_ids_key
 from .memcache import BATCHES, IMAGES, Batch, batch_valid, file_signature, folder_ids, folders_of, stat_signature
-from .paths import missing_hint, resolve_paths
+from .paths import _read_file, missing_hint, resolve_paths
 from .watch import CHANGES
 
 __all__ = ["MAX_TARGET_SIDE", "ImageFolderLoader"]
@@ -274,10 +273,16 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
             detected_mode, detected_size = decide([m for m, _ in found], [size for _, size in found])
             color_mode = detected_mode if color_mode == "auto" else color_mode
             target = detected_size if target == "auto" else target
-        return self._set_fitted(color_mode, target)
+        return self._set_fitted({"color_mode": color_mode, "target_size": target})
 
-    def _set_fitted(self, color_mode, target_size):
-        """Record the settings transform uses (fit, or a model file); they are checked here."""
+    def _set_fitted(self, state):
+        """Make this loader fitted from ``state``, a dict of what fit learns (fit, or a model file).
+
+        The fitted-state protocol of skimgclf's estimators (the classifier
+        has the same method): ``state`` holds ``color_mode`` and
+        ``target_size``, checked here; returns ``self``.
+        """
+        color_mode, target_size = state["color_mode"], state["target_size"]
         if color_mode not in COLOR_MODES:
             raise ValueError(f"color_mode_ must be one of {sorted(COLOR_MODES)}; got {color_mode!r}")
         if target_size is not None:
