@@ -84,7 +84,8 @@ def test_scikeras_has_one_home():
     assert users == ["skimgclf.model.classifier"]
 
 
-@pytest.mark.parametrize("module", sorted(m for m in GRAPH if m.startswith(("skimgclf.io", "skimgclf.cli")) or m in {
+@pytest.mark.parametrize("module", sorted(m for m in GRAPH if m.startswith(("skimgclf.io", "skimgclf.cli",
+                                                                            "skimgclf.plots")) or m in {
     "skimgclf", "skimgclf.errors", "skimgclf._files", "skimgclf._progress", "skimgclf._pipelines",
     "skimgclf.scoring", "skimgclf.model.params", "skimgclf.datasets", "skimgclf.plots"}))
 def test_light_modules_never_import_the_backend(module):
@@ -181,3 +182,31 @@ def test_moved_errors_are_still_importable_from_their_old_homes():
     assert _files.OutputError is errors.OutputError
     assert parser.CLIError is errors.CLIError and parser.UsageError is errors.UsageError
     assert issubclass(errors.DaskSetupError, RuntimeError) and issubclass(errors.BackboneWeightsError, RuntimeError)
+
+
+def test_fitted_state_has_one_protocol():
+    """Every ``_set_fitted`` of skimgclf takes one dict of fitted state: ``_set_fitted(self, state)``."""
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.name == "_set_fitted":
+                found[_module_name(path)] = [a.arg for a in node.args.args + node.args.kwonlyargs]
+    assert set(found) >= {"skimgclf.io.loader", "skimgclf.model.classifier"}
+    assert {m: args for m, args in found.items() if args != ["self", "state"]} == {}
+
+
+def test_persistence_restores_by_registry_not_by_class_names():
+    """No ``node["class"] == ...``, ``type(x).__name__ == ...`` or isinstance ladder on estimator classes."""
+    tree = ast.parse((PACKAGE / "model" / "persistence.py").read_text())
+    estimators = {"ImageFolderLoader", "CNNClassifier", "Pipeline"}
+
+    def names_a_class(expr):
+        return any((isinstance(n, ast.Subscript) and isinstance(n.slice, ast.Constant) and n.slice.value == "class")
+                   or (isinstance(n, ast.Attribute) and n.attr == "__name__")
+                   or (isinstance(n, ast.Constant) and n.value in estimators) for n in ast.walk(expr))
+
+    ladders = [ast.unparse(n) for n in ast.walk(tree) if isinstance(n, ast.Compare)
+               and isinstance(n.ops[0], (ast.Eq, ast.NotEq)) and names_a_class(n)]
+    ladders += [ast.unparse(n) for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") ==
+                "isinstance" and any(isinstance(a, ast.Name) and a.id in estimators for a in ast.walk(n.args[1]))]
+    assert ladders == []
