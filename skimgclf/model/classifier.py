@@ -18,7 +18,9 @@ import os
 import tempfile
 import warnings
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from .._backend import configure
+
+configure()  # the backend's settings (log level, GPU memory growth), before Keras is first imported here
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -29,7 +31,6 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 from sklearn.utils import ClassifierTags  # noqa: E402
 from sklearn.utils.validation import check_consistent_length, column_or_1d  # noqa: E402
 
-from .devices import configure_gpus  # noqa: E402
 from .inference import predict_proba  # noqa: E402
 from .backbones import backbone_layers, save_backbone_weights, set_phase  # noqa: E402
 from .network import build_cnn, resolve_flip  # noqa: E402
@@ -39,9 +40,6 @@ from .training import (  # noqa: E402
     resolve_precision, seeded, training_kernels)
 
 __all__ = ["MIN_MONITORED", "CNNClassifier"]
-
-if keras.backend.backend() == "tensorflow":
-    configure_gpus()  # memory growth: models fitted one after another share a GPU
 
 #: Fewest held-out images early stopping acts on. On fewer, the validation
 #: loss moves from one epoch to the next more by chance than by learning (the
@@ -656,11 +654,15 @@ class CNNClassifier(KerasClassifier):
             return flip in ("horizontal", "horizontal_and_vertical")
         return bool(self.test_time_flip)
 
-    def _set_fitted(self, model, classes, image_shape, history):
-        """Make this classifier fitted with a trained ``model`` (skimgclf.load), without training.
+    def _set_fitted(self, state):
+        """Make this classifier fitted from ``state``, a trained network and its facts (skimgclf.load).
 
-        The one place outside fit that knows the fitted state scikeras keeps.
+        The fitted-state protocol of skimgclf's estimators (the loader has the
+        same method): ``state`` holds ``model`` (the Keras network),
+        ``classes``, ``image_shape`` and ``history``; returns ``self``. The
+        one place outside fit that knows the fitted state scikeras keeps.
         """
+        model, classes, image_shape, history = (state[k] for k in ("model", "classes", "image_shape", "history"))
         self.model_ = model
         self.classes_ = np.asarray(classes)
         self.n_classes_ = int(self.classes_.size)
