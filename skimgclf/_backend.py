@@ -1,6 +1,10 @@
-"""Importing the deep-learning backend (TensorFlow, through Keras) without its start-up noise.
+"""Setting up the deep-learning backend (TensorFlow, through Keras): once, explicitly, here.
 
-Used by the command line and by Dask workers, which print to a terminal:
+:func:`configure` is the one place where skimgclf changes the backend's
+process-wide settings (TensorFlow's C++ log level, GPU memory growth); the
+classifier calls it before it first imports Keras. :func:`import_backend`
+imports the classifier without TensorFlow's start-up noise, for the command
+line and Dask workers, which print to a terminal:
 TensorFlow's C++ start-up writes lines such as "oneDNN custom operations are
 on" straight to file descriptor 2, before ``TF_CPP_MIN_LOG_LEVEL`` applies.
 Importing this module imports nothing heavy.
@@ -15,13 +19,43 @@ import re
 import sys
 import tempfile
 
-__all__ = ["import_backend"]
+__all__ = ["configure", "import_backend"]
+
+#: Whether :func:`configure` ran in this process.
+_CONFIGURED = False
 
 _NOISE = re.compile(r"All log messages before absl::InitializeLog|oneDNN custom operations are on|"
                     r"Unable to register cu(DNN|FFT|BLAS) factory|computation placer already registered|"
                     r"TF-TRT Warning|could not find cuda drivers|failed call to cuInit|"
                     r"This TensorFlow binary is optimized to use|To enable the following instructions:",
                     re.IGNORECASE)
+
+
+def configure():
+    """Set the backend's process-wide settings; the first call imports Keras, later calls do nothing.
+
+    - ``TF_CPP_MIN_LOG_LEVEL`` defaults to 2 (TensorFlow's C++ informational
+      lines and warnings are not for users; a value already set wins). It is
+      read once, when TensorFlow is imported: hence before Keras is.
+    - Memory growth is switched on for every visible GPU
+      (:func:`skimgclf.model.devices.configure_gpus`): models fitted one after
+      another in a process share a GPU.
+
+    Returns
+    -------
+    None
+    """
+    global _CONFIGURED
+    if _CONFIGURED:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        from .model.devices import configure_gpus
+
+        configure_gpus()
+    _CONFIGURED = True
 
 
 def import_backend():

@@ -20,6 +20,8 @@ import re
 import shutil
 import tempfile
 
+from .errors import OutputError  # re-exported: defined with the others
+
 __all__ = ["OutputError", "atomic_write", "check_writable", "partial_dir", "remove_stale_partials"]
 
 _PARTIAL = ".partial"
@@ -169,25 +171,6 @@ _WRITE_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", 
 def _is_write_failure(exc):
     """Whether ``exc`` is the system refusing a write (not, say, a network error while computing the output)."""
     return isinstance(exc, OSError) and not isinstance(exc, OutputError) and exc.errno in _WRITE_ERRNOS
-
-
-class OutputError(OSError):
-    """An output file that cannot be written (disk full, no permission, ...); its message starts with the path.
-
-    Parameters
-    ----------
-    path : str
-        The output file.
-    cause : OSError
-        What the system said.
-    """
-
-    def __init__(self, path, cause):
-        super().__init__(cause.errno, cause.strerror or str(cause), path)
-        self.path = path
-
-    def __str__(self):
-        return f"{self.path}: cannot write it ({self.strerror}); nothing was written"
 
 
 def _fsync(path, flags, strict=False):

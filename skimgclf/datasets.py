@@ -59,14 +59,7 @@ def make_sample_dataset(path, *, test_size=0.2, upscale=1, random_state=0):
     order = np.random.default_rng(random_state).permutation(len(images))
     n_test = int(round(test_size * len(images)))
     test_idx, train_idx = order[:n_test], order[n_test:]
-    path = os.fspath(path)
-    out = {
-        "train_csv": os.path.join(path, "train.csv"),
-        "train_dir": os.path.join(path, "train"),
-        "test_csv": os.path.join(path, "test.csv"),
-        "test_dir": os.path.join(path, "test"),
-        "test_labels_csv": os.path.join(path, "test_labels.csv"),
-    }
+    out = _layout(path)
     for split, idx in (("train", train_idx), ("test", test_idx)):
         folder = out[f"{split}_dir"]
         os.makedirs(folder, exist_ok=True)
@@ -118,38 +111,19 @@ def make_sample_photos(path, *, n_images=300, max_side=500, test_size=0.25, rand
     >>> sorted(paths)
     ['test_csv', 'test_dir', 'test_labels_csv', 'train_csv', 'train_dir']
     """
-    from PIL import Image
     from sklearn.datasets import load_sample_images
 
     data = load_sample_images()  # two uint8 (427, 640, 3) photographs
     names = [os.path.splitext(os.path.basename(f))[0] for f in data.filenames]
     rng = np.random.default_rng(random_state)
-    path = os.fspath(path)
-    out = {
-        "train_csv": os.path.join(path, "train.csv"),
-        "train_dir": os.path.join(path, "train"),
-        "test_csv": os.path.join(path, "test.csv"),
-        "test_dir": os.path.join(path, "test"),
-        "test_labels_csv": os.path.join(path, "test_labels.csv"),
-    }
+    out = _layout(path)
     n_test = int(round(test_size * n_images))
     ids = [f"{i:04d}" for i in range(n_images)]
     labels = []
     for row, image_id in enumerate(ids):
         k = int(rng.integers(len(data.images)))
-        src = data.images[k]
         labels.append(names[k])
-        h, w = src.shape[:2]
-        ch, cw = int(h * rng.uniform(0.55, 1.0)), int(w * rng.uniform(0.55, 1.0))
-        top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-        img = src[top:top + ch, left:left + cw].astype(np.float32)
-        if rng.random() < 0.5:
-            img = img[:, ::-1]
-        img = img * rng.uniform(0.8, 1.2, size=3) + rng.uniform(-20, 20)
-        img = (img - img.mean()) * rng.uniform(0.8, 1.25) + img.mean()
-        long_side = max(8, int(max_side * rng.uniform(0.6, 1.0)))
-        size = (long_side, long_side * 3 // 4) if rng.random() < 0.8 else (long_side * 3 // 4, long_side)
-        photo = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB").resize(size, Image.Resampling.BICUBIC)
+        photo = _random_photo(data.images[k], rng, max_side)
         folder = out["test_dir"] if row < n_test else out["train_dir"]
         os.makedirs(folder, exist_ok=True)
         photo.save(os.path.join(folder, f"{image_id}.jpg"), quality=int(rng.integers(80, 96)))
@@ -158,3 +132,32 @@ def make_sample_photos(path, *, n_images=300, max_side=500, test_size=0.25, rand
     table.iloc[:n_test][["id"]].to_csv(out["test_csv"], index=False)
     table.iloc[:n_test].to_csv(out["test_labels_csv"], index=False)
     return out
+
+
+def _layout(path):
+    """The files of the seed layout under ``path``: the CSVs and the image folders."""
+    path = os.fspath(path)
+    return {
+        "train_csv": os.path.join(path, "train.csv"),
+        "train_dir": os.path.join(path, "train"),
+        "test_csv": os.path.join(path, "test.csv"),
+        "test_dir": os.path.join(path, "test"),
+        "test_labels_csv": os.path.join(path, "test_labels.csv"),
+    }
+
+
+def _random_photo(src, rng, max_side):
+    """A random crop of the photograph ``src``, maybe mirrored, colour-jittered and resized: a PIL image."""
+    from PIL import Image
+
+    h, w = src.shape[:2]
+    ch, cw = int(h * rng.uniform(0.55, 1.0)), int(w * rng.uniform(0.55, 1.0))
+    top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    img = src[top:top + ch, left:left + cw].astype(np.float32)
+    if rng.random() < 0.5:
+        img = img[:, ::-1]
+    img = img * rng.uniform(0.8, 1.2, size=3) + rng.uniform(-20, 20)
+    img = (img - img.mean()) * rng.uniform(0.8, 1.25) + img.mean()
+    long_side = max(8, int(max_side * rng.uniform(0.6, 1.0)))
+    size = (long_side, long_side * 3 // 4) if rng.random() < 0.8 else (long_side * 3 // 4, long_side)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB").resize(size, Image.Resampling.BICUBIC)

@@ -12,7 +12,14 @@ parsing the message:
   cannot be read.
 - :class:`TableError`: a CSV table, with ``.path`` and ``.line``.
 - :class:`ModelFileError`: a model file that is not a valid skimgclf model.
-- :class:`DaskSetupError`: a Dask cluster that cannot run skimgclf's work.
+
+Errors about the environment rather than the input are :class:`SetupError`
+(a :class:`RuntimeError`): :class:`DaskSetupError` (a Dask cluster that
+cannot run skimgclf's work) and :class:`BackboneWeightsError` (pretrained
+weights that cannot be fetched or read). An output that cannot be written is
+an :class:`OutputError` (an :class:`OSError`); the command line's own errors
+are :class:`CLIError`. Every exception class of skimgclf is defined in this
+module and derives from :class:`SkimgclfError`.
 
 Advice in a message can depend on who reads it: a Python user sets
 ``backbone_weights=None``, a command-line user passes ``--backbone-weights
@@ -30,8 +37,9 @@ import contextvars
 import copy
 import re
 
-__all__ = ["Advice", "BackboneWeightsError", "DaskSetupError", "ImageDecodeError", "InputError", "ModelFileError",
-           "Option", "StreamError", "TableError", "shown", "speaking_cli"]
+__all__ = ["Advice", "BackboneWeightsError", "CLIError", "DaskSetupError", "ImageDecodeError", "InputError",
+           "ModelFileError", "Option", "OutputError", "RefusedNetwork", "SetupError", "SkimgclfError", "StreamError",
+           "TableError", "Terminated", "UsageError", "shown", "speaking_cli"]
 
 #: The command line's option for each parameter name while it runs a command; None in Python.
 _CLI_OPTIONS = contextvars.ContextVar("skimgclf_cli_options", default=None)
@@ -158,7 +166,11 @@ def shown(value, *, limit=SHOWN_CHARS, quote=True):
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
-class InputError(ValueError):
+class SkimgclfError(Exception):
+    """The base of every exception skimgclf defines (catch it to catch any of them)."""
+
+
+class InputError(SkimgclfError, ValueError):
     """Bad input the loader or classifier was given, blamed on a row, an id or a file.
 
     Parameters
@@ -229,7 +241,7 @@ class ImageDecodeError(InputError):
     """
 
 
-class TableError(ValueError):
+class TableError(SkimgclfError, ValueError):
     """A CSV table is missing or unreadable, or lacks a column or a value.
 
     Parameters
@@ -288,7 +300,7 @@ class TableError(ValueError):
         return cls(message, path=path, line=line)
 
 
-class ModelFileError(ValueError):
+class ModelFileError(SkimgclfError, ValueError):
     """A model file is not a valid skimgclf model (corrupt, truncated, tampered with or foreign)."""
 
 
@@ -319,7 +331,15 @@ def one_line(text, limit=300):
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
-class BackboneWeightsError(ValueError):
+class SetupError(SkimgclfError, RuntimeError):
+    """The environment cannot do what a valid request asks (a cluster, a download, a weights file).
+
+    Not a :class:`ValueError`: the parameters are fine, what they point at
+    is missing or unusable. The message says what to set up.
+    """
+
+
+class BackboneWeightsError(SetupError):
     """``backbone_weights`` cannot be used.
 
     The ImageNet weights are neither in Keras' cache nor downloadable (no
@@ -329,7 +349,7 @@ class BackboneWeightsError(ValueError):
     """
 
 
-class DaskSetupError(ValueError):
+class DaskSetupError(SetupError):
     """A Dask cluster cannot run skimgclf's work as asked.
 
     Raised when no scheduler answers, a worker lacks skimgclf (or has
@@ -338,7 +358,7 @@ class DaskSetupError(ValueError):
     """
 
 
-class StreamError(Exception):
+class StreamError(SkimgclfError):
     """Writing to a standard stream failed (``standard output: No space left on device``; a closed pipe).
 
     Not an ``OSError``: code that turns a failed write into an error naming
@@ -355,3 +375,42 @@ class StreamError(Exception):
     def __init__(self, name, cause):
         super().__init__(f"{name}: {cause.strerror or cause}")
         self.name, self.errno = name, cause.errno
+
+
+class OutputError(SkimgclfError, OSError):
+    """An output file that cannot be written (disk full, no permission, ...); its message starts with the path.
+
+    Parameters
+    ----------
+    path : str
+        The output file.
+    cause : OSError
+        What the system said.
+    """
+
+    def __init__(self, path, cause):
+        super().__init__(cause.errno, cause.strerror or str(cause), path)
+        self.path = path
+
+    def __str__(self):
+        return f"{self.path}: cannot write it ({self.strerror}); nothing was written"
+
+
+class CLIError(SkimgclfError):
+    """A user error of the command line: reported as one line on standard error (exit status 1)."""
+
+
+class UsageError(CLIError):
+    """A command line the parser refuses (exit status 2)."""
+
+
+class RefusedNetwork(SkimgclfError, ValueError):
+    """A reason to refuse a saved network; the model file check turns it into a :class:`ModelFileError`."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it unwinds as on Ctrl-C (temporary files removed).
+
+    A :class:`KeyboardInterrupt`, not a :class:`SkimgclfError`: like Ctrl-C,
+    ``except Exception`` must not swallow it.
+    """

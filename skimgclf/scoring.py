@@ -196,26 +196,38 @@ def predict_csv(model, csv, out, *, image_dir=None, id_column="id", label_column
 
     classes = split_pipeline(model)[1].classes_
     csv = os.fspath(csv)
-    n = 0
     with atomic_write(out) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
         chunks = RowLines(iter_table(csv, id_column=id_column, chunksize=chunk_size), csv)
-        try:
-            for chunk, p in iter_predict_proba(model, chunks, image_dir=image_dir, id_column=id_column,
-                                               client=client, model_file=model_file):
-                table = prediction_table(chunk, p, classes, id_column=id_column,
-                                         label_column=label_column, with_proba=proba)
-                table.to_csv(fh, header=n == 0, index=False, float_format="%.6g", lineterminator="\n",
-                             quoting=_quoting(table))
-                n += len(chunk)
-                chunks.release(n)
-                if progress is not None:
-                    progress(len(chunk))
-        except InputError as exc:
-            error = chunks.error(exc)  # the line of the file, not the row
-            if error is exc:
-                raise
-            raise error from exc
+        scored = iter_predict_proba(model, chunks, image_dir=image_dir, id_column=id_column, client=client,
+                                    model_file=model_file)
+        n = _write_predictions(fh, scored, chunks, classes, id_column=id_column,
+                               label_column=label_column, proba=proba, progress=progress)
         if before_commit is not None:
             fh.flush()
             before_commit(n)
+    return n
+
+
+def _write_predictions(fh, scored, chunks, classes, *, id_column, label_column, proba, progress):
+    """Write each ``(chunk, probabilities)`` of ``scored`` to ``fh`` as it comes; the number of rows.
+
+    An :class:`InputError` of a chunk is raised naming the line of the file
+    (``chunks``, a :class:`~skimgclf.io.tables.RowLines`), not the row.
+    """
+    n = 0
+    try:
+        for chunk, p in scored:
+            table = prediction_table(chunk, p, classes, id_column=id_column,
+                                     label_column=label_column, with_proba=proba)
+            table.to_csv(fh, header=n == 0, index=False, float_format="%.6g", lineterminator="\n",
+                         quoting=_quoting(table))
+            n += len(chunk)
+            chunks.release(n)
+            if progress is not None:
+                progress(len(chunk))
+    except InputError as exc:
+        error = chunks.error(exc)  # the line of the file, not the row
+        if error is exc:
+            raise
+        raise error from exc
     return n

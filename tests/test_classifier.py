@@ -437,11 +437,9 @@ def test_labels_mixing_text_and_numbers(images):
 @pytest.mark.parametrize("shape", [(2, 9, 8, 1), (2, 8, 8, 3)])
 def test_classifier_wrong_shape_names_both_shapes(blobs_pipeline, shape):
     clf = blobs_pipeline[0][-1]
-    n = int(np.prod(shape[1:]))
     with pytest.raises(ValueError, match=re.escape(
-            f"X has {n} features, but CNNClassifier is expecting 64 features as input: its images have "
-            f"shape {shape[1:]} (height, width, channels) and the network was trained on (8, 8, 1); "
-            "load them with the same target_size and color_mode")):
+            f"X has images of shape {shape[1:]} (height, width, channels), but CNNClassifier's network "
+            "was trained on images of shape (8, 8, 1); load them with the same target_size and color_mode")):
         clf.predict(np.zeros(shape, np.float32))
 
 

@@ -49,6 +49,28 @@ def test_memory_growth_on_for_every_gpu_once(fake_gpus):
     assert len(calls) == 2  # once per process
 
 
+def test_backend_is_configured_once_in_one_function(fake_gpus, monkeypatch):
+    """The log level and GPU memory growth are set by _backend.configure, once; a user's log level wins."""
+    from skimgclf import _backend
+
+    _, calls, _ = fake_gpus
+    monkeypatch.setattr(_backend, "_CONFIGURED", False)
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")
+    _backend.configure()
+    assert calls == [("/physical_device:GPU:0", True), ("/physical_device:GPU:1", True)]
+    monkeypatch.setattr("skimgclf.model.devices._GROWTH", {})  # a second call must not even ask
+    _backend.configure()
+    assert len(calls) == 2
+    assert __import__("os").environ["TF_CPP_MIN_LOG_LEVEL"] == "1"
+
+
+def test_importing_the_classifier_configures_the_backend():
+    import skimgclf.model.classifier  # noqa: F401
+    from skimgclf import _backend
+
+    assert _backend._CONFIGURED
+
+
 def test_memory_growth_leaves_the_users_choice(fake_gpus, monkeypatch):
     from skimgclf.model.devices import configure_gpus
 

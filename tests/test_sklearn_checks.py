@@ -29,7 +29,12 @@ from skimgclf import CNNClassifier, ImageFolderLoader
 
 
 class ImagesFrom2D(CNNClassifier):
-    """A CNNClassifier that reads a 2-D array (or numeric DataFrame) as ``(n, 1, f, 1)`` images."""
+    """A CNNClassifier that reads a 2-D array (or numeric DataFrame) as ``(n, 1, f, 1)`` images.
+
+    The classifier words its errors for images; scikit-learn's checks match
+    its own wording for tables ("0 feature(s) (shape=(n, 0))", "X has N
+    features, but ... is expecting M features"), which this adapter raises.
+    """
 
     def _check_images(self, X, reset):
         if hasattr(X, "columns"):
@@ -37,7 +42,15 @@ class ImagesFrom2D(CNNClassifier):
         if isinstance(X, (list, tuple)) or (hasattr(X, "__array__") and not hasattr(X, "tocsr")):
             arr = np.asarray(X)
             if arr.ndim == 2:
-                X = arr.reshape(arr.shape[0], 1, arr.shape[1], 1)
+                n, f = arr.shape
+                if n and not f:
+                    raise ValueError(f"Found array with 0 feature(s) (shape={arr.shape}) while a minimum of 1 "
+                                     "is required.")
+                expected = getattr(self, "n_features_in_", None)
+                if not reset and expected is not None and f != expected:
+                    raise ValueError(f"X has {f} features, but {type(self).__name__} is expecting {expected} "
+                                     "features as input")
+                X = arr.reshape(n, 1, f, 1)
         return super()._check_images(X, reset)
 
     def __sklearn_tags__(self):

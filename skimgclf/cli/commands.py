@@ -26,9 +26,10 @@ from .._backend import import_backend
 from .._files import atomic_write, check_writable
 from .._pipelines import chunk_loader
 from .._progress import bar, interactive, lines_when_unwatched
-from ..errors import InputError, StreamError, TableError, speaking_cli
+from ..errors import (CLIError, InputError, SkimgclfError, StreamError, TableError, Terminated, UsageError,
+                      speaking_cli)
 from ..io.tables import RowLines, count_rows, default_image_dir, iter_table, labels_from_text, read_table
-from .parser import PROG, CLIError, UsageError, build_parser, option_names
+from .parser import PROG, build_parser, option_names
 
 __all__ = ["main"]
 
@@ -569,9 +570,6 @@ def _refuse_unlabelled(args):
 
 def cmd_evaluate(args, console):
     """``skimgclf evaluate``: accuracy, classification report, confusion matrix, the worst mistakes."""
-    import pandas as pd
-    from sklearn.metrics import classification_report
-
     from .. import plots
 
     _check_csv_argument(args.csv)
@@ -585,17 +583,53 @@ def cmd_evaluate(args, console):
                                + _report_files(args.report, EVALUATE_REPORT),
                                files=[(args.csv, "input CSV"), (args.model, "model file")], image_dirs=[image_dir])
     model = _load_model(args.model, args)
+    y_true, y_pred, worst = _score_labelled(model, args, console)
+    classes = model.steps[-1][1].classes_
+    labels = plots.sort_labels(np.concatenate([y_true, y_pred, classes]).astype(classes.dtype))
+    metrics = _print_evaluation(args, y_true, y_pred, labels, console)
+    pngs = []
+    if args.confusion:
+        _makedirs_for(args.confusion)
+        pngs.append(args.confusion)
+    if args.report:
+        os.makedirs(args.report, exist_ok=True)
+        pngs.append(os.path.join(args.report, "confusion_matrix.png"))
+    for png in pngs:
+        plots.write_confusion_matrix(y_true, y_pred, png, labels=labels,
+                                     title=f"Confusion matrix, {os.path.basename(args.csv)}")
+        console.result(f"confusion matrix drawn in {png}")
+    if args.report:
+        _write_evaluate_report(args, model, image_dir, worst, metrics, console)
+    return metrics
+
+
+def _score_labelled(model, args, console):
+    """Predict the CSV chunk by chunk: ``(true labels, predictions, each chunk's worst mistakes)``.
+
+    The worst mistakes are gathered only with ``--report`` (the table's are
+    among those of its chunks).
+    """
+    from .. import plots
+
     classes = model.steps[-1][1].classes_
     y_true, y_pred, worst = [], [], []
     for chunk, proba in _predict_chunks(model, args, console, label_column=args.label_column):
         y_true.append(labels_from_text(chunk[args.label_column], like=classes, path=args.csv, lines=chunk.index))
         y_pred.append(classes[np.argmax(proba, axis=1)])
-        if args.report:  # the chunk's worst mistakes; the table's are among them
+        if args.report:
             table = plots.top_losses(y_true[-1], proba, classes, n=TOP_LOSSES, unseen="include")
             worst.append(table.assign(id=chunk[args.id_column].to_numpy()[table["row"].to_numpy()],
                                       line=chunk.index.to_numpy()[table["row"].to_numpy()]))
-    y_true, y_pred = np.concatenate(y_true), np.concatenate(y_pred)
-    labels = plots.sort_labels(np.concatenate([y_true, y_pred, classes]).astype(classes.dtype))
+    return np.concatenate(y_true), np.concatenate(y_pred), worst
+
+
+def _print_evaluation(args, y_true, y_pred, labels, console):
+    """Print accuracy, the classification report, the confusion table and the most confused pairs; the metrics."""
+    import pandas as pd
+    from sklearn.metrics import classification_report
+
+    from .. import plots
+
     correct = int(np.sum(y_true == y_pred))
     accuracy = correct / len(y_true)
     console.result(f"accuracy: {accuracy:.4f} ({correct}/{len(y_true)} images of {args.csv})")
@@ -612,35 +646,30 @@ def cmd_evaluate(args, console):
         for pair in confused:
             console.result(f"  {pair['true']} -> {pair['predicted']}: {pair['count']} "
                            f"({pair['fraction']:.1%})")
-    metrics = {"command": "evaluate", "model": args.model, "csv": args.csv, "n": int(len(y_true)),
-               "accuracy": accuracy,
-               "classification_report": classification_report(y_true, y_pred, labels=labels,
-                                                              output_dict=True, zero_division=0),
-               "most_confused": confused}
-    pngs = []
-    if args.confusion:
-        _makedirs_for(args.confusion)
-        pngs.append(args.confusion)
-    if args.report:
-        os.makedirs(args.report, exist_ok=True)
-        pngs.append(os.path.join(args.report, "confusion_matrix.png"))
-    for png in pngs:
-        plots.write_confusion_matrix(y_true, y_pred, png, labels=labels,
-                                     title=f"Confusion matrix, {os.path.basename(args.csv)}")
-        console.result(f"confusion matrix drawn in {png}")
-    if args.report:
-        worst = pd.concat(worst, ignore_index=True).sort_values(["loss", "line"], ascending=[False, True],
-                                                                kind="stable").head(TOP_LOSSES)
-        metrics["top_losses"] = worst[["id", "true", "predicted", "probability", "true_probability"]].assign(
-            line=worst["line"]).to_dict(orient="records")
-        images = chunk_loader(model.steps[0][1], image_dir=image_dir, id_column=args.id_column).transform(
-            worst[["id"]].rename(columns={"id": args.id_column})) if len(worst) else None
-        png = plots.write_top_losses(images, worst.reset_index(drop=True), os.path.join(args.report, "top_losses.png"),
-                                     title=f"Most confident mistakes, {os.path.basename(args.csv)}")
-        console.result(f"the {len(worst)} most confident mistakes drawn in {png}")
-        path = plots.write_json(metrics, os.path.join(args.report, "metrics.json"))
-        console.result(f"metrics written to {path}")
-    return metrics
+    return {"command": "evaluate", "model": args.model, "csv": args.csv, "n": int(len(y_true)),
+            "accuracy": accuracy,
+            "classification_report": classification_report(y_true, y_pred, labels=labels,
+                                                           output_dict=True, zero_division=0),
+            "most_confused": confused}
+
+
+def _write_evaluate_report(args, model, image_dir, worst, metrics, console):
+    """``--report``: the most confident mistakes drawn in top_losses.png, and metrics.json (with them)."""
+    import pandas as pd
+
+    from .. import plots
+
+    worst = pd.concat(worst, ignore_index=True).sort_values(["loss", "line"], ascending=[False, True],
+                                                            kind="stable").head(TOP_LOSSES)
+    metrics["top_losses"] = worst[["id", "true", "predicted", "probability", "true_probability"]].assign(
+        line=worst["line"]).to_dict(orient="records")
+    images = chunk_loader(model.steps[0][1], image_dir=image_dir, id_column=args.id_column).transform(
+        worst[["id"]].rename(columns={"id": args.id_column})) if len(worst) else None
+    png = plots.write_top_losses(images, worst.reset_index(drop=True), os.path.join(args.report, "top_losses.png"),
+                                 title=f"Most confident mistakes, {os.path.basename(args.csv)}")
+    console.result(f"the {len(worst)} most confident mistakes drawn in {png}")
+    path = plots.write_json(metrics, os.path.join(args.report, "metrics.json"))
+    console.result(f"metrics written to {path}")
 
 
 def _read_grid(path):
@@ -710,21 +739,8 @@ def _qualify_grid(grids, pipe, path):
 
 def cmd_search(args, console):
     """``skimgclf search``: GridSearchCV over the pipeline, ranked table, best model."""
-    import pandas as pd
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold
-
-    _check_file_out(args.model, "--model")
     results = args.results or os.path.join(os.path.dirname(args.model), "cv_results.csv")
-    _check_file_out(results, "--results")
-    _check_csv_argument(args.train_csv, "training CSV")
-    _refuse_overwriting_inputs([(args.model, "--model"), (results, "--results")],
-                               files=[(args.train_csv, "training CSV"), (args.grid, "grid file")],
-                               image_dirs=[_image_dir_if_any(args, args.train_csv)])
-    grids = _read_grid(args.grid)
-    if args.cv < 2:
-        raise CLIError("--cv must be at least 2 folds")
-    if args.n_jobs == 0:
-        raise CLIError("--n-jobs must not be 0 (1 runs in this process, -1 uses every core)")
+    grids = _check_search_arguments(args, results)
     df, y, classes, counts = _read_labelled(args, "training CSV")
     if counts.min() < args.cv:
         raise CLIError(f"{args.train_csv}: class {classes[np.argmin(counts)]!r} has {counts.min()} images, "
@@ -733,66 +749,9 @@ def cmd_search(args, console):
     pipe = _make_pipeline(args, image_dir, console)
     _describe_loading(pipe[0], df[[args.id_column]], image_dir, console)
     grids = _qualify_grid(grids, pipe, args.grid)
-    n_jobs = args.n_jobs
-    on_dask = args.dask_scheduler is not None or args.dask_local is not None
-    if on_dask and n_jobs != 1:
-        raise CLIError("--n-jobs starts processes on this machine; with --dask-scheduler or --dask-local "
-                       "the cluster's workers fit the candidates (leave --n-jobs out)")
-    if on_dask:
-        n_jobs = -1  # as many tasks at once as the cluster has threads
-        pipe[-1].set_params(verbose=0)
-    elif n_jobs != 1 and _visible_gpus():
-        # Each worker process would take its own share of the GPU (its own
-        # TensorFlow context, and its models' memory) and they would all run
-        # on the first GPU: one candidate at a time uses the device better.
-        console.info(f"a GPU is visible: candidates are fitted one at a time on it (--n-jobs {n_jobs} ignored)")
-        n_jobs = 1
-    elif n_jobs != 1:
-        n_proc = os.cpu_count() or 1
-        workers = n_proc if n_jobs < 0 else min(n_jobs, n_proc)
-        os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(max(1, n_proc // workers)))
-        os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
-        pipe[-1].set_params(verbose=0)
-    # A candidate that fails scores NaN (scikit-learn's error_score) and the
-    # search goes on; any NaN is then an error here, naming the candidates,
-    # so that a "best" model is never chosen among failures.
-    search = GridSearchCV(pipe, grids, cv=StratifiedKFold(args.cv, shuffle=True, random_state=args.seed),
-                          scoring=args.scoring, n_jobs=n_jobs, refit=False, error_score=np.nan,
-                          verbose=0 if console.quiet else 3)
-    with _dask_client(args, [image_dir]) as client:
-        import warnings
-
-        import joblib
-        from sklearn.exceptions import FitFailedWarning
-
-        backend = joblib.parallel_config(backend="dask") if client is not None else contextlib.nullcontext()
-        start = time.perf_counter()
-        with backend, warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", FitFailedWarning)
-            try:
-                search.fit(df[[args.id_column]], y)
-            except ValueError as exc:
-                if "fits failed" not in str(exc):
-                    raise
-                raise CLIError(f"every candidate failed to fit: {_first_error(str(exc))}") from None
-        seconds = time.perf_counter() - start
-
-    cv = pd.DataFrame(search.cv_results_)
-    table = pd.DataFrame({
-        "rank": cv["rank_test_score"],
-        f"mean {args.scoring}": cv["mean_test_score"].map(lambda v: f"{v:.4f}"),
-        "std": cv["std_test_score"].map(lambda v: f"{v:.4f}"),
-        "fit time (s)": cv["mean_fit_time"].map(lambda v: f"{v:.1f}"),
-        "params": [", ".join(f"{k.split('__', 1)[-1]}={v!r}" for k, v in p.items()) for p in cv["params"]],
-    }).sort_values(["rank", "params"])
-    console.result(f"{len(cv)} candidates x {args.cv} folds in {_fmt_seconds(seconds)}, ranked:")
-    console.result(table.to_string(index=False))
-    _refuse_failed_candidates(search.cv_results_, args.scoring,
-                              [str(w.message) for w in caught if issubclass(w.category, FitFailedWarning)])
-    best_index = int(np.flatnonzero(cv["rank_test_score"].to_numpy() == 1)[0])
-    best_params, best_score = cv["params"][best_index], float(cv["mean_test_score"][best_index])
-    best = ", ".join(f"{k.split('__', 1)[-1]}={v!r}" for k, v in best_params.items())
-    console.result(f"best: {best} (mean {args.scoring} {best_score:.4f})")
+    n_jobs = _search_jobs(args, pipe, console)
+    cv, seconds, failures = _run_search(args, console, pipe, grids, n_jobs, df[[args.id_column]], y, image_dir)
+    best_params, best_score = _report_search(args, console, cv, seconds, failures)
 
     from sklearn.base import clone
 
@@ -810,6 +769,98 @@ def cmd_search(args, console):
     console.result(f"best model (refitted on all {len(df)} rows) written to {args.model}")
     console.result(f"cv_results_ written to {results}")
     return {"best_params": best_params, "best_score": best_score}
+
+
+def _check_search_arguments(args, results):
+    """Refuse ``search``'s arguments before any work (outputs, inputs, --cv, --n-jobs); the grids read."""
+    _check_file_out(args.model, "--model")
+    _check_file_out(results, "--results")
+    _check_csv_argument(args.train_csv, "training CSV")
+    _refuse_overwriting_inputs([(args.model, "--model"), (results, "--results")],
+                               files=[(args.train_csv, "training CSV"), (args.grid, "grid file")],
+                               image_dirs=[_image_dir_if_any(args, args.train_csv)])
+    grids = _read_grid(args.grid)
+    if args.cv < 2:
+        raise CLIError("--cv must be at least 2 folds")
+    if args.n_jobs == 0:
+        raise CLIError("--n-jobs must not be 0 (1 runs in this process, -1 uses every core)")
+    return grids
+
+
+def _search_jobs(args, pipe, console):
+    """The ``n_jobs`` of the search: -1 on Dask, 1 with a GPU, else --n-jobs with the cores shared."""
+    from ..cluster.threads import share_cores_with_processes
+
+    n_jobs = args.n_jobs
+    on_dask = args.dask_scheduler is not None or args.dask_local is not None
+    if on_dask and n_jobs != 1:
+        raise CLIError("--n-jobs starts processes on this machine; with --dask-scheduler or --dask-local "
+                       "the cluster's workers fit the candidates (leave --n-jobs out)")
+    if on_dask:
+        n_jobs = -1  # as many tasks at once as the cluster has threads
+        pipe[-1].set_params(verbose=0)
+    elif n_jobs != 1 and _visible_gpus():
+        # Each worker process would take its own share of the GPU (its own
+        # TensorFlow context, and its models' memory) and they would all run
+        # on the first GPU: one candidate at a time uses the device better.
+        console.info(f"a GPU is visible: candidates are fitted one at a time on it (--n-jobs {n_jobs} ignored)")
+        n_jobs = 1
+    elif n_jobs != 1:
+        share_cores_with_processes(n_jobs)
+        pipe[-1].set_params(verbose=0)
+    return n_jobs
+
+
+def _run_search(args, console, pipe, grids, n_jobs, X, y, image_dir):
+    """Run the grid search (on Dask if asked); ``(cv_results_ as a DataFrame, seconds, fit failure messages)``."""
+    import warnings
+
+    import joblib
+    import pandas as pd
+    from sklearn.exceptions import FitFailedWarning
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
+    # A candidate that fails scores NaN (scikit-learn's error_score) and the
+    # search goes on; any NaN is then an error here, naming the candidates,
+    # so that a "best" model is never chosen among failures.
+    search = GridSearchCV(pipe, grids, cv=StratifiedKFold(args.cv, shuffle=True, random_state=args.seed),
+                          scoring=args.scoring, n_jobs=n_jobs, refit=False, error_score=np.nan,
+                          verbose=0 if console.quiet else 3)
+    with _dask_client(args, [image_dir]) as client:
+        backend = joblib.parallel_config(backend="dask") if client is not None else contextlib.nullcontext()
+        start = time.perf_counter()
+        with backend, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", FitFailedWarning)
+            try:
+                search.fit(X, y)
+            except ValueError as exc:
+                if "fits failed" not in str(exc):
+                    raise
+                raise CLIError(f"every candidate failed to fit: {_first_error(str(exc))}") from None
+        seconds = time.perf_counter() - start
+    failures = [str(w.message) for w in caught if issubclass(w.category, FitFailedWarning)]
+    return pd.DataFrame(search.cv_results_), seconds, failures
+
+
+def _report_search(args, console, cv, seconds, failures):
+    """Print the ranked candidates; refuse failed ones; ``(best params, best mean score)``."""
+    import pandas as pd
+
+    table = pd.DataFrame({
+        "rank": cv["rank_test_score"],
+        f"mean {args.scoring}": cv["mean_test_score"].map(lambda v: f"{v:.4f}"),
+        "std": cv["std_test_score"].map(lambda v: f"{v:.4f}"),
+        "fit time (s)": cv["mean_fit_time"].map(lambda v: f"{v:.1f}"),
+        "params": [", ".join(f"{k.split('__', 1)[-1]}={v!r}" for k, v in p.items()) for p in cv["params"]],
+    }).sort_values(["rank", "params"])
+    console.result(f"{len(cv)} candidates x {args.cv} folds in {_fmt_seconds(seconds)}, ranked:")
+    console.result(table.to_string(index=False))
+    _refuse_failed_candidates(cv, args.scoring, failures)
+    best_index = int(np.flatnonzero(cv["rank_test_score"].to_numpy() == 1)[0])
+    best_params, best_score = cv["params"][best_index], float(cv["mean_test_score"][best_index])
+    best = ", ".join(f"{k.split('__', 1)[-1]}={v!r}" for k, v in best_params.items())
+    console.result(f"best: {best} (mean {args.scoring} {best_score:.4f})")
+    return best_params, best_score
 
 
 def _visible_gpus():
@@ -917,15 +968,11 @@ COMMANDS = {"train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate
             "demo": cmd_demo, "info": cmd_info}
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the program is, so that it unwinds as on Ctrl-C (temporary files removed)."""
-
-
 def _terminate_like_interrupt():
     """Make SIGTERM unwind like SIGINT while the command runs; returns what puts the old handler back."""
     def on_term(signum, frame):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second one must not cut the clean-up short
-        raise _Terminated()
+        raise Terminated()
 
     try:
         previous = signal.signal(signal.SIGTERM, on_term)
@@ -1042,7 +1089,7 @@ def _run(parser, argv, stdout):
         with contextlib.suppress(OSError):
             print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
-    except _Terminated:
+    except Terminated:
         print(f"{PROG}: terminated (SIGTERM); no output file left half-written", file=sys.stderr)
         return 128 + signal.SIGTERM
     except KeyboardInterrupt:
@@ -1051,8 +1098,8 @@ def _run(parser, argv, stdout):
     except CLIError as exc:
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
         return 2 if isinstance(exc, UsageError) else 1
-    except (ValueError, OSError, TableError) as exc:
-        # Bad input from the files: the API's errors name the row, id and path.
+    except (ValueError, OSError, SkimgclfError) as exc:
+        # Bad input from the files (the API's errors name the row, id and path), or a setup error.
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 - no traceback for users, one line

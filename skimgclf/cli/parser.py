@@ -14,6 +14,7 @@ import numbers
 import textwrap
 
 from .. import __version__
+from ..errors import CLIError, UsageError  # re-exported: defined with the others
 
 __all__ = ["CLIError", "PROG", "UsageError", "build_parser", "option_names"]
 
@@ -28,14 +29,6 @@ model files:
   Python and re-save it with skimgclf.save(pipeline, "model.skimgclf").
 """
 
-
-
-class CLIError(Exception):
-    """A user error: reported as one line on standard error."""
-
-
-class UsageError(CLIError):
-    """A command line the parser refuses (exit status 2)."""
 
 
 class _Parser(argparse.ArgumentParser):

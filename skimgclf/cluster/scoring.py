@@ -116,29 +116,42 @@ def score_chunks(client, model, chunks, *, image_dir=None, id_column="id", windo
         the table.
     """
     distributed_module()
-    if pipeline is not None:
-        local = pipeline
-    elif isinstance(model, (str, os.PathLike)):
-        from ..model.persistence import load
-
-        local = load(model)
-    else:
-        local = model
-    loader, _ = split_pipeline(local)
+    loader, _ = split_pipeline(_local_pipeline(model, pipeline))
     root = loader.image_dir if image_dir is None else image_dir
     params = {"image_dir": os.path.abspath(os.fspath(root)), "id_column": id_column}
     blob, digest = _model_blob(model)
     blob_future = client.scatter(blob, broadcast=True, hash=False)
     if window is None:
         window = 2 * max(1, sum(client.nthreads().values()))
-    window = max(1, int(window))
+    try:
+        yield from _in_window(client, chunks, max(1, int(window)),
+                              lambda chunk: client.submit(_score_partition, digest, blob_future, params,
+                                                          chunk[[id_column]], pure=False))
+    finally:
+        client.cancel([blob_future])
+
+
+def _local_pipeline(model, pipeline):
+    """The pipeline ``model`` is, or holds: ``pipeline`` if given, the file loaded here, or ``model`` itself."""
+    if pipeline is not None:
+        return pipeline
+    if isinstance(model, (str, os.PathLike)):
+        from ..model.persistence import load
+
+        return load(model)
+    return model
+
+
+def _in_window(client, chunks, window, submit):
+    """Yield ``(chunk, result)`` in order, with at most ``window`` futures (``submit(chunk)``) in flight.
+
+    The futures still pending when the caller stops (or an error) are cancelled.
+    """
     pending = deque()
     start = 0
     try:
         for chunk in chunks:
-            future = client.submit(_score_partition, digest, blob_future, params,
-                                   chunk[[id_column]], pure=False)
-            pending.append((chunk, start, future))
+            pending.append((chunk, start, submit(chunk)))
             start += len(chunk)
             while len(pending) >= window:
                 yield _collect(pending.popleft())
@@ -147,7 +160,6 @@ def score_chunks(client, model, chunks, *, image_dir=None, id_column="id", windo
     finally:
         if pending:
             client.cancel([future for _, _, future in pending])
-        client.cancel([blob_future])
 
 
 def _collect(item):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["configure_workers", "worker_env", "worker_threads_info"]
+__all__ = ["configure_workers", "share_cores_with_processes", "worker_env", "worker_threads_info"]
 
 _INSTALL_HINT = "install it with: pip install 'skimgclf[dask]' (or 'dask[distributed]')"
 #: Name under which the thread settings are registered on a cluster.
@@ -74,6 +74,29 @@ def worker_env(tf_threads):
         "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
         "SKIMGCLF_WORKER_THREADS": n,
     }
+
+
+def share_cores_with_processes(n_jobs):
+    """Give the ``n_jobs`` worker processes this process starts (joblib's) each their share of the cores.
+
+    Sets ``TF_NUM_INTRAOP_THREADS`` (cores / processes) and
+    ``TF_NUM_INTEROP_THREADS`` (1) in this process's environment, which the
+    worker processes inherit before they import TensorFlow. A value the user
+    set is kept.
+
+    Parameters
+    ----------
+    n_jobs : int
+        Worker processes, as joblib counts them (negative: one per core).
+
+    Returns
+    -------
+    None
+    """
+    n_proc = os.cpu_count() or 1
+    workers = n_proc if n_jobs < 0 else min(n_jobs, n_proc)
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(max(1, n_proc // workers)))
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 
 def _apply_threads(tf_threads):

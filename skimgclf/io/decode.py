@@ -1,8 +1,9 @@
 """Decoding one image file into a ``uint8`` array of a fixed layout.
 
 This module knows about pixels only: colour modes, bit depths, EXIF
-orientation, resizing and decompression bombs. Each file is read once. It
-never imports TensorFlow.
+orientation, resizing and decompression bombs. Opening a file safely (a
+regular file only, no link where none was, bounded reads) is
+:mod:`.paths`' job; each file is read once. It never imports TensorFlow.
 
 Orientation follows Pillow's :func:`PIL.ImageOps.exif_transpose`, on every
 path: the EXIF ``Orientation`` tag if the file has one (even ``1``), else a
@@ -25,30 +26,27 @@ more than :data:`MAX_JPEG_SCANS` is refused before any pixel is decoded.
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
 import os
 import re
-import stat
 import struct
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import ImageDecodeError, shown
+from ..errors import ImageDecodeError
+from .paths import (  # noqa: F401 - _FAST_MAX_BYTES, _read_file: re-exported (tests, callers)
+    _FAST_MAX_BYTES,
+    _open_stream,
+    _read_file,
+    _read_for_fast_path,
+    _where,
+)
 
 __all__ = ["COLOR_MODES", "DEFAULT_MAX_PIXELS", "FORMATS", "ImageDecodeError", "decode_image", "probe_image"]
 
 #: PIL mode and channel count for each ``color_mode`` of the loader.
 COLOR_MODES = {"grayscale": ("L", 1), "rgb": ("RGB", 3), "rgba": ("RGBA", 4)}
-
-def _where(path):
-    """``path`` as a message shows it: cut to its start and its length when absurdly long (made of a huge id)."""
-    return shown(os.fspath(path), quote=False, limit=PATH_CHARS)
-
-
-#: Longest path shown whole in a message (a real path is at most PATH_MAX, 4096 bytes on Linux).
-PATH_CHARS = 4096
 
 #: Images with more pixels than this are refused before decoding.
 DEFAULT_MAX_PIXELS = 64_000_000
@@ -96,11 +94,6 @@ _PNG_HARMLESS = frozenset({b"tEXt", b"zTXt", b"iTXt", b"pHYs", b"tIME"})
 #: Chunk types and text keywords that may carry an orientation Pillow applies: EXIF
 #: (eXIf, ImageMagick's raw profile) and XMP (``XML:com.adobe.xmp``, whatever the chunk).
 _PNG_ORIENTATION_KEYS = (b"eXIf", b"Raw profile type", b"XML:com.adobe.xmp")
-#: Files larger than this are left to Pillow (it reads them lazily).
-_FAST_MAX_BYTES = 16 * 1024 * 1024
-_FIRST_READ = 1 << 16
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _cv2 = None
 _CV2_FLAGS = {}
 #: Whether OpenCV decodes colour as BGR, to be swapped to RGB (before 4.11 it had no IMREAD_COLOR_RGB).
@@ -363,102 +356,6 @@ def _too_many_pixels(pixels, max_pixels):
     """Whether Pillow would refuse or warn (left to the Pillow path and its messages)."""
     limit = Image.MAX_IMAGE_PIXELS
     return (max_pixels is not None and pixels > max_pixels) or (limit is not None and pixels > limit)
-
-
-def _open_regular(path, follow=True):
-    """A file descriptor of ``path``, opened for reading only if it is a regular file.
-
-    The file is opened without blocking (a named pipe named like an image
-    would otherwise wait forever for a writer), and refused unless it is a
-    regular file: pipes, sockets, devices and folders get an
-    :class:`ImageDecodeError`. With ``follow=False`` a symbolic link in
-    place of the file is refused too (the loader resolves every id to its
-    real path first, so a link found there now was put there since).
-    ``FileNotFoundError`` is raised as it is. Returns ``(fd, os.stat_result)``.
-    """
-    flags = _OPEN_FLAGS | (0 if follow else _NOFOLLOW)
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        if exc.errno == errno.ELOOP and not follow:
-            raise ImageDecodeError(f"{_where(path)}: is now a symbolic link (it was not when its id was resolved); "
-                                   "refused", path=str(path)) from None
-        try:
-            mode = os.stat(path, follow_symlinks=follow).st_mode
-        except (OSError, ValueError):
-            mode = stat.S_IFREG
-        _refuse_special(path, mode)  # a socket cannot be opened: name it all the same
-        raise ImageDecodeError(f"{_where(path)}: cannot open image file ({exc.strerror or exc})", path=str(path)) from None
-    except (TypeError, ValueError) as exc:
-        raise ImageDecodeError(f"{_where(path)}: cannot open image file ({exc})", path=str(path)) from None
-    try:
-        st = os.fstat(fd)
-        _refuse_special(path, st.st_mode)
-        if hasattr(os, "set_blocking"):
-            os.set_blocking(fd, True)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd, st
-
-
-def _refuse_special(path, mode):
-    """Refuse, by name, anything but a regular file (``mode`` from ``stat``)."""
-    if not stat.S_ISREG(mode):
-        kind = ("a named pipe" if stat.S_ISFIFO(mode) else "a folder" if stat.S_ISDIR(mode)
-                else "a socket" if stat.S_ISSOCK(mode) else "a device" if
-                stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
-        raise ImageDecodeError(f"{_where(path)}: {kind}, not an image file; only regular files are read",
-                               path=str(path))
-
-
-def _read_for_fast_path(path, follow=True):
-    """The bytes of a regular file of at most 16 MiB (the only read of it); None if larger.
-
-    Larger files are left to Pillow, which reads them lazily from a file
-    object opened the same way (:func:`_open_stream`).
-
-    Raises
-    ------
-    FileNotFoundError
-        If there is no such file.
-    ImageDecodeError
-        If it is not a regular file (a pipe, a device, a folder) or cannot be read.
-    """
-    return _read_file(path, follow)[0]
-
-
-def _read_file(path, follow=True):
-    """``(bytes or None, os.stat_result)``: :func:`_read_for_fast_path` and the status of the file it read.
-
-    The status comes from the open file (``fstat``), so a cache keyed on it
-    describes the very file whose bytes were read.
-    """
-    fd, st = _open_regular(path, follow)
-    try:
-        if st.st_size > _FAST_MAX_BYTES:
-            return None, st
-        data = os.read(fd, max(st.st_size, _FIRST_READ))
-        if len(data) >= _FIRST_READ:  # larger reads may come back short: read to the end, bounded
-            chunks, total = [data], len(data)
-            while total <= _FAST_MAX_BYTES and (chunk := os.read(fd, 1 << 20)):
-                chunks.append(chunk)
-                total += len(chunk)
-            if total > _FAST_MAX_BYTES:  # it grew while read: leave it to the lazy path
-                return None, st
-            data = b"".join(chunks)
-    except OSError as exc:
-        raise ImageDecodeError(f"{_where(path)}: cannot read image file ({exc.strerror or exc})", path=str(path)) from None
-    finally:
-        os.close(fd)
-    return data, st
-
-
-def _open_stream(path, follow=True):
-    """A binary file object of ``path``, opened as :func:`_open_regular` opens it."""
-    return os.fdopen(_open_regular(path, follow)[0], "rb")
 
 
 def _decode_fast(path, color_mode, target_size, max_pixels, data=None):

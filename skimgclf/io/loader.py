@@ -24,14 +24,13 @@ from .decode import (
     COLOR_MODES,
     DEFAULT_MAX_PIXELS,
     _decode_fast,
-    _read_file,
     decode_image,
     probe_image,
 )
 from .detect import decide, sample_rows
 from .ids import ids_from_table, raw_ids_key
 from .memcache import BATCHES, IMAGES, Batch, batch_valid, file_signature, folder_ids, folders_of, stat_signature
-from .paths import missing_hint, resolve_paths
+from .paths import _read_file, missing_hint, resolve_paths
 from .watch import CHANGES
 
 __all__ = ["MAX_TARGET_SIDE", "ImageFolderLoader"]
@@ -274,10 +273,16 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
             detected_mode, detected_size = decide([m for m, _ in found], [size for _, size in found])
             color_mode = detected_mode if color_mode == "auto" else color_mode
             target = detected_size if target == "auto" else target
-        return self._set_fitted(color_mode, target)
+        return self._set_fitted({"color_mode": color_mode, "target_size": target})
 
-    def _set_fitted(self, color_mode, target_size):
-        """Record the settings transform uses (fit, or a model file); they are checked here."""
+    def _set_fitted(self, state):
+        """Make this loader fitted from ``state``, a dict of what fit learns (fit, or a model file).
+
+        The fitted-state protocol of skimgclf's estimators (the classifier
+        has the same method): ``state`` holds ``color_mode`` and
+        ``target_size``, checked here; returns ``self``.
+        """
+        color_mode, target_size = state["color_mode"], state["target_size"]
         if color_mode not in COLOR_MODES:
             raise ValueError(f"color_mode_ must be one of {sorted(COLOR_MODES)}; got {color_mode!r}")
         if target_size is not None:
@@ -318,39 +323,15 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         root = self._check_params()
         color_mode, target = self._settings()
         params = (root, self.suffix, color_mode, target, self.scale, self.max_pixels)
-        batch_key = None
-        if self.cache:
-            raw = raw_ids_key(X, self.id_column)
-            if raw is not None:
-                batch_key = params + (raw,)
-                hit = self._cached_batch(batch_key)
-                if hit is not None:
-                    return hit
-        ids = ids_from_table(X, self.id_column)
-        if self.cache and batch_key is None:
-            batch_key = params + (("ids", tuple(ids)),)
-            hit = self._cached_batch(batch_key)
-            if hit is not None:
-                return hit
+        batch_key, ids, hit = self._lookup_batch(X, params)
+        if hit is not None:
+            return hit
         token_root = CHANGES.token([root]) if self.cache else None
         paths = resolve_paths(root, ids, self.suffix)
         n_channels = COLOR_MODES[color_mode][1]
         if not paths:
             return np.zeros((0,) + (target or (0, 0)) + (n_channels,), dtype=np.float32)
-
-        batch = None
-        if self.cache:
-            # Taken before any file is read: a change while loading makes the
-            # stored batch stale at once.
-            dirs = sorted(folders_of(paths) | {root})
-            try:
-                folders = folder_ids(dirs)
-                token = CHANGES.token(dirs)
-                stable = token is not None and CHANGES.token([root]) == token_root
-                files = None if stable else (paths, file_signature(paths))
-                batch = Batch(None, folders, token if stable else None, files)
-            except OSError:
-                batch = None  # a missing file: the read below reports it
+        batch = _watched_batch(root, paths, token_root) if self.cache else None
 
         read = self._reader(root, ids, color_mode, target)
         store = None
@@ -360,6 +341,40 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
             store = open_cache(self.cache_dir, color_mode, target, self.max_pixels)
             if store is not None:
                 read = store.reader(paths, read)
+        out = self._load(paths, ids, read, store)
+        if store is not None:
+            store.close()  # writes the images decoded last
+        if self.cache:
+            # Shared with the cache, so nobody may change it in place.
+            out.flags.writeable = False
+            if batch is not None:
+                batch.out = out
+                BATCHES.put(batch_key, batch)
+        return out
+
+    def _lookup_batch(self, X, params):
+        """``(key, ids, array)``: the in-memory batch cache's key for ``X``, its ids and the cached array.
+
+        The key is made from ``X``'s raw values when they can be hashed
+        without parsing them (the fast path), else from the parsed ids. The
+        array is None on a miss; the ids are None on a hit found by raw key.
+        """
+        if not self.cache:
+            return None, ids_from_table(X, self.id_column), None
+        raw = raw_ids_key(X, self.id_column)
+        if raw is not None:
+            key = params + (raw,)
+            hit = self._cached_batch(key)
+            if hit is not None:
+                return key, None, hit
+        ids = ids_from_table(X, self.id_column)
+        if raw is None:
+            key = params + (("ids", tuple(ids)),)
+            return key, ids, self._cached_batch(key)
+        return key, ids, None
+
+    def _load(self, paths, ids, read, store):
+        """The images at ``paths`` decoded by ``read`` and scaled, as one float32 array."""
         first = read(0, paths[0])
         shape = first.shape
         out = np.empty((len(paths),) + shape, dtype=np.float32) if store is None else \
@@ -383,43 +398,9 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
                 out[start:stop] += np.float32(offset)
             return stop - start
 
-        n = len(paths)
         n_jobs = self.n_jobs or min(4, os.cpu_count() or 1)
-        with bar(show=bool(self.verbose), total=n, desc="loading images", unit="img") as progress:
-            # A first run decoded in this thread tells whether threads pay:
-            # small images (a 28x28 PNG takes microseconds) are mostly Python work
-            # under the GIL, and two threads handing it back and forth were
-            # slower than one (docs/performance.rst). Larger decodes (photos, resizing)
-            # release the GIL for most of their time and scale with threads.
-            # Either way every image is decoded the same way: only the number
-            # of threads depends on the timing, never the pixels.
-            # The probe stops after a millisecond: slow images are clear by then.
-            done, t0, elapsed = 1, time.perf_counter(), 0.0
-            progress.update(work(0, 1))
-            while done < min(n, _PROBE_ROWS) and elapsed < _PROBE_SECONDS:
-                progress.update(work(done, done + 1))
-                done += 1
-                elapsed = time.perf_counter() - t0
-            per_image = elapsed / max(1, done - 1)
-            # Chunks amortise the pool's overhead, yet give every thread
-            # several of them on a few hundred large photos.
-            chunk = max(8, min(256, -(-(n - done) // (4 * n_jobs))))
-            runs = [(start, min(start + chunk, n)) for start in range(done, n, chunk)]
-            if n_jobs == 1 or len(runs) < 2 or per_image < _THREADS_FROM_SECONDS:
-                for start, stop in runs:
-                    progress.update(work(start, stop))
-            else:
-                with ThreadPoolExecutor(n_jobs) as pool:
-                    for count in pool.map(lambda run: work(*run), runs):
-                        progress.update(count)
-        if store is not None:
-            store.close()  # writes the images decoded last
-        if self.cache:
-            # Shared with the cache, so nobody may change it in place.
-            out.flags.writeable = False
-            if batch is not None:
-                batch.out = out
-                BATCHES.put(batch_key, batch)
+        with bar(show=bool(self.verbose), total=len(paths), desc="loading images", unit="img") as progress:
+            _run_rows(work, len(paths), n_jobs, progress)
         return out
 
     def _cached_batch(self, key):
@@ -474,6 +455,57 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         # Ids in, float32 images out: no input dtype is preserved.
         tags.transformer_tags.preserves_dtype = []
         return tags
+
+
+def _watched_batch(root, paths, token_root):
+    """A :class:`Batch` (without its array yet) that knows how to tell whether ``paths`` changed.
+
+    Taken before any file is read, so that a change while loading makes the
+    stored batch stale at once: the folders' inotify token where the folders
+    are watched and nothing changed since ``token_root``, else the files'
+    signatures. None when a file is missing (the read reports it).
+    """
+    dirs = sorted(folders_of(paths) | {root})
+    try:
+        folders = folder_ids(dirs)
+        token = CHANGES.token(dirs)
+        stable = token is not None and CHANGES.token([root]) == token_root
+        files = None if stable else (paths, file_signature(paths))
+        return Batch(None, folders, token if stable else None, files)
+    except OSError:
+        return None
+
+
+def _run_rows(work, n, n_jobs, progress):
+    """Call ``work(start, stop)`` over rows ``0..n``: in this thread, or in ``n_jobs`` threads if that pays.
+
+    A first run decoded in this thread tells whether threads pay: small
+    images (a 28x28 PNG takes microseconds) are mostly Python work under the
+    GIL, and two threads handing it back and forth were slower than one
+    (docs/performance.rst). Larger decodes (photos, resizing) release the GIL
+    for most of their time and scale with threads. Either way every image is
+    decoded the same way: only the number of threads depends on the timing,
+    never the pixels. The probe stops after a millisecond: slow images are
+    clear by then.
+    """
+    done, t0, elapsed = 1, time.perf_counter(), 0.0
+    progress.update(work(0, 1))
+    while done < min(n, _PROBE_ROWS) and elapsed < _PROBE_SECONDS:
+        progress.update(work(done, done + 1))
+        done += 1
+        elapsed = time.perf_counter() - t0
+    per_image = elapsed / max(1, done - 1)
+    # Chunks amortise the pool's overhead, yet give every thread
+    # several of them on a few hundred large photos.
+    chunk = max(8, min(256, -(-(n - done) // (4 * n_jobs))))
+    runs = [(start, min(start + chunk, n)) for start in range(done, n, chunk)]
+    if n_jobs == 1 or len(runs) < 2 or per_image < _THREADS_FROM_SECONDS:
+        for start, stop in runs:
+            progress.update(work(start, stop))
+    else:
+        with ThreadPoolExecutor(n_jobs) as pool:
+            for count in pool.map(lambda run: work(*run), runs):
+                progress.update(count)
 
 
 def _row_error(exc, root, image_id, row, path, suffix):

@@ -11,16 +11,21 @@ symbolic links that leave the folder are refused (an
 :class:`~skimgclf.errors.InputError` naming the row and the id), on every
 operating system alike.
 
+Opening an image file is done here too, safely: a regular file only (a named
+pipe, device or folder named like an image is refused by name, never waited
+on), no symbolic link where the resolver found none, and reads of bounded size.
+
 Importing this module never imports TensorFlow.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
 
-from ..errors import Advice, InputError, Option, shown
+from ..errors import Advice, ImageDecodeError, InputError, Option, shown
 
 __all__ = ["image_suffix", "missing_hint", "resolve_paths"]
 
@@ -174,19 +179,33 @@ def resolve_paths(root, ids, suffix):
         known = _FOLDER_ENTRIES.get(root)
         if known is not None and 4 * len(ids) < known:
             return _resolve_paths_by_lstat(root, ids, suffix)
-        try:
-            mtime = os.stat(root).st_mtime_ns  # before listing: a change while listing is seen next time
-            with os.scandir(root) as it:
-                entries = {e.name: e for e in it}
-        except OSError:
-            entries = None
-        else:
-            if len(_FOLDER_ENTRIES) >= 256:
-                _FOLDER_ENTRIES.clear()
-            _FOLDER_ENTRIES[root] = len(entries)
-            _remember_suffixes(root, mtime, {s for s in map(image_suffix, entries) if s})
+        entries = _list_folder(root)
     if not entries:
         return [_resolve_path(root, image_id, suffix, row) for row, image_id in enumerate(ids)]
+    return _resolve_paths_by_listing(root, ids, suffix, entries)
+
+
+def _list_folder(root):
+    """``{name: os.DirEntry}`` of ``root`` (None if it cannot be listed); remembers its size and suffixes."""
+    try:
+        mtime = os.stat(root).st_mtime_ns  # before listing: a change while listing is seen next time
+        with os.scandir(root) as it:
+            entries = {e.name: e for e in it}
+    except OSError:
+        return None
+    if len(_FOLDER_ENTRIES) >= 256:
+        _FOLDER_ENTRIES.clear()
+    _FOLDER_ENTRIES[root] = len(entries)
+    _remember_suffixes(root, mtime, {s for s in map(image_suffix, entries) if s})
+    return entries
+
+
+def _resolve_paths_by_listing(root, ids, suffix, entries):
+    """:func:`resolve_paths` answered from the folder's listing ``entries`` where it can be.
+
+    A plain name whose entry is a regular file, not a link, is
+    ``root/name``; every other id goes through :func:`_resolve_path` and its checks.
+    """
     suffixes = _SUFFIXES[root][1] if suffix is None else ()
 
     def plain_file(name):
@@ -297,3 +316,117 @@ def missing_hint(root, image_id, suffix):
             f"set suffix={ext!r}, or suffix=None to find each id's file",
             ("pass ", Option("suffix"), f" {ext}"))
     return ""
+
+
+# -- opening image files safely ----------------------------------------------------
+
+def _where(path):
+    """``path`` as a message shows it: cut to its start and its length when absurdly long (made of a huge id)."""
+    return shown(os.fspath(path), quote=False, limit=PATH_CHARS)
+
+
+#: Longest path shown whole in a message (a real path is at most PATH_MAX, 4096 bytes on Linux).
+PATH_CHARS = 4096
+
+
+#: Files larger than this are left to Pillow (it reads them lazily).
+_FAST_MAX_BYTES = 16 * 1024 * 1024
+_FIRST_READ = 1 << 16
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _open_regular(path, follow=True):
+    """A file descriptor of ``path``, opened for reading only if it is a regular file.
+
+    The file is opened without blocking (a named pipe named like an image
+    would otherwise wait forever for a writer), and refused unless it is a
+    regular file: pipes, sockets, devices and folders get an
+    :class:`ImageDecodeError`. With ``follow=False`` a symbolic link in
+    place of the file is refused too (the loader resolves every id to its
+    real path first, so a link found there now was put there since).
+    ``FileNotFoundError`` is raised as it is. Returns ``(fd, os.stat_result)``.
+    """
+    flags = _OPEN_FLAGS | (0 if follow else _NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow:
+            raise ImageDecodeError(f"{_where(path)}: is now a symbolic link (it was not when its id was resolved); "
+                                   "refused", path=str(path)) from None
+        try:
+            mode = os.stat(path, follow_symlinks=follow).st_mode
+        except (OSError, ValueError):
+            mode = stat.S_IFREG
+        _refuse_special(path, mode)  # a socket cannot be opened: name it all the same
+        raise ImageDecodeError(f"{_where(path)}: cannot open image file ({exc.strerror or exc})", path=str(path)) from None
+    except (TypeError, ValueError) as exc:
+        raise ImageDecodeError(f"{_where(path)}: cannot open image file ({exc})", path=str(path)) from None
+    try:
+        st = os.fstat(fd)
+        _refuse_special(path, st.st_mode)
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+def _refuse_special(path, mode):
+    """Refuse, by name, anything but a regular file (``mode`` from ``stat``)."""
+    if not stat.S_ISREG(mode):
+        kind = ("a named pipe" if stat.S_ISFIFO(mode) else "a folder" if stat.S_ISDIR(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "a device" if
+                stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+        raise ImageDecodeError(f"{_where(path)}: {kind}, not an image file; only regular files are read",
+                               path=str(path))
+
+
+def _read_for_fast_path(path, follow=True):
+    """The bytes of a regular file of at most 16 MiB (the only read of it); None if larger.
+
+    Larger files are left to Pillow, which reads them lazily from a file
+    object opened the same way (:func:`_open_stream`).
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file.
+    ImageDecodeError
+        If it is not a regular file (a pipe, a device, a folder) or cannot be read.
+    """
+    return _read_file(path, follow)[0]
+
+
+def _read_file(path, follow=True):
+    """``(bytes or None, os.stat_result)``: :func:`_read_for_fast_path` and the status of the file it read.
+
+    The status comes from the open file (``fstat``), so a cache keyed on it
+    describes the very file whose bytes were read.
+    """
+    fd, st = _open_regular(path, follow)
+    try:
+        if st.st_size > _FAST_MAX_BYTES:
+            return None, st
+        data = os.read(fd, max(st.st_size, _FIRST_READ))
+        if len(data) >= _FIRST_READ:  # larger reads may come back short: read to the end, bounded
+            chunks, total = [data], len(data)
+            while total <= _FAST_MAX_BYTES and (chunk := os.read(fd, 1 << 20)):
+                chunks.append(chunk)
+                total += len(chunk)
+            if total > _FAST_MAX_BYTES:  # it grew while read: leave it to the lazy path
+                return None, st
+            data = b"".join(chunks)
+    except OSError as exc:
+        raise ImageDecodeError(f"{_where(path)}: cannot read image file ({exc.strerror or exc})", path=str(path)) from None
+    finally:
+        os.close(fd)
+    return data, st
+
+
+def _open_stream(path, follow=True):
+    """A binary file object of ``path``, opened as :func:`_open_regular` opens it."""
+    return os.fdopen(_open_regular(path, follow)[0], "rb")

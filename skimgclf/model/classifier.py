@@ -18,7 +18,9 @@ import os
 import tempfile
 import warnings
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from .._backend import configure
+
+configure()  # the backend's settings (log level, GPU memory growth), before Keras is first imported here
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -29,7 +31,6 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 from sklearn.utils import ClassifierTags  # noqa: E402
 from sklearn.utils.validation import check_consistent_length, column_or_1d  # noqa: E402
 
-from .devices import configure_gpus  # noqa: E402
 from .inference import predict_proba  # noqa: E402
 from .backbones import backbone_layers, save_backbone_weights, set_phase  # noqa: E402
 from .network import build_cnn  # noqa: E402
@@ -41,9 +42,6 @@ from .training import (  # noqa: E402
     resolve_precision, seeded, training_kernels)
 
 __all__ = ["MIN_MONITORED", "CNNClassifier"]
-
-if keras.backend.backend() == "tensorflow":
-    configure_gpus()  # memory growth: models fitted one after another share a GPU
 
 # MIN_MONITORED (fewest held-out images early stopping acts on) is a rule of
 # params.py, importable from here as before.
@@ -520,9 +518,9 @@ class CNNClassifier(KerasClassifier):
     def _check_images(self, X, reset):
         """``X`` as float32 images, checked; ``reset`` records the training shape.
 
-        The messages use scikit-learn's own words where its checks expect
-        them (sparse, complex, "Reshape your data", "0 feature(s)",
-        "X has N features, but ... is expecting M features").
+        The messages speak of images (shapes as height, width, channels);
+        scikit-learn's check suite, which passes tables, translates them to
+        its own wording in its test adapter.
         """
         name = type(self).__name__
         if hasattr(X, "columns") or (hasattr(X, "dtype") and getattr(X, "ndim", 0) == 1
@@ -559,16 +557,14 @@ class CNNClassifier(KerasClassifier):
         if 0 in shape:
             raise ValueError(
                 f"X has images of shape {shape} (height, width, channels), but every dimension must "
-                f"be at least 1: found array with 0 feature(s) (shape=({n}, 0)) while a minimum of 1 "
-                "is required."
+                "be at least 1: an image needs at least one row, one column and one channel"
             )
         expected = getattr(self, "image_shape_", None)
         if not reset and expected is not None and shape != tuple(expected):
             raise ValueError(
-                f"X has {int(np.prod(shape))} features, but {name} is expecting "
-                f"{int(np.prod(expected))} features as input: its images have shape {shape} (height, "
-                f"width, channels) and the network was trained on {tuple(expected)}; load them with the "
-                "same target_size and color_mode"
+                f"X has images of shape {shape} (height, width, channels), but {name}'s network was "
+                f"trained on images of shape {tuple(expected)}; load them with the same target_size and "
+                "color_mode"
             )
         if X.dtype == np.uint8:
             X = X.astype(np.float32) / np.float32(255)
@@ -824,11 +820,15 @@ class CNNClassifier(KerasClassifier):
         """Whether predictions average each image with its mirror image (test_time_flip)."""
         return auto_test_time_flip(self.test_time_flip, self.random_flip, self.image_shape_[-1])
 
-    def _set_fitted(self, model, classes, image_shape, history):
-        """Make this classifier fitted with a trained ``model`` (skimgclf.load), without training.
+    def _set_fitted(self, state):
+        """Make this classifier fitted from ``state``, a trained network and its facts (skimgclf.load).
 
-        The one place outside fit that knows the fitted state scikeras keeps.
+        The fitted-state protocol of skimgclf's estimators (the loader has the
+        same method): ``state`` holds ``model`` (the Keras network),
+        ``classes``, ``image_shape`` and ``history``; returns ``self``. The
+        one place outside fit that knows the fitted state scikeras keeps.
         """
+        model, classes, image_shape, history = (state[k] for k in ("model", "classes", "image_shape", "history"))
         self.model_ = model
         self.classes_ = np.asarray(classes)
         self.n_classes_ = int(self.classes_.size)

@@ -46,6 +46,7 @@ import re
 import zipfile
 
 from ..errors import ModelFileError, one_line
+from ..errors import RefusedNetwork as _Refused
 from .params import ACTIVATIONS
 
 __all__ = ["BACKBONE_LAYERS", "LAYERS", "MAX_ACTIVATION_BYTES", "MAX_CLASSES", "MAX_FLOPS", "MAX_INPUT_SIDE",
@@ -110,10 +111,6 @@ _RESIZE_FLOPS = 8
 #: Optimizer state a weights file may hold per trainable weight (SGD/RMSprop 1, Adam/Nadam 2, AMSGrad 3),
 #: and scalars besides (iterations, a constant learning rate, Nadam's momentum product).
 _MAX_SLOTS, _MAX_SCALARS = 3, 3
-
-
-class _Refused(ValueError):
-    """A reason to refuse the network (becomes a ModelFileError naming the file)."""
 
 
 def check_network(data, path, image_shape, n_classes=None):

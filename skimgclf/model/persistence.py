@@ -13,8 +13,9 @@ from someone else is a program. ``save`` / ``load`` store instead:
 - ``SHA256SUMS``: a digest of each member, checked before anything is used,
   so a truncated or altered file is refused with a clear error.
 
-Only the classes in ``_classes()`` can be named by a file: nothing is imported
-by a dotted name read from it. TensorFlow is imported only when the file holds
+Only the classes of the registry (:func:`_registry`: each estimator class
+with how its fitted state is written and restored) can be named by a file:
+nothing is imported by a dotted name read from it. TensorFlow is imported only when the file holds
 a network.
 
 The checksums detect accidents (truncation, corruption, a damaged copy); they
@@ -63,6 +64,8 @@ _MEMBER_NAME = re.compile(r"(skimgclf\.json|model_[0-9]+\.keras)")
 _MAX_MANIFEST_BYTES = 64 * 1024**2
 #: The estimators a model file holds, as :func:`save` writes them: one, or a Pipeline of these steps.
 _PIPELINES = (("ImageFolderLoader",), ("CNNClassifier",), ("ImageFolderLoader", "CNNClassifier"))
+#: The classes a stored Pipeline's steps may name.
+_STEPS = frozenset(kind for steps in _PIPELINES for kind in steps)
 #: What class labels may be stored as besides ``"str"``: NumPy's booleans, integers and floats.
 _CLASS_DTYPES = {np.dtype(t).str: np.dtype(t) for t in (
     np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
@@ -75,7 +78,30 @@ _FROM_THE_USER = {"cache_dir": None, "max_pixels": DEFAULT_MAX_PIXELS, "n_jobs":
 _MAX_FILE_PIXELS = DEFAULT_MAX_PIXELS
 
 
-def _classes():
+class _Kind:
+    """How a model file stores one estimator class: its saver and its restorer.
+
+    Parameters
+    ----------
+    cls : type
+        The estimator class (exactly: a subclass is another kind).
+    save : callable
+        ``save(est, where, models) -> dict``: the JSON node of ``est``
+        (``{"class", "params"}`` and, if fitted, ``"fitted"``); networks are
+        appended to ``models``.
+    restore : callable
+        ``restore(cls, params, node, members, path) -> est``: the estimator
+        built from its decoded ``params`` and its ``node``, fitted as saved.
+    stored_params : set of str or None
+        The parameters a file may give; None: those of ``cls.get_params``.
+    """
+
+    def __init__(self, cls, save, restore, stored_params=None):
+        self.cls, self.save, self.restore, self.stored_params = cls, save, restore, stored_params
+
+
+def _registry():
+    """``{class name: _Kind}`` of every class a model file may name (importing the classifier, quietly)."""
     from sklearn.pipeline import Pipeline
 
     from .._backend import import_backend
@@ -83,7 +109,12 @@ def _classes():
     import_backend()  # without TensorFlow's start-up lines: skimgclf.load in a plain script is quiet
     from .classifier import CNNClassifier
 
-    return {"ImageFolderLoader": ImageFolderLoader, "CNNClassifier": CNNClassifier, "Pipeline": Pipeline}
+    # Only 'verbose' is stored for a Pipeline: 'memory' would make the
+    # pipeline unpickle cached results from a folder named by the file.
+    kinds = [_Kind(ImageFolderLoader, _save_loader, _restore_loader),
+             _Kind(CNNClassifier, _save_classifier, _restore_classifier),
+             _Kind(Pipeline, _save_pipeline, _restore_pipeline, stored_params={"verbose"})]
+    return {kind.cls.__name__: kind for kind in kinds}
 
 
 # ------------------------------------------------------------ JSON of parameters
@@ -180,35 +211,54 @@ def _fits(value, dtype):
 
 # --------------------------------------------------------------------------- save
 def _describe(est, where, models):
-    classes = _classes()
-    name = type(est).__name__
-    if classes.get(name) is not type(est):
+    """The JSON node of ``est``, by the saver its class has in the registry."""
+    kind = _registry().get(type(est).__name__)
+    if kind is None or kind.cls is not type(est):
         raise ModelFileError(
-            f"cannot save {where} of type {name}: skimgclf.save stores ImageFolderLoader, "
+            f"cannot save {where} of type {type(est).__name__}: skimgclf.save stores ImageFolderLoader, "
             "CNNClassifier and Pipelines of them (use joblib for anything else)"
         )
-    if name == "Pipeline":
-        kinds = tuple(type(step).__name__ for _, step in est.steps)
-        if kinds not in _PIPELINES:
+    return kind.save(est, where, models)
+
+
+def _params_node(est):
+    name = type(est).__name__
+    return {"class": name, "params": {k: _encode(v, f"{name}.{k}") for k, v in est.get_params(deep=False).items()}}
+
+
+def _save_pipeline(est, where, models):
+    kinds = tuple(type(step).__name__ for _, step in est.steps)
+    if kinds not in _PIPELINES:
+        raise ModelFileError(
+            f"cannot save {where}: a Pipeline of {list(kinds)}; skimgclf.save stores a Pipeline of an "
+            "ImageFolderLoader then a CNNClassifier (or of one of them), the order predict needs")
+    # Pipeline(memory=...) is a cache location of this machine: not stored.
+    params = {"verbose": bool(est.verbose)}
+    trained = any(hasattr(step, "model_") for _, step in est.steps)
+    for step_name, step in est.steps:
+        if trained and type(step) is ImageFolderLoader and not hasattr(step, "color_mode_") \
+                and "auto" in (step.color_mode, step.target_size):
             raise ModelFileError(
-                f"cannot save {where}: a Pipeline of {list(kinds)}; skimgclf.save stores a Pipeline of an "
-                "ImageFolderLoader then a CNNClassifier (or of one of them), the order predict needs")
-        # Pipeline(memory=...) is a cache location of this machine: not stored.
-        params = {"verbose": bool(est.verbose)}
-        trained = any(hasattr(step, "model_") for _, step in est.steps)
-        for step_name, step in est.steps:
-            if trained and type(step).__name__ == "ImageFolderLoader" and not hasattr(step, "color_mode_") \
-                    and "auto" in (step.color_mode, step.target_size):
-                raise ModelFileError(
-                    f"cannot save {where}: its classifier is trained but its ImageFolderLoader "
-                    f"{step_name!r} was never fitted, so the colour mode and size it would load with "
-                    "(\"auto\") are unknown; fit the pipeline, or fit the loader on the training ids")
-        steps = [[step_name, _describe(step, f"{where}[{step_name!r}]", models)]
-                 for step_name, step in est.steps]
-        return {"class": name, "params": params, "steps": steps}
-    params = {k: _encode(v, f"{name}.{k}") for k, v in est.get_params(deep=False).items()}
-    node = {"class": name, "params": params}
-    if name == "CNNClassifier" and hasattr(est, "model_"):
+                f"cannot save {where}: its classifier is trained but its ImageFolderLoader "
+                f"{step_name!r} was never fitted, so the colour mode and size it would load with "
+                "(\"auto\") are unknown; fit the pipeline, or fit the loader on the training ids")
+    steps = [[step_name, _describe(step, f"{where}[{step_name!r}]", models)]
+             for step_name, step in est.steps]
+    return {"class": type(est).__name__, "params": params, "steps": steps}
+
+
+def _save_loader(est, where, models):
+    node = _params_node(est)
+    for size in (est.target_size, getattr(est, "target_size_", None)):
+        _check_target_size(size, f"cannot save {where}", "it could not be loaded back")
+    if hasattr(est, "color_mode_"):
+        node["fitted"] = {"color_mode": est.color_mode_, "target_size": _encode(est.target_size_, "target_size_")}
+    return node
+
+
+def _save_classifier(est, where, models):
+    node = _params_node(est)
+    if hasattr(est, "model_"):
         _check_savable_network(est, where)
         node["fitted"] = {
             "model": f"model_{len(models)}.keras",
@@ -217,11 +267,6 @@ def _describe(est, where, models):
             "history": {k: [float(v) for v in vals] for k, vals in est.history_.items()},
         }
         models.append(est.model_)
-    if name == "ImageFolderLoader":
-        for size in (est.target_size, getattr(est, "target_size_", None)):
-            _check_target_size(size, f"cannot save {where}", "it could not be loaded back")
-    if name == "ImageFolderLoader" and hasattr(est, "color_mode_"):
-        node["fitted"] = {"color_mode": est.color_mode_, "target_size": _encode(est.target_size_, "target_size_")}
     return node
 
 
@@ -486,39 +531,51 @@ def _load_network(data):
 
 
 def _build(node, members, path):
-    classes = _classes()
-    cls = classes.get(node.get("class")) if isinstance(node, dict) else None
-    if cls is None:
+    """The estimator a JSON node describes, by the restorer its class has in the registry."""
+    registry = _registry()
+    kind = registry.get(node.get("class")) if isinstance(node, dict) else None
+    if kind is None:
         name = node.get("class") if isinstance(node, dict) else node
         raise ModelFileError(
             f"{path}: unknown estimator {_short(name)}; a skimgclf model file may only name "
-            f"{sorted(classes)}; refused"
+            f"{sorted(registry)}; refused"
         )
     params = {k: _decode(v, f"parameter {node['class']}.{k}") for k, v in node.get("params", {}).items()}
-    unknown = set(params) - set(cls._get_param_names())
-    if node["class"] == "Pipeline":
-        # Only 'verbose' is stored: 'memory' would make the pipeline unpickle
-        # cached results from a folder named by the file.
-        unknown = set(params) - {"verbose"}
+    allowed = kind.stored_params if kind.stored_params is not None else set(kind.cls._get_param_names())
+    unknown = set(params) - allowed
     if unknown:
         raise ModelFileError(f"{path}: unknown parameters {sorted(unknown)} for {node['class']}; refused")
-    if node["class"] == "Pipeline":
-        return cls(_pipeline_steps(node["steps"], members, path), **params)
-    if node["class"] == "ImageFolderLoader":
-        params.update(_FROM_THE_USER)
+    return kind.restore(kind.cls, params, node, members, path)
+
+
+def _restore_pipeline(cls, params, node, members, path):
+    return cls(_pipeline_steps(node["steps"], members, path), **params)
+
+
+def _construct(cls, params, path):
+    """``cls(**params)``, each parameter of a type and range the estimator accepts (now, not at predict)."""
     try:
         est = cls(**params)
-        est._validate_params()  # each parameter of a type and range the estimator accepts, now and not at predict
+        est._validate_params()
     except (TypeError, ValueError) as exc:
-        raise ModelFileError(f"{path}: parameters do not fit {node['class']} ({one_line(exc)}); refused") from None
+        raise ModelFileError(f"{path}: parameters do not fit {cls.__name__} ({one_line(exc)}); refused") from None
+    return est
+
+
+def _restore_loader(cls, params, node, members, path):
+    est = _construct(cls, {**params, **_FROM_THE_USER}, path)
     fitted = node.get("fitted")
-    if node["class"] == "ImageFolderLoader":
-        for size in [params.get("target_size")] + ([_decode(fitted["target_size"])] if fitted else []):
-            _check_target_size(size, path, "refused")
-    if fitted and node["class"] == "ImageFolderLoader":
-        est._set_fitted(fitted["color_mode"], _decode(fitted["target_size"]))
-    elif fitted:
-        _set_network(est, fitted, members, path)
+    for size in [params.get("target_size")] + ([_decode(fitted["target_size"])] if fitted else []):
+        _check_target_size(size, path, "refused")
+    if fitted:
+        est._set_fitted({"color_mode": fitted["color_mode"], "target_size": _decode(fitted["target_size"])})
+    return est
+
+
+def _restore_classifier(cls, params, node, members, path):
+    est = _construct(cls, params, path)
+    if node.get("fitted"):
+        _set_network(est, node["fitted"], members, path)
     return est
 
 
@@ -528,7 +585,7 @@ def _pipeline_steps(steps, members, path):
                                               and isinstance(step[1], dict) for step in steps):
         raise ValueError(f"pipeline steps {_short(steps)}, not a list of [name, estimator] pairs")
     kinds = tuple(child.get("class") for _, child in steps)
-    strangers = [kind for kind in kinds if kind not in _classes() or kind == "Pipeline"]
+    strangers = [kind for kind in kinds if kind not in _STEPS]
     if strangers:
         raise ModelFileError(f"{path}: unknown estimator {_short(strangers[0])} in a Pipeline; a skimgclf model file "
                              "may only name ['CNNClassifier', 'ImageFolderLoader'] as its steps; refused")
@@ -562,7 +619,8 @@ def _set_network(clf, fitted, members, path):
         raise ModelFileError(f"{path}: the network is too large to load ({one_line(exc)}); refused") from None
     except Exception as exc:
         raise ModelFileError(f"{path}: the network cannot be loaded safely ({one_line(exc)})") from exc
-    clf._set_fitted(network, classes, tuple(image_shape), {k: list(v) for k, v in fitted["history"].items()})
+    clf._set_fitted({"model": network, "classes": classes, "image_shape": tuple(image_shape),
+                     "history": {k: list(v) for k, v in fitted["history"].items()}})
 
 
 def load(path):
