@@ -266,18 +266,28 @@ _SIDES = st.one_of(st.integers(28, 36), st.integers(1, 300))  # dense around the
 
 
 @settings(max_examples=80, deadline=None)
-@given(h=_SIDES, w=_SIDES, channels=st.sampled_from([1, 2, 3, 4]), backbone=st.sampled_from([None, "mobilenet_v3_small"]))
-@example(h=32, w=32, channels=3, backbone=None)
-@example(h=20, w=33, channels=3, backbone=None)
-def test_auto_epochs_follow_the_image_size_and_colour(h, w, channels, backbone):
+@given(h=_SIDES, w=_SIDES, channels=st.sampled_from([1, 2, 3, 4]), backbone=st.sampled_from([None, "mobilenet_v3_small"]),
+       n_rows=st.one_of(st.integers(1, 1000), st.integers(240, 700)))
+@example(h=32, w=32, channels=3, backbone=None, n_rows=2000)
+@example(h=20, w=33, channels=3, backbone=None, n_rows=2000)
+@example(h=40, w=40, channels=3, backbone=None, n_rows=625)
+@example(h=40, w=40, channels=3, backbone=None, n_rows=624)
+@example(h=40, w=40, channels=3, backbone=None, n_rows=250)
+@example(h=40, w=40, channels=3, backbone=None, n_rows=249)
+def test_auto_epochs_follow_the_image_size_colour_and_rows(h, w, channels, backbone, n_rows):
     """Colour thumbnails (at most 32 px on the longer side) train for 22 epochs, larger colour
-    images for 16, grayscale ones for 10 at any size, any image under a backbone for 12."""
-    epochs = params.resolve({"backbone": backbone}, image_shape=(h, w, channels))["epochs"]
+    images for 16 (on fewer than 625 images, enough epochs to see 10,000, at most 40),
+    grayscale ones for 10 at any size, any image under a backbone for 12."""
+    epochs = params.resolve({"backbone": backbone}, image_shape=(h, w, channels), n_rows=n_rows)["epochs"]
     if backbone is not None:
         expected = 12
     elif channels < 3:
         expected = 10
+    elif max(h, w) <= 32:
+        expected = 22
     else:
-        expected = 22 if max(h, w) <= 32 else 16
+        expected = min(40, max(16, -(-10_000 // n_rows)))
     assert epochs == expected
     assert params.resolve({"epochs": 5, "backbone": backbone}, image_shape=(h, w, channels))["epochs"] == 5
+    if channels >= 3 and max(h, w) > 32 and backbone is None:  # rows unknown (partial_fit): 16
+        assert params.resolve({}, image_shape=(h, w, channels))["epochs"] == 16

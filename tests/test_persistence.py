@@ -902,3 +902,24 @@ def test_deeply_nested_manifest_is_refused(tmp_path):
         zf.writestr("skimgclf.json", members["skimgclf.json"])
     with pytest.raises(ModelFileError, match="unreadable manifest|malformed model description"):
         skimgclf.load(path)
+
+
+# ------------------------------------------------------------------- epochs_
+def test_the_epochs_trained_on_a_small_photo_set_survive_save_and_load(tmp_path):
+    """``epochs="auto"`` raises the epochs of a small set of larger colour images by the
+    number of rows, which a loaded model cannot know: the file keeps ``epochs_``."""
+    from skimgclf import CNNClassifier
+
+    X, y = make_blobs_images(40, size=36, channels=3)  # 36 px: larger than a thumbnail
+    clf = CNNClassifier(conv_blocks=1, filters=4, units=4, validation_split=0.0, verbose=0,
+                        random_state=0).fit(X, y)
+    assert clf.epochs_ == len(clf.history_["loss"]) == 40  # 10,000 images' worth, at most 40
+    path = skimgclf.save(clf, tmp_path / "m.skimgclf")
+    assert skimgclf.load(path).epochs_ == 40
+    members = model_members(path)
+    manifest = json.loads(members["skimgclf.json"])
+    manifest["estimator"]["fitted"]["epochs"] = "forty"
+    members["skimgclf.json"] = json.dumps(manifest).encode()
+    write_model(tmp_path / "bad.skimgclf", members)
+    with pytest.raises(ModelFileError, match="epochs 'forty', not a positive integer"):
+        skimgclf.load(tmp_path / "bad.skimgclf")

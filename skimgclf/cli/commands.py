@@ -294,7 +294,9 @@ class _Plan:
 
         channels = {"grayscale": 1, "rgb": 3, "rgba": 4}[settings["color_mode"]]
         self.mode = args.refit if n_val else "scratch"
-        self.epochs = auto_epochs(clf.epochs, (*settings["target_size"], channels), clf.backbone)
+        trained = n_train if n_val else n_rows
+        self.epochs = auto_epochs(clf.epochs, (*settings["target_size"], channels), clf.backbone,
+                                  trained - clf._validation_size(trained))
         self.more = continue_epochs(self.epochs) if self.mode == "continue" else 0
         steps = [(n_train if n_val else n_rows, self.epochs)]
         if self.mode == "scratch" and n_val:

@@ -267,9 +267,10 @@ class CNNClassifier(KerasClassifier):
     epochs : int or "auto", default="auto"
         Maximum number of passes over the training data. ``"auto"`` is 10 for
         grayscale images, 22 for colour images of at most 32 pixels on their
-        longer side, 16 for larger colour images and 12 with a pretrained
-        ``backbone`` (photos need more passes under flips and shifts); the
-        number used is ``epochs_``.
+        longer side, 16 for larger colour images (more on fewer than 625
+        training images, so that training sees about 10,000 images, at most 40
+        epochs) and 12 with a pretrained ``backbone`` (photos need more passes
+        under flips and shifts); the number used is ``epochs_``.
     batch_size : int or "auto", default="auto"
         Samples per gradient step. ``"auto"`` is 64, lowered on data sets of
         fewer than 1,024 images so that an epoch has at least 16 steps (never
@@ -752,7 +753,7 @@ class CNNClassifier(KerasClassifier):
         # before scikeras drops the rows of weight 0: count what will train.
         n_rows = self._rows_trained(X, y, sample_weight)
         self.batch_size_ = auto_batch_size(self.batch_size, n_rows)
-        self.epochs_ = auto_epochs(self.epochs, _image_shape(X), self.backbone)
+        self.epochs_ = auto_epochs(self.epochs, _image_shape(X), self.backbone, n_rows)
         self.freeze_epochs_ = self._resolve_freeze_epochs()
         self.precision_ = resolve_precision(self.precision)
         self.n_train_steps_ = math.ceil(n_rows / self.batch_size_) * self.epochs_
@@ -825,7 +826,8 @@ class CNNClassifier(KerasClassifier):
 
         The fitted-state protocol of skimgclf's estimators (the loader has the
         same method): ``state`` holds ``model`` (the Keras network),
-        ``classes``, ``image_shape`` and ``history``; returns ``self``. The
+        ``classes``, ``image_shape``, ``history`` and, if known, ``epochs``
+        (``epochs_``); returns ``self``. The
         one place outside fit that knows the fitted state scikeras keeps.
         """
         model, classes, image_shape, history = (state[k] for k in ("model", "classes", "image_shape", "history"))
@@ -837,7 +839,7 @@ class CNNClassifier(KerasClassifier):
         self.X_shape_ = (None,) + self.image_shape_
         self.X_dtype_ = np.dtype(np.float32)
         self.history_ = {k: [float(v) for v in values] for k, values in history.items()}
-        self.epochs_ = auto_epochs(self.epochs, self.image_shape_, self.backbone)
+        self.epochs_ = int(state.get("epochs") or auto_epochs(self.epochs, self.image_shape_, self.backbone))
         self.freeze_epochs_ = self._resolve_freeze_epochs()
         self.precision_ = resolve_precision(self.precision)
         self.target_type_ = "multiclass" if self.n_classes_ > 2 else "binary"

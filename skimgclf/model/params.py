@@ -108,6 +108,10 @@ AUGMENT_AUTO = {"random_shift": 0.1, "random_rotation": 0.03, "random_zoom": 0.1
 #: than larger photos, whose passes also cost more.
 AUTO_EPOCHS = {"grayscale": 10, "thumbnail": 22, "colour": 16, "backbone": 12}
 THUMBNAIL_SIDE = 32
+#: Larger colour images: on a small data set, more epochs, so that training
+#: sees about this many images, up to ``MOST_AUTO_EPOCHS``; a few hundred
+#: photos learn little in 16 short epochs, and their epochs are cheap.
+SMALL_SET_IMAGES, MOST_AUTO_EPOCHS = 10_000, 40
 #: ``batch_size="auto"``: this size, lowered so that an epoch has at least
 #: ``AUTO_MIN_STEPS`` steps, never below ``AUTO_MIN_BATCH``.
 AUTO_BATCH, AUTO_MIN_STEPS, AUTO_MIN_BATCH = 64, 16, 8
@@ -142,7 +146,9 @@ AUTO_RULES = {
                   'AVX512-BF16) and no GPU is visible, else ``"float32"``'),
     "epochs": (f"{AUTO_EPOCHS['grayscale']} for grayscale images, {AUTO_EPOCHS['thumbnail']} for colour images of "
                f"at most {THUMBNAIL_SIDE} pixels on their longer side, {AUTO_EPOCHS['colour']} for larger colour "
-               f"images and {AUTO_EPOCHS['backbone']} with a pretrained ``backbone``"),
+               f"images (more on fewer than {SMALL_SET_IMAGES // AUTO_EPOCHS['colour']:,} training images, so "
+               f"that training sees about {SMALL_SET_IMAGES:,} images, at most {MOST_AUTO_EPOCHS} epochs) and "
+               f"{AUTO_EPOCHS['backbone']} with a pretrained ``backbone``"),
     "batch_size": (f"{AUTO_BATCH}, lowered on data sets of fewer than {AUTO_BATCH * AUTO_MIN_STEPS:,} images so "
                    f"that an epoch has at least {AUTO_MIN_STEPS} steps (never below {AUTO_MIN_BATCH})"),
     "test_time_flip": "``True`` when the network is trained with horizontal flips",
@@ -213,8 +219,12 @@ def auto_label_smoothing(label_smoothing, channels):
     return float(label_smoothing)
 
 
-def auto_epochs(epochs, image_shape, backbone=None):
-    """The number of epochs ``epochs`` stands for on images of ``image_shape`` ``(height, width, channels)``."""
+def auto_epochs(epochs, image_shape, backbone=None, n_rows=None):
+    """The epochs ``epochs`` stands for on images of ``image_shape`` ``(height, width, channels)``.
+
+    ``n_rows`` is the number of images trained on (None: not known, as in
+    ``partial_fit``; no small-set raise then).
+    """
     if epochs != "auto":
         return int(epochs)
     if backbone is not None:
@@ -222,7 +232,12 @@ def auto_epochs(epochs, image_shape, backbone=None):
     h, w, c = (int(v) for v in image_shape)
     if not colour(c):
         return AUTO_EPOCHS["grayscale"]
-    return AUTO_EPOCHS["thumbnail" if max(h, w) <= THUMBNAIL_SIDE else "colour"]
+    if max(h, w) <= THUMBNAIL_SIDE:
+        return AUTO_EPOCHS["thumbnail"]
+    base = AUTO_EPOCHS["colour"]
+    if not n_rows:
+        return base
+    return min(MOST_AUTO_EPOCHS, max(base, math.ceil(SMALL_SET_IMAGES / int(n_rows))))
 
 
 def auto_batch_size(batch_size, n_rows):
@@ -298,7 +313,7 @@ def resolve(params, *, image_shape, n_rows=None, native_bfloat16=False):
     """
     p = {**defaults(), **params}
     h, w, c = (int(v) for v in image_shape)
-    epochs = auto_epochs(p["epochs"], (h, w, c), p["backbone"])
+    epochs = auto_epochs(p["epochs"], (h, w, c), p["backbone"], n_rows)
     out = {
         "convs_per_block": auto_convs_per_block(p["convs_per_block"], c),
         "pool_after": auto_pool_after(p["pool_after"], c),

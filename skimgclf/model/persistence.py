@@ -265,6 +265,7 @@ def _save_classifier(est, where, models):
             "classes": _encode_array(est.classes_),
             "image_shape": list(est.image_shape_),
             "history": {k: [float(v) for v in vals] for k, vals in est.history_.items()},
+            "epochs": int(est.epochs_),
         }
         models.append(est.model_)
     return node
@@ -611,6 +612,9 @@ def _set_network(clf, fitted, members, path):
     if not (isinstance(image_shape, list) and len(image_shape) == 3
             and all(isinstance(v, int) and not isinstance(v, bool) for v in image_shape)):
         raise ValueError(f"image_shape {_short(image_shape)}, not three integers")
+    epochs = fitted.get("epochs")  # absent from files written before skimgclf saved it
+    if epochs is not None and not (isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 1):
+        raise ModelFileError(f"{path}: epochs {_short(epochs)}, not a positive integer; refused")
     check_network(data, path, image_shape, len(classes))
     try:
         with _forced_safe_mode():
@@ -620,7 +624,7 @@ def _set_network(clf, fitted, members, path):
     except Exception as exc:
         raise ModelFileError(f"{path}: the network cannot be loaded safely ({one_line(exc)})") from exc
     clf._set_fitted({"model": network, "classes": classes, "image_shape": tuple(image_shape),
-                     "history": {k: list(v) for k, v in fitted["history"].items()}})
+                     "history": {k: list(v) for k, v in fitted["history"].items()}, "epochs": epochs})
 
 
 def load(path):
