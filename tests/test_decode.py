@@ -566,7 +566,8 @@ def test_an_icon_named_png_is_refused_before_its_image_is_decoded(tmp_path, monk
         with pytest.raises(ImageDecodeError, match=r"icon\.png: an ICO icon, not an image of an accepted format "
                                                    r"\(PNG, JPEG, .*\); refused"):
             call()
-    assert decoded == []
+    # The 3000x3000 image inside is never decoded (older Pillow loads a 1x256 palette of its own on open).
+    assert [size for size in decoded if size[0] * size[1] > 16 * 16] == []
 
 
 def _in_a_child(code, timeout=60):
