@@ -1,6 +1,5 @@
 """What the documentation shows is what the package does: its printed results, run for real."""
 
-import os
 import re
 
 from conftest import REPO

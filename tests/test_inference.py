@@ -23,7 +23,6 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-import skimgclf
 from skimgclf import CNNClassifier
 from skimgclf.model import inference as _classifier
 

@@ -52,7 +52,6 @@ import json
 import math
 import re
 import time
-import zipfile
 
 import h5py
 import numpy as np
@@ -63,10 +62,9 @@ from conftest import (
 )
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
-from sklearn.pipeline import make_pipeline
 
 import skimgclf
-from skimgclf import CNNClassifier, ImageFolderLoader, ModelFileError
+from skimgclf import ImageFolderLoader, ModelFileError
 from skimgclf.model import netcheck, persistence
 
 #: The bias of the output layer ('probabilities', the second Dense layer) in the weights file.
@@ -331,8 +329,8 @@ def _keras_cost(network):
     return flops, 4 * values
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
+#: Plain-CNN configurations (with the image size, channels and classes) for the property tests.
+CNN_CONFIGS = dict(
     size=st.tuples(st.integers(4, 40), st.integers(4, 40)), channels=st.sampled_from([1, 3, 4]),
     conv_blocks=st.integers(0, 3), filters=st.integers(1, 24), convs_per_block=st.integers(1, 2),
     pool_after=st.sampled_from(["auto", 1, 2]), kernel_size=st.integers(1, 5),
@@ -340,6 +338,10 @@ def _keras_cost(network):
     batch_norm=st.booleans(), global_pooling=st.sampled_from(["auto", "flatten", "avg", "max"]),
     hidden_layers=st.integers(0, 2), units=st.integers(1, 40), n_classes=st.integers(2, 12),
 )
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(**CNN_CONFIGS)
 def test_cost_follows_the_shapes_keras_builds(size, channels, n_classes, **params):
     from skimgclf.model.network import build_cnn
 
@@ -508,14 +510,7 @@ def test_netcheck_counts_every_backbone_weight_exactly(backbone):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    size=st.tuples(st.integers(4, 40), st.integers(4, 40)), channels=st.sampled_from([1, 3, 4]),
-    conv_blocks=st.integers(0, 3), filters=st.integers(1, 24), convs_per_block=st.integers(1, 2),
-    pool_after=st.sampled_from(["auto", 1, 2]), kernel_size=st.integers(1, 5),
-    padding=st.sampled_from(["auto", "same", "valid"]), pooling=st.sampled_from(["max", "avg", None]),
-    batch_norm=st.booleans(), global_pooling=st.sampled_from(["auto", "flatten", "avg", "max"]),
-    hidden_layers=st.integers(0, 2), units=st.integers(1, 40), n_classes=st.integers(2, 12),
-)
+@given(**CNN_CONFIGS)
 def test_netcheck_counts_the_weights_keras_builds(size, channels, n_classes, **params):
     from skimgclf.model.netcheck import check_network
     from skimgclf.model.network import build_cnn

@@ -6,7 +6,6 @@ lines stay out of the cells. Outside a notebook, in a pipe (logs, CI), the
 same code draws no bar; ``verbose=2`` prints one line per epoch.
 """
 
-import json
 import subprocess
 import sys
 import textwrap
