@@ -58,6 +58,10 @@ CANDIDATES = {
     "between_40_e16": {"filters": 40, "pool_after": 1, "label_smoothing": 0.1, "epochs": 16},
     "between_40_e18": {"filters": 40, "pool_after": 1, "label_smoothing": 0.1, "epochs": 18},
     "between_32_e20": {"filters": 32, "pool_after": 1, "label_smoothing": 0.1, "epochs": 20},
+    # photos (clothing, 64x48): cheaper networks for the same epochs
+    "photo_f16": {"filters": 16},
+    "photo_pool_early": {"conv_blocks": 4, "filters": [[32], [32], [64, 64], [128, 128]], "pool_after": 2},
+    "photo_widen_late": {"filters": [[32], [32, 64], [64, 128]]},
 }
 
 

@@ -130,6 +130,9 @@ networks_and_shapes = st.fixed_dictionaries({
 @example(case=dict(height=1, width=1, channels=1, conv_blocks=3, convs_per_block=2, kernel_size=5,
                    padding="valid", pool_after=1, pooling="avg", batch_norm=True, global_pooling="flatten",
                    hidden_layers=2, n_classes=3))
+@example(case=dict(height=40, width=36, channels=3, conv_blocks=3, convs_per_block=2, kernel_size=3,
+                   padding="auto", pool_after="auto", pooling="max", batch_norm=True, global_pooling="auto",
+                   hidden_layers=1, n_classes=2, filters="auto"))  # photo blocks that widen after pooling
 def test_any_image_shape_and_network_gives_keras_numbers(case):
     """Height, width, channels and the architecture parameters: shapes and numbers as Keras'."""
     case = dict(case)
@@ -137,7 +140,8 @@ def test_any_image_shape_and_network_gives_keras_numbers(case):
     k = case.pop("n_classes")
     X = RNG.random((3 * k,) + shape, dtype=np.float32)
     y = np.arange(3 * k) % k
-    clf = CNNClassifier(filters=3, units=5, epochs=1, batch_size=4, random_state=0, **case).fit(X, y)
+    case.setdefault("filters", 3)
+    clf = CNNClassifier(units=5, epochs=1, batch_size=4, random_state=0, **case).fit(X, y)
     rows, _ = _classifier._chunking(shape, _classifier._activation_bytes(clf.model_))
     pool = RNG.random((2 * rows + 1,) + shape, dtype=np.float32)
     ref = keras_numbers(clf, pool, batch_size=len(pool))

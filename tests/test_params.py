@@ -258,8 +258,36 @@ def test_the_network_is_built_by_the_resolver(shape):
         assert (layer in names) == bool(rules[name]), (shape, name)
     assert ("augment_flip" in names) == (rules["random_flip"] is not None)
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
-    assert len(convs) == params.defaults()["conv_blocks"] * rules["convs_per_block"]
+    per_conv = [f for block in rules["filters"]
+                for f in (block if isinstance(block, list) else [block] * rules["convs_per_block"])]
+    assert [conv.filters for conv in convs] == per_conv
     assert convs[0].padding == rules["padding"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(h=st.one_of(st.integers(28, 36), st.integers(1, 300)), w=st.integers(1, 300),
+       channels=st.sampled_from([1, 2, 3, 4]), conv_blocks=st.integers(0, 5), convs_per_block=st.integers(1, 3))
+@example(h=64, w=48, channels=3, conv_blocks=3, convs_per_block=2)
+@example(h=32, w=32, channels=3, conv_blocks=3, convs_per_block=2)
+@example(h=33, w=20, channels=3, conv_blocks=3, convs_per_block=2)
+def test_auto_filters_widen_photo_blocks_after_pooling(h, w, channels, conv_blocks, convs_per_block):
+    """Grayscale images and colour thumbnails: 32 doubled per block. Larger colour images (two or
+    more convolutions a block): the same widths at the end of each block, reached after pooling,
+    the first block one convolution fewer."""
+    given = {"conv_blocks": conv_blocks, "convs_per_block": convs_per_block}
+    filters = params.resolve(given, image_shape=(h, w, channels))["filters"]
+    widths = [32 * 2**b for b in range(conv_blocks)]
+    if channels < 3 or max(h, w) <= 32 or convs_per_block < 2:
+        assert filters == widths
+    else:
+        assert [block[-1] for block in filters] == widths
+        assert [len(block) for block in filters] == [convs_per_block - 1] + [convs_per_block] * (conv_blocks - 1)
+        assert [block[0] for block in filters[1:]] == widths[:-1]
+        if conv_blocks == 3 and convs_per_block == 2:
+            assert filters == [[32], [32, 64], [64, 128]]
+    for explicit in (16, [8] * conv_blocks):  # what a user gives is kept
+        expected = explicit if isinstance(explicit, list) else [16 * 2**b for b in range(conv_blocks)]
+        assert params.resolve({**given, "filters": explicit}, image_shape=(h, w, channels))["filters"] == expected
 
 
 _SIDES = st.one_of(st.integers(28, 36), st.integers(1, 300))  # dense around the 32-pixel edge

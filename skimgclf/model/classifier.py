@@ -143,12 +143,17 @@ class CNNClassifier(KerasClassifier):
         weights=None)``. Not used without a backbone.
     conv_blocks : int, default=3
         Number of convolution blocks.
-    filters : int or list of (int or list of int), default=32
+    filters : int, list of (int or list of int) or "auto", default="auto"
         Filters of the first block, doubled in each later block; or one value
         per block; or, per block, a list of values, one per convolution of that
         block (``[[32, 64]]`` is one block of two convolutions; ``[[32], [64,
         64]]`` has one convolution, then two). Multiples of 16 run fastest on
-        CPUs.
+        CPUs. ``"auto"`` is 32 for the first block, doubled in each later
+        block; for colour images larger than 32 pixels on their longer side,
+        with two or more convolutions a block, each block widens after its
+        pooling: its first convolution keeps the filters of the block before,
+        and the first block has one convolution fewer (``[[32], [32, 64], [64,
+        128]]`` for three blocks of two).
     convs_per_block : int or "auto", default="auto"
         Convolution layers in each block. ``"auto"`` is 2 for colour images (3
         channels or more) and 1 for grayscale ones. Photos need the second
@@ -375,7 +380,7 @@ class CNNClassifier(KerasClassifier):
         backbone=None,
         backbone_weights="imagenet",
         conv_blocks=3,
-        filters=32,
+        filters="auto",
         convs_per_block="auto",
         pool_after="auto",
         kernel_size=3,

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 import keras
 import numpy as np
 
-from .params import (NETWORK, auto_augmentation, auto_convs_per_block, auto_flip, auto_global_pooling, auto_padding,
-                     auto_pool_after, colour, defaults)
+from .params import (NETWORK, auto_augmentation, auto_convs_per_block, auto_filters, auto_flip, auto_global_pooling,
+                     auto_padding, auto_pool_after, colour, defaults)
 
 __all__ = ["build_cnn", "resolve_flip"]
 
@@ -112,9 +112,7 @@ def _conv_blocks(x, p, shape, seeds):
     """The ``conv_blocks`` convolution blocks on ``x``: ``(x, height, width)`` of the last feature map."""
     size_h, size_w, c = shape
     convs_per_block = auto_convs_per_block(p.convs_per_block, c)
-    block_filters = list(p.filters) if isinstance(p.filters, (list, tuple)) else [
-        int(p.filters) * 2**b for b in range(p.conv_blocks)
-    ]
+    block_filters = auto_filters(p.filters, p.conv_blocks, convs_per_block, shape)
     pool_after = auto_pool_after(p.pool_after, c)
     for b in range(p.conv_blocks):
         conv_filters = block_filters[b]

@@ -115,6 +115,8 @@ SMALL_SET_IMAGES, MOST_AUTO_EPOCHS = 10_000, 40
 #: ``batch_size="auto"``: this size, lowered so that an epoch has at least
 #: ``AUTO_MIN_STEPS`` steps, never below ``AUTO_MIN_BATCH``.
 AUTO_BATCH, AUTO_MIN_STEPS, AUTO_MIN_BATCH = 64, 16, 8
+#: ``filters="auto"``: the first block's filters, doubled in each later block.
+AUTO_FILTERS = 32
 #: ``global_pooling="auto"`` flattens maps of at most this many positions and averages larger ones.
 FLATTEN_UP_TO = 64
 #: ``label_smoothing="auto"`` for colour images (grayscale ones: 0).
@@ -126,6 +128,10 @@ MIN_MONITORED = 100
 
 #: The rule of each ``"auto"``, in words: what ``"auto"`` is (reStructuredText).
 AUTO_RULES = {
+    "filters": (f"{AUTO_FILTERS} for the first block, doubled in each later block; for colour images larger than "
+                f"{THUMBNAIL_SIDE} pixels on their longer side, with two or more convolutions a block, each block "
+                "widens after its pooling: its first convolution keeps the filters of the block before, and the "
+                "first block has one convolution fewer (``[[32], [32, 64], [64, 128]]`` for three blocks of two)"),
     "convs_per_block": "2 for colour images (3 channels or more) and 1 for grayscale ones",
     "pool_after": "pools colour blocks after their first convolution and grayscale ones after the last",
     "padding": ('``"same"`` for colour images; for grayscale ones ``"valid"`` while the output of the '
@@ -183,6 +189,25 @@ def auto_test_time_flip(test_time_flip, random_flip, channels):
     if test_time_flip == "auto":
         return auto_flip(random_flip, channels) in ("horizontal", "horizontal_and_vertical")
     return bool(test_time_flip)
+
+
+def auto_filters(filters, conv_blocks, convs_per_block, image_shape):
+    """The filters of each block: a list with, per block, an int or a list of one int per convolution.
+
+    ``convs_per_block`` is the resolved number of convolutions a block.
+    """
+    if filters != "auto":
+        if isinstance(filters, (list, tuple)):
+            return list(filters)
+        return [int(filters) * 2**b for b in range(conv_blocks)]
+    widths = [AUTO_FILTERS * 2**b for b in range(conv_blocks)]
+    h, w, c = (int(v) for v in image_shape)
+    if not colour(c) or max(h, w) <= THUMBNAIL_SIDE or convs_per_block < 2 or not widths:
+        return widths
+    # Larger photos: the wider convolutions run on the pooled map, a quarter
+    # of the pixels; half the computation of the plain blocks, as accurate.
+    more = convs_per_block - 1
+    return [[widths[0]] * more] + [[widths[b - 1]] + [widths[b]] * more for b in range(1, conv_blocks)]
 
 
 def auto_convs_per_block(convs_per_block, channels):
@@ -302,7 +327,8 @@ def resolve(params, *, image_shape, n_rows=None, native_bfloat16=False):
     Returns
     -------
     dict
-        ``{name: value}`` for every data-level rule: ``convs_per_block``,
+        ``{name: value}`` for every data-level rule: ``filters`` (a list,
+        one entry per block), ``convs_per_block``,
         ``pool_after`` (None: after the last convolution), the three
         augmentation rates, ``random_flip``, ``test_time_flip``,
         ``label_smoothing``, ``epochs``, ``freeze_epochs``,
@@ -314,8 +340,10 @@ def resolve(params, *, image_shape, n_rows=None, native_bfloat16=False):
     p = {**defaults(), **params}
     h, w, c = (int(v) for v in image_shape)
     epochs = auto_epochs(p["epochs"], (h, w, c), p["backbone"], n_rows)
+    convs_per_block = auto_convs_per_block(p["convs_per_block"], c)
     out = {
-        "convs_per_block": auto_convs_per_block(p["convs_per_block"], c),
+        "filters": auto_filters(p["filters"], int(p["conv_blocks"]), convs_per_block, (h, w, c)),
+        "convs_per_block": convs_per_block,
         "pool_after": auto_pool_after(p["pool_after"], c),
         "padding": auto_padding(p["padding"], c, h, w, int(p["kernel_size"])),
         "global_pooling": auto_global_pooling(p["global_pooling"], h, w),
@@ -361,12 +389,12 @@ PARAMETERS = (
         include_top=False, weights=None)``. Not used without a backbone.""", "network"),
     Parameter("conv_blocks", 3, (_int(0),), "int", "Number of convolution blocks.", "network",
               "--conv-blocks", "convolution blocks (each: conv, batch norm, pooling)"),
-    Parameter("filters", 32, (_int(1), list, tuple), "int or list of (int or list of int)", """
+    Parameter("filters", "auto", (_int(1), list, tuple, _AUTO), 'int, list of (int or list of int) or "auto"', f"""
         Filters of the first block, doubled in each later block; or one value
         per block; or, per block, a list of values, one per convolution of
         that block (``[[32, 64]]`` is one block of two convolutions;
         ``[[32], [64, 64]]`` has one convolution, then two). Multiples of 16
-        run fastest on CPUs.""", "network",
+        run fastest on CPUs. {_auto("filters")}.""", "network",
               "--filters", "filters of the first block, doubled in each later block"),
     Parameter("convs_per_block", "auto", (_int(1), _AUTO), 'int or "auto"', f"""
         Convolution layers in each block. {_auto("convs_per_block")}. Photos
