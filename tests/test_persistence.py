@@ -136,7 +136,11 @@ def _start_cli_predict(model, work):
     def watch():
         while proc.poll() is None:
             temps = _hidden_temps(work)
-            if temps and os.path.getsize(work / temps[0]) > 0:
+            try:
+                written = bool(temps) and os.path.getsize(work / temps[0]) > 0
+            except FileNotFoundError:  # renamed into place between the listing and the size: done
+                continue
+            if written:
                 os.kill(proc.pid, signal.SIGSTOP)
                 proc.frozen_with = temps
                 return
