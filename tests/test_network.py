@@ -104,3 +104,16 @@ def test_pooling_comes_before_normalisation(pool_after):
                          hidden_layers=0, random_flip=None, random_shift=0)
     assert [type(layer).__name__ for layer in averaged.layers if type(layer).__name__ in (
         "Conv2D", "AveragePooling2D", "BatchNormalization", "Activation")] == block + ["AveragePooling2D"]
+
+
+def test_photo_blocks_that_widen_after_pooling_halve_the_computation():
+    """The docs' promise: filters="auto" on 64x48 photos costs at most half the FLOPs of the plain
+    blocks (filters=32), ends at the same width, and has fewer weights."""
+    from skimgclf.model.netcheck import cost
+    from skimgclf.model.network import build_cnn
+
+    auto, plain = build_cnn((64, 48, 3), 10, seed=0), build_cnn((64, 48, 3), 10, seed=0, filters=32)
+    assert cost(auto)[0] <= 0.5 * cost(plain)[0]
+    assert auto.count_params() < plain.count_params()
+    convs = [layer.filters for layer in auto.layers if type(layer).__name__ == "Conv2D"]
+    assert convs == [32, 32, 64, 64, 128]
