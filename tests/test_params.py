@@ -270,6 +270,7 @@ def test_the_network_is_built_by_the_resolver(shape):
 @example(h=64, w=48, channels=3, conv_blocks=3, convs_per_block=2)
 @example(h=32, w=32, channels=3, conv_blocks=3, convs_per_block=2)
 @example(h=33, w=20, channels=3, conv_blocks=3, convs_per_block=2)
+@example(h=33, w=1, channels=3, conv_blocks=0, convs_per_block=2)  # no blocks: no filters (found in CI)
 def test_auto_filters_widen_photo_blocks_after_pooling(h, w, channels, conv_blocks, convs_per_block):
     """Grayscale images and colour thumbnails: 32 doubled per block. Larger colour images (two or
     more convolutions a block): the same widths at the end of each block, reached after pooling,
@@ -277,7 +278,7 @@ def test_auto_filters_widen_photo_blocks_after_pooling(h, w, channels, conv_bloc
     given = {"conv_blocks": conv_blocks, "convs_per_block": convs_per_block}
     filters = params.resolve(given, image_shape=(h, w, channels))["filters"]
     widths = [32 * 2**b for b in range(conv_blocks)]
-    if channels < 3 or max(h, w) <= 32 or convs_per_block < 2:
+    if channels < 3 or max(h, w) <= 32 or convs_per_block < 2 or conv_blocks == 0:
         assert filters == widths
     else:
         assert [block[-1] for block in filters] == widths
