@@ -158,3 +158,56 @@ def test_pace_reports_once_with_the_steps_taken():
 @pytest.mark.parametrize("epochs, more", [(1, 1), (4, 1), (5, 2), (16, 4), (22, 6), (100, 25)])
 def test_continue_epochs_is_a_quarter(epochs, more):
     assert training.continue_epochs(epochs) == more
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 200), batch=st.integers(1, 70), weights=st.booleans(), seed=st.integers(0, 2**16))
+def test_array_batches_visit_every_row_once_an_epoch_in_a_new_order(n, batch, weights, seed):
+    """Every epoch: all rows once, images, labels and weights still aligned, full batches then the rest;
+    a new order each epoch, the same orders for the same seed; tf.data's autotuning off."""
+    X = np.arange(n, dtype=np.float32).reshape(n, 1, 1, 1) * np.ones((1, 2, 3, 1), np.float32)
+    y, w = np.arange(n) * 10, np.arange(n) / 2
+    ds = training.array_batches(X, y, w if weights else None, batch, seed=seed)
+    assert ds.options().autotune.enabled is False  # its tuning thread stalls every epoch's end
+    assert int(ds.cardinality()) == -(-n // batch)
+
+    def epochs(ds, count):
+        it_orders = []
+        for _ in range(count):
+            rows, sizes = [], []
+            for b in ds:
+                assert len(b) == (3 if weights else 2)
+                r = b[0].numpy()[:, 0, 0, 0].astype(int)
+                assert (b[0].numpy() == r[:, None, None, None]).all()
+                assert (b[1].numpy() == r * 10).all()
+                if weights:
+                    assert np.allclose(b[2].numpy(), r / 2)
+                rows.extend(r)
+                sizes.append(len(r))
+            assert sorted(rows) == list(range(n))
+            assert sizes == [batch] * (n // batch) + ([n % batch] if n % batch else [])
+            it_orders.append(rows)
+        return it_orders
+
+    first = epochs(ds, 3)
+    if n >= 8:  # 8! orders: three equal shuffles in a row would be a fixed order
+        assert not first[0] == first[1] == first[2]
+    again = training.array_batches(X, y, w if weights else None, batch, seed=seed)
+    assert epochs(again, 3) == first  # a new fit with the same seed: the same orders
+
+
+def test_the_classifier_trains_on_array_batches_without_autotuning(monkeypatch):
+    """In-memory images reach Keras as array_batches' dataset (not as arrays Keras would autotune)."""
+    seen = []
+    original = keras.Model.fit
+
+    def spy(self, *args, **kwargs):
+        seen.append((args[0], kwargs.get("shuffle")))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", spy)
+    X, y = make_blobs_images(n=40, size=8, seed=0)
+    CNNClassifier(epochs=1, conv_blocks=1, filters=4, units=8, random_state=0).fit(X, y)
+    [(data, shuffle)] = seen
+    assert isinstance(data, tf.data.Dataset) and data.options().autotune.enabled is False
+    assert shuffle is False  # the dataset shuffles itself

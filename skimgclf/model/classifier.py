@@ -38,8 +38,8 @@ from .params import (  # noqa: E402
     MIN_MONITORED, NETWORK, auto_fine_tune_learning_rate, auto_freeze_epochs, auto_label_smoothing,
     auto_test_time_flip, constraints, early_stopping_acts)
 from .training import (  # noqa: E402
-    EpochBar, MappedBatches, SmoothedSparseCrossentropy, all_finite, auto_batch_size, auto_epochs, file_backed,
-    resolve_precision, seeded, training_kernels)
+    EpochBar, MappedBatches, SmoothedSparseCrossentropy, all_finite, array_batches, auto_batch_size, auto_epochs,
+    file_backed, resolve_precision, seeded, training_kernels)
 
 __all__ = ["MIN_MONITORED", "CNNClassifier"]
 
@@ -969,8 +969,9 @@ class CNNClassifier(KerasClassifier):
                 X, y = X[train], y[train]
                 if sample_weight is not None:
                     sample_weight = sample_weight[train]
-            fit_args.update(batch_size=self._batch(), shuffle=True, sample_weight=sample_weight)
-            args = (X, y)
+            # Shuffled every epoch by the dataset itself (Keras' shuffle would only warn).
+            fit_args["shuffle"] = False
+            args = (array_batches(X, y, sample_weight, self._batch(), seed=getattr(self, "_fit_seed_", None)),)
         callbacks = [keras.callbacks.TerminateOnNaN()]
         if split is not None and self.early_stopping:
             if early_stopping_acts(self.early_stopping, len(split[1])):

@@ -299,6 +299,45 @@ def all_finite(X, rows=4096):
     return all(np.isfinite(X[i:i + rows]).all() for i in range(0, X.shape[0], rows))
 
 
+def array_batches(X, y, sample_weight, batch_size, seed=None):
+    """In-memory training arrays as a ``tf.data.Dataset`` of batches, reshuffled every epoch.
+
+    What Keras builds from arrays (the arrays held once, each batch gathered
+    by shuffled indices), with tf.data's autotuning off. Keras' own dataset
+    autotunes, and its tuning thread sleeps up to 10 s between rounds; the
+    iterator of each epoch waits for that thread when it is destroyed, so
+    once epochs last some 15 s, the start of every epoch stalls idle for up
+    to 10 s (TensorFlow 2.20-2.21; docs/performance.rst, "Idle epoch
+    boundaries"). Nothing here needs tuning: gathering a batch takes a
+    millisecond, and one batch is prepared ahead.
+
+    Parameters
+    ----------
+    X, y : ndarray
+        Images and encoded labels, row-aligned.
+    sample_weight : ndarray or None
+        Per-row weights, given to Keras as the third element of each batch.
+    batch_size : int
+        Rows per batch; the last batch of an epoch may be smaller.
+    seed : int or None
+        Seed of the shuffles (one new order every epoch).
+
+    Returns
+    -------
+    tf.data.Dataset
+    """
+    import tensorflow as tf
+
+    data = (X, y) if sample_weight is None else (X, y, sample_weight)
+    n = len(X)
+    order = tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(int(batch_size))
+    held = tf.data.Dataset.from_tensors(data).repeat()
+    batches = tf.data.Dataset.zip((order, held)).map(lambda rows, arrays: tuple(tf.gather(a, rows) for a in arrays))
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return batches.prefetch(1).with_options(options)
+
+
 class MappedBatches(keras.utils.PyDataset):
     """Batches of memory-mapped images, read from the file as training asks for them.
 
