@@ -307,11 +307,12 @@ def _chunking(image_shape, activation_bytes=None):
     """
     h, w = (int(v or 1) for v in image_shape[:2])
     rows = _inference_rows(image_shape)
-    per_call = 2**21 // max(1, h * w * rows)
+    chunk = max(1, 2**21 // max(1, h * w * rows)) * rows
     if activation_bytes:
+        # Smaller sub-batches never make a chunk larger than by pixels.
         rows = max(1, min(rows, _CHUNK_ACTIVATION_BYTES // 2 // activation_bytes))
-        per_call = min(2**21 // max(1, h * w * rows), _CHUNK_ACTIVATION_BYTES // (activation_bytes * rows))
-    return rows, max(1, per_call) * rows
+        chunk = max(1, min(chunk // rows, _CHUNK_ACTIVATION_BYTES // (activation_bytes * rows))) * rows
+    return rows, chunk
 
 
 def _inference_rows(image_shape):
