@@ -33,3 +33,14 @@ def test_readme_example_on_colour_photos(tmp_path):
     assert predictions["id"].tolist() == test["id"].tolist()  # zero-padded ids kept as written
     assert set(predictions["label"]) <= {"china", "flower"}
     assert Path(tmp_path / "model.skimgclf").is_file()
+
+
+def test_property_tests_draw_the_same_examples_unless_told_to_explore():
+    """The README's promise: hypothesis draws the same examples every run, new ones with SKIMGCLF_HYPOTHESIS=explore."""
+    import os
+
+    from hypothesis import settings
+
+    assert settings.get_profile("fixed").derandomize and not settings.get_profile("explore").derandomize
+    assert settings.default.derandomize == (os.environ.get("SKIMGCLF_HYPOTHESIS") != "explore")
+    assert "`SKIMGCLF_HYPOTHESIS=explore` draws new ones" in (REPO / "README.md").read_text()
